@@ -1,0 +1,1 @@
+"""Monitoring runbooks for a SageMaker regression endpoint (Million Song Dataset year predictor)."""

@@ -1,0 +1,217 @@
+"""Alarms and paging on AWS: specs from params, idempotent PutMetricAlarm and SNS, metric history, local alarm evaluation and test-fire."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+
+import pandas as pd
+
+from . import alarms
+from .aws import Aws, ensure_subscription, ensure_topic
+from .config import Params
+
+DAY, HOUR = 86_400, 3_600
+
+
+def _dims(cfg: Params) -> list[dict]:
+    return [{"Name": "EndpointName", "Value": cfg.endpoint_name}, {"Name": "VariantName", "Value": cfg.variant_name}]
+
+
+def alarm_specs(cfg: Params, topic_arn: str) -> list[dict]:
+    """Every alarm of the suite as validated PutMetricAlarm requests, thresholds from the ``thresholds`` params.
+
+    Quality alarms look back over the label wait plus two windows (labels arrive days late, and
+    their metrics are stamped at the window end), so late data still reaches the evaluation range.
+    """
+    t = cfg.thresholds
+    period = DAY if cfg.window == "daily" else HOUR
+    quality_periods = min(7, cfg.label_wait_days + 2) if period == DAY else min(168, 24 * cfg.label_wait_days + 2)
+    actions = {"AlarmActions": [topic_arn], "OKActions": [topic_arn]}
+    name = cfg.endpoint_name
+
+    def suite_metric(alarm: str, metric: str, stat: str, op: str, threshold: float, n: int, m: int, missing: str,
+                     description: str, dims: list[dict] | None = None) -> dict:
+        return {"AlarmName": f"{name}-{alarm}", "AlarmDescription": description, "Namespace": cfg.namespace,
+                "MetricName": metric, "Dimensions": _dims(cfg) if dims is None else dims, "Statistic": stat,
+                "Period": period, "EvaluationPeriods": n, "DatapointsToAlarm": m, "Threshold": float(threshold),
+                "ComparisonOperator": op, "TreatMissingData": missing, **actions}
+
+    specs = [
+        suite_metric("rmse", "RMSE", "Maximum", "GreaterThanThreshold", t["rmse_max"], quality_periods, 2, "missing",
+                     f"Model RMSE (years) above {t['rmse_max']:g} in 2 of the last {quality_periods} labelled windows"),
+        suite_metric("r2", "R2", "Minimum", "LessThanThreshold", t["r2_min"], quality_periods, 2, "missing",
+                     f"Model R2 below {t['r2_min']:g} in 2 of the last {quality_periods} labelled windows"),
+        suite_metric("data-drift", "DataDrift", "Maximum", "GreaterThanOrEqualToThreshold", 1, 2, 1, "missing",
+                     "Input drift against the training baseline (BH-corrected KS and an effect-size gate)"),
+        suite_metric("heartbeat", "SuiteHeartbeat", "Maximum", "LessThanThreshold", 1, 2, 2, "breaching",
+                     "The monitoring suite has not run for two periods: someone should look",
+                     dims=[{"Name": "EndpointName", "Value": name}]),
+        alarms.error_rate_alarm(f"{name}-error-rate", cfg.endpoint_name, cfg.variant_name, t["error_rate_max"],
+                                period=HOUR, evaluation_periods=3, datapoints_to_alarm=2, actions=[topic_arn]),
+        {"AlarmName": f"{name}-latency-p99", "AlarmDescription": f"ModelLatency p99 above {t['latency_p99_ms_max']:g} ms",
+         "Namespace": "AWS/SageMaker", "MetricName": "ModelLatency", "Dimensions": _dims(cfg), "ExtendedStatistic": "p99",
+         "Period": HOUR, "EvaluationPeriods": 3, "DatapointsToAlarm": 2, "Threshold": t["latency_p99_ms_max"] * 1000.0,
+         "ComparisonOperator": "GreaterThanThreshold", "TreatMissingData": "notBreaching", "Unit": "Microseconds", **actions},
+    ]
+    return [alarms.validate_alarm_spec(s) for s in specs]
+
+
+_COMPARED = ("AlarmDescription", "ActionsEnabled", "AlarmActions", "OKActions", "InsufficientDataActions", "MetricName",
+             "Namespace", "Statistic", "ExtendedStatistic", "Dimensions", "Period", "Unit", "EvaluationPeriods",
+             "DatapointsToAlarm", "Threshold", "ComparisonOperator", "TreatMissingData", "Metrics")
+
+
+def _same(existing: dict, spec: dict) -> bool:
+    def norm(d: dict) -> dict:
+        out = {k: d.get(k) for k in _COMPARED if d.get(k) not in (None, [], "")}
+        out.pop("ActionsEnabled", None)
+        if "Metrics" in out:
+            out["Metrics"] = [{k: v for k, v in q.items() if k != "Label"} for q in out["Metrics"]]
+        return json.loads(json.dumps(out, sort_keys=True, default=str))
+
+    return norm(existing) == norm(spec)
+
+
+def describe(aws: Aws, names: list[str]) -> dict[str, dict]:
+    """Current alarm descriptions by name."""
+    cw = aws.client("cloudwatch")
+    out = {}
+    for page in cw.get_paginator("describe_alarms").paginate(AlarmNames=names, AlarmTypes=["MetricAlarm"]):
+        for a in page["MetricAlarms"]:
+            out[a["AlarmName"]] = a
+    return out
+
+
+def put_alarms(aws: Aws, specs: list[dict]) -> list[str]:
+    """PutMetricAlarm for each spec that is new or changed; return the names actually put (empty on a rerun)."""
+    existing = describe(aws, [s["AlarmName"] for s in specs])
+    changed = []
+    for spec in specs:
+        if spec["AlarmName"] in existing and _same(existing[spec["AlarmName"]], spec):
+            continue
+        aws.client("cloudwatch").put_metric_alarm(**spec)
+        changed.append(spec["AlarmName"])
+    return changed
+
+
+def ensure_paging(aws: Aws, cfg: Params) -> tuple[str, list[str]]:
+    """The alert topic with a policy letting CloudWatch publish, and its e-mail subscriptions (none duplicated)."""
+    topic_arn = ensure_topic(aws, cfg.sns_topic_name)
+    sns = aws.client("sns")
+    policy = {"Version": "2012-10-17", "Statement": [{
+        "Sid": "AllowCloudWatchAlarms", "Effect": "Allow", "Principal": {"Service": "cloudwatch.amazonaws.com"},
+        "Action": "sns:Publish", "Resource": topic_arn}]}
+    current = sns.get_topic_attributes(TopicArn=topic_arn)["Attributes"].get("Policy")
+    if not current or json.loads(current) != policy:
+        sns.set_topic_attributes(TopicArn=topic_arn, AttributeName="Policy", AttributeValue=json.dumps(policy))
+    subs = [ensure_subscription(aws, topic_arn, "email", e) for e in cfg.alert_emails]
+    return topic_arn, subs
+
+
+# --- metric history -----------------------------------------------------------------------------
+
+def metric_series(aws: Aws, metric_stat: dict, start: dt.datetime, end: dt.datetime) -> pd.Series:
+    """One metric's values on the period grid [start, end), indexed by each period's aligned timestamp (NaN = missing).
+
+    Local mode cannot compute percentiles; an ExtendedStatistic falls back to Maximum there (an upper bound).
+    """
+    period = int(metric_stat["Period"])
+    stat = metric_stat["Stat"]
+    if aws.mode == "local" and stat not in alarms.STATISTICS:
+        stat = "Maximum"
+    start = pd.Timestamp(start).floor(f"{period}s")
+    grid = pd.date_range(start, end, freq=f"{period}s", inclusive="left")
+    query = {"Id": "q", "MetricStat": {"Metric": metric_stat["Metric"], "Period": period, "Stat": stat}, "ReturnData": True}
+    values: dict = {}
+    kwargs = {"MetricDataQueries": [query], "StartTime": start.to_pydatetime(), "EndTime": end}
+    while True:
+        resp = aws.client("cloudwatch").get_metric_data(**kwargs)
+        for r in resp["MetricDataResults"]:
+            for ts, v in zip(r["Timestamps"], r["Values"]):
+                values[pd.Timestamp(ts).tz_convert("UTC").floor(f"{period}s")] = v
+        if not resp.get("NextToken"):
+            break
+        kwargs["NextToken"] = resp["NextToken"]
+    return pd.Series([values.get(t, float("nan")) for t in grid], index=grid, dtype=float)
+
+
+def alarm_history(aws: Aws, alarm: dict, start: dt.datetime, end: dt.datetime) -> pd.Series:
+    """The series an alarm watches over [start, end) (metric math evaluated locally from its inputs)."""
+    grid = None
+
+    def fetch(metric_stat: dict) -> list:
+        nonlocal grid
+        s = metric_series(aws, metric_stat, start, end)
+        grid = s.index
+        return [None if pd.isna(v) else float(v) for v in s]
+
+    values = alarms.alarm_datapoints(alarm, fetch)
+    return pd.Series([float("nan") if v is None else v for v in values], index=grid, dtype=float)
+
+
+def evaluate_now(alarm: dict, history: pd.Series, current_state: str) -> str:
+    """State of the alarm at the end of ``history`` (CloudWatch's evaluation over its range)."""
+    span = alarm["EvaluationPeriods"] + 2
+    tail = [None if pd.isna(v) else float(v) for v in history.iloc[-span:]]
+    return alarms.evaluate(alarm, tail, current_state)
+
+
+def drive_local_alarm(aws: Aws, alarm: dict, new_state: str, reason: str, when: dt.datetime) -> bool:
+    """Local mode: do what CloudWatch would on a state change (set the state, notify the state's actions)."""
+    cw = aws.client("cloudwatch")
+    current = cw.describe_alarms(AlarmNames=[alarm["AlarmName"]])["MetricAlarms"][0]["StateValue"]
+    if current == new_state:
+        return False
+    cw.set_alarm_state(AlarmName=alarm["AlarmName"], StateValue=new_state, StateReason=reason[:1023])
+    actions = {"ALARM": "AlarmActions", "OK": "OKActions", "INSUFFICIENT_DATA": "InsufficientDataActions"}[new_state]
+    message = {"AlarmName": alarm["AlarmName"], "AlarmDescription": alarm.get("AlarmDescription"),
+               "NewStateValue": new_state, "OldStateValue": current, "NewStateReason": reason,
+               "StateChangeTime": when.isoformat(), "Region": aws.region}
+    for arn in alarm.get(actions, []):
+        if ":sns:" in arn:
+            aws.client("sns").publish(TopicArn=arn, Subject=f"{new_state}: \"{alarm['AlarmName']}\""[:99],
+                                      Message=json.dumps(message))
+    return True
+
+
+def test_fire(aws: Aws, alarm_name: str, topic_arn: str, timeout_s: float = 10.0) -> dict:
+    """Set an alarm to ALARM, confirm its notification reaches a subscriber, restore the state.
+
+    In local mode a temporary SQS queue subscribed to the topic is the subscriber and the local
+    driver publishes the notification; in aws mode CloudWatch publishes it itself.
+    """
+    cw, sqs, sns = aws.client("cloudwatch"), aws.client("sqs"), aws.client("sns")
+    alarm = describe(aws, [alarm_name])[alarm_name]
+    before = alarm["StateValue"]
+    queue_url = sqs.create_queue(QueueName=f"{alarm_name}-testfire"[:80])["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"},
+                                                "Action": "sqs:SendMessage", "Resource": queue_arn,
+                                                "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}}}]})})
+    sub = sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn, ReturnSubscriptionArn=True)["SubscriptionArn"]
+    received = None
+    try:
+        reason = "test-fire by the monitoring suite (state restored afterwards)"
+        if aws.mode == "local":
+            drive_local_alarm(aws, alarm, "ALARM", reason, dt.datetime.now(dt.timezone.utc))
+        else:
+            cw.set_alarm_state(AlarmName=alarm_name, StateValue="ALARM", StateReason=reason)
+        deadline = time.monotonic() + timeout_s
+        while received is None and time.monotonic() < deadline:
+            for m in sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1, MaxNumberOfMessages=10).get("Messages", []):
+                body = json.loads(m["Body"])
+                inner = json.loads(body.get("Message", "{}")) if isinstance(body.get("Message"), str) else {}
+                if inner.get("AlarmName") == alarm_name and inner.get("NewStateValue") == "ALARM":
+                    received = inner
+    finally:
+        if aws.mode == "local":
+            cw.set_alarm_state(AlarmName=alarm_name, StateValue=before, StateReason="restored after test-fire")
+        else:
+            cw.set_alarm_state(AlarmName=alarm_name, StateValue=before, StateReason="restored after test-fire")
+        sns.unsubscribe(SubscriptionArn=sub)
+        sqs.delete_queue(QueueUrl=queue_url)
+    return {"alarm": alarm_name, "delivered": received is not None, "restored_state": before,
+            "message": received}

@@ -1,0 +1,184 @@
+"""boto3 sessions and clients with retries, S3 helpers and idempotent ensure-helpers."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import boto3
+import numpy as np
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from .config import Params
+
+LOCAL_ENDPOINT_ENV = "MONITOR_UTILS_LOCAL_ENDPOINT"
+DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+@dataclass
+class Aws:
+    """One boto3 session and its clients, all with the configured retry behaviour."""
+
+    session: boto3.Session
+    mode: str
+    region: str
+    endpoint_url: str | None = None
+    retry_config: Config | None = None
+    _clients: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def client(self, service: str):
+        """Return a cached client for ``service`` (local mode: pointed at the emulator)."""
+        if service not in self._clients:
+            self._clients[service] = self.session.client(
+                service, region_name=self.region, endpoint_url=self.endpoint_url, config=self.retry_config
+            )
+        return self._clients[service]
+
+    @property
+    def account_id(self) -> str:
+        """The caller's account id (the emulator answers with its fixed test account)."""
+        return self.client("sts").get_caller_identity()["Account"]
+
+
+def connect(cfg: Params, endpoint_url: str | None = None) -> Aws:
+    """Open a session for ``cfg``: dummy credentials on the local emulator, the credential chain in aws mode.
+
+    Parameters
+    ----------
+    cfg : Params
+        Validated parameters (``aws_mode``, ``region``, ``profile``, ``role_arn``, ``retries``).
+    endpoint_url : str, optional
+        Local emulator URL; required in local mode.
+    """
+    retry = Config(retries={"mode": cfg.retries["mode"], "max_attempts": cfg.retries["max_attempts"]})
+    if cfg.aws_mode == "local":
+        if not endpoint_url:
+            raise RuntimeError("local mode needs the emulator's URL: start it with monitor_utils.local.start()")
+        session = boto3.Session(region_name=cfg.region, **DUMMY_CREDENTIALS)
+        return Aws(session, "local", cfg.region, endpoint_url, retry)
+    session = boto3.Session(profile_name=cfg.profile or None, region_name=cfg.region)
+    if cfg.role_arn:
+        creds = session.client("sts", config=retry).assume_role(
+            RoleArn=cfg.role_arn, RoleSessionName="msd-monitoring")["Credentials"]
+        session = boto3.Session(
+            aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"], region_name=cfg.region)
+    return Aws(session, "aws", cfg.region, os.environ.get("AWS_ENDPOINT_URL") or None, retry)
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of a ClientError ('' for anything else)."""
+    return exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
+
+
+# --- S3 -----------------------------------------------------------------------------------------
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/key/part`` -> (bucket, 'key/part')."""
+    if not uri.startswith("s3://"):
+        raise ValueError(f"not an S3 URI: {uri!r} (expected s3://bucket/key)")
+    bucket, _, key = uri[5:].partition("/")
+    return bucket, key
+
+
+def ensure_bucket(aws: Aws, bucket: str) -> bool:
+    """Create ``bucket`` when missing; return True when it was created."""
+    s3 = aws.client("s3")
+    try:
+        s3.head_bucket(Bucket=bucket)
+        return False
+    except ClientError as exc:
+        if error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
+            raise
+    kwargs = {} if aws.region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": aws.region}}
+    s3.create_bucket(Bucket=bucket, **kwargs)
+    return True
+
+
+def put_bytes(aws: Aws, bucket: str, key: str, body: bytes, content_type: str = "application/octet-stream") -> None:
+    """Write one object."""
+    aws.client("s3").put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+
+
+def get_bytes(aws: Aws, bucket: str, key: str) -> bytes | None:
+    """Read one object; None when it does not exist."""
+    try:
+        return aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as exc:
+        if error_code(exc) in ("NoSuchKey", "404", "NotFound"):
+            return None
+        raise
+
+
+def put_json(aws: Aws, bucket: str, key: str, obj: Any) -> None:
+    """Write ``obj`` as pretty JSON."""
+    put_bytes(aws, bucket, key, json.dumps(obj, indent=2, default=str).encode(), "application/json")
+
+
+def get_json(aws: Aws, bucket: str, key: str) -> Any | None:
+    """Read a JSON object; None when it does not exist."""
+    raw = get_bytes(aws, bucket, key)
+    return None if raw is None else json.loads(raw)
+
+
+def list_keys(aws: Aws, bucket: str, prefix: str) -> Iterator[str]:
+    """Every key under ``prefix`` (paginated)."""
+    paginator = aws.client("s3").get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            yield obj["Key"]
+
+
+def put_frame(aws: Aws, bucket: str, key: str, df) -> None:
+    """Write a numeric DataFrame as a compressed .npz (exact float64, column names kept, fast)."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, columns=np.array(list(df.columns)), values=df.to_numpy(dtype=float))
+    put_bytes(aws, bucket, key, buf.getvalue(), "application/octet-stream")
+
+
+def get_frame(aws: Aws, bucket: str, key: str):
+    """Read a DataFrame written by :func:`put_frame`; None when missing."""
+    import pandas as pd
+
+    raw = get_bytes(aws, bucket, key)
+    if raw is None:
+        return None
+    with np.load(io.BytesIO(raw), allow_pickle=False) as z:
+        return pd.DataFrame(z["values"], columns=[str(c) for c in z["columns"]])
+
+
+# --- idempotent ensure-helpers ------------------------------------------------------------------
+
+def ensure_log_group(aws: Aws, name: str, retention_days: int = 90) -> bool:
+    """Create the log group unless it exists; return True when created."""
+    logs = aws.client("logs")
+    try:
+        logs.create_log_group(logGroupName=name)
+        created = True
+    except ClientError as exc:
+        if error_code(exc) != "ResourceAlreadyExistsException":
+            raise
+        created = False
+    logs.put_retention_policy(logGroupName=name, retentionInDays=retention_days)
+    return created
+
+
+def ensure_topic(aws: Aws, name: str, kms_key_id: str = "") -> str:
+    """Create (or find: CreateTopic is idempotent) the SNS topic; return its ARN."""
+    attrs = {"KmsMasterKeyId": kms_key_id} if kms_key_id else {}
+    return aws.client("sns").create_topic(Name=name, Attributes=attrs)["TopicArn"]
+
+
+def ensure_subscription(aws: Aws, topic_arn: str, protocol: str, endpoint: str) -> str:
+    """Subscribe ``endpoint`` unless already subscribed; return the subscription ARN (or 'pending confirmation')."""
+    sns = aws.client("sns")
+    for page in sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic_arn):
+        for sub in page["Subscriptions"]:
+            if sub["Protocol"] == protocol and sub["Endpoint"] == endpoint:
+                return sub["SubscriptionArn"]
+    return sns.subscribe(TopicArn=topic_arn, Protocol=protocol, Endpoint=endpoint,
+                         ReturnSubscriptionArn=True)["SubscriptionArn"]

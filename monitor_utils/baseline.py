@@ -1,0 +1,81 @@
+"""The baseline profile of the training data, versioned with the served model and stored in S3."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import pandas as pd
+
+from . import data, drift, metrics, model
+from .aws import Aws, get_bytes, get_frame, get_json, put_bytes, put_json
+from .config import Params
+
+PREDICTION = "prediction"
+
+
+def model_version(model_data_url: str) -> str:
+    """Version tag of a model artifact (``.../models/v0003/model.tar.gz`` -> 'v0003', else a short hash)."""
+    m = re.search(r"/models/(v\d+)/", model_data_url)
+    return m.group(1) if m else "m" + hashlib.sha1(model_data_url.encode()).hexdigest()[:10]
+
+
+def baseline_prefix(cfg: Params, version: str) -> str:
+    """S3 key prefix of one model version's baseline."""
+    return cfg.key("baselines", version)
+
+
+def training_data(aws: Aws, cfg: Params) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Training (and test, when known) data: the UCI file at ``data_path``, else ``s3://BUCKET/PREFIX/data/train.npz``."""
+    if cfg.data_path:
+        return data.load_uci(cfg.data_path, s3_client=aws.client("s3"))
+    train = get_frame(aws, cfg.bucket, cfg.key("data", "train.npz"))
+    if train is None:
+        raise FileNotFoundError(
+            f"no training data: set data_path to YearPredictionMSD.txt, or store it at "
+            f"s3://{cfg.bucket}/{cfg.key('data', 'train.npz')}")
+    test = get_frame(aws, cfg.bucket, cfg.key("data", "test.npz"))
+    return train, test
+
+
+def ensure_baseline(aws: Aws, cfg: Params) -> tuple[dict, bool]:
+    """Build the served model's baseline unless it is stored; return (description, created)."""
+    url = model.served_model_data_url(aws, cfg.endpoint_name, cfg.variant_name)
+    version = model_version(url)
+    prefix = baseline_prefix(cfg, version)
+    info = get_json(aws, cfg.bucket, f"{prefix}/info.json")
+    if info is not None:
+        return info, False
+    served = model.from_artifact(get_bytes(aws, *_split(url)))
+    train, test = training_data(aws, cfg)
+    reference = train[data.FEATURES].copy()
+    reference[PREDICTION] = model.predict(served, train)
+    profile = drift.build_baseline(reference)
+    put_bytes(aws, cfg.bucket, f"{prefix}/baseline.bin", profile.to_bytes())
+    put_json(aws, cfg.bucket, f"{prefix}/statistics.json", profile.to_statistics())
+    put_json(aws, cfg.bucket, f"{prefix}/constraints.json", profile.to_constraints())
+    test_metrics = None
+    if test is not None:
+        test_metrics = metrics.regression_metrics(test[data.TARGET], model.predict(served, test))
+        put_json(aws, cfg.bucket, f"{prefix}/test_metrics.json", test_metrics)
+    info = {"uri": f"s3://{cfg.bucket}/{prefix}/", "model_version": version, "model_data_url": url,
+            "reference_rows": int(len(reference)), "features": len(data.FEATURES), "test_metrics": test_metrics}
+    put_json(aws, cfg.bucket, f"{prefix}/info.json", info)
+    return info, True
+
+
+def load_baseline(aws: Aws, cfg: Params) -> tuple[drift.Baseline, dict]:
+    """The served model's stored baseline and its description; a clear error when setup has not run."""
+    url = model.served_model_data_url(aws, cfg.endpoint_name, cfg.variant_name)
+    prefix = baseline_prefix(cfg, model_version(url))
+    blob = get_bytes(aws, cfg.bucket, f"{prefix}/baseline.bin")
+    if blob is None:
+        raise FileNotFoundError(f"no baseline at s3://{cfg.bucket}/{prefix}/ for the served model; "
+                                "run the setup stage (notebooks/00_setup.ipynb) first")
+    return drift.Baseline.from_bytes(blob), get_json(aws, cfg.bucket, f"{prefix}/info.json") or {}
+
+
+def _split(url: str) -> tuple[str, str]:
+    from .aws import split_s3_uri
+
+    return split_s3_uri(url)

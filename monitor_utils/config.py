@@ -1,0 +1,334 @@
+"""Load, merge and validate the suite's parameters (params files, -p overrides, notebook globals)."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+
+class ParamsError(ValueError):
+    """A parameter is unknown, of the wrong type or out of range."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter: its type, default, help text and allowed values."""
+
+    type: type
+    default: Any
+    help: str
+    choices: tuple | None = None
+    min: float | None = None
+    max: float | None = None
+    pattern: str | None = None
+    item_type: type | None = None
+
+
+@dataclass(frozen=True)
+class Section:
+    """A nested group of parameters (a mapping in the params file, a dict in a notebook)."""
+
+    help: str
+    params: dict[str, Param] = field(default_factory=dict)
+
+
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+
+SCHEMA: dict[str, Param | Section] = {
+    "aws_mode": Param(str, "local", "local: AWS emulated on loopback with a simulated production world; aws: a real account", choices=("local", "aws")),
+    "region": Param(str, "us-east-1", "AWS region of the endpoint, bucket, alarms and dashboard", pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$"),
+    "profile": Param(str, "", "named AWS profile for aws mode (empty means the standard credential chain)"),
+    "role_arn": Param(str, "", "IAM role to assume in aws mode (empty means none)", pattern=r"^(|arn:aws[a-z-]*:iam::\d{12}:role/.+)$"),
+    "bucket": Param(str, "msd-monitoring-local", "S3 bucket holding capture, ground truth, baselines, models and state", pattern=r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$"),
+    "prefix": Param(str, "msd-year", "key prefix inside the bucket", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-/]*$"),
+    "endpoint_name": Param(str, "msd-year-predictor", "SageMaker endpoint being monitored", pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"),
+    "variant_name": Param(str, "AllTraffic", "production variant of the endpoint", pattern=_NAME),
+    "namespace": Param(str, "MillionSongModel", "CloudWatch namespace of the suite's own metrics", pattern=r"^[^:][^:]{0,254}$"),
+    "capture_prefix": Param(str, "", "S3 URI of Data Capture (the endpoint config's DestinationS3Uri; empty means s3://BUCKET/PREFIX/datacapture)", pattern=r"^(|s3://.+)$"),
+    "ground_truth_prefix": Param(str, "", "S3 URI where labels land as ground-truth JSONL (empty means s3://BUCKET/PREFIX/ground-truth)", pattern=r"^(|s3://.+)$"),
+    "sns_topic_name": Param(str, "msd-year-predictor-alerts", "SNS topic that alarms notify", pattern=r"^[A-Za-z0-9_\-]{1,256}$"),
+    "alert_emails": Param(list, [], "e-mail addresses subscribed to the alert topic", item_type=str),
+    "log_group": Param(str, "/msd-monitoring/msd-year-predictor", "CloudWatch Logs group for the suite's run logs", pattern=r"^[\.\-_/#A-Za-z0-9]{1,512}$"),
+    "test_fire": Param(str, "local", "set the heartbeat alarm to ALARM and confirm the notification arrives: local: only on the emulator, always (pages subscribers in aws mode), never", choices=("local", "always", "never")),
+    "dashboard_name": Param(str, "MillionSongModel", "CloudWatch dashboard name", pattern=r"^[A-Za-z0-9_\-]{1,255}$"),
+    "window": Param(str, "daily", "length of a monitoring window", choices=("hourly", "daily")),
+    "label_wait_days": Param(int, 3, "days a window waits for delayed ground truth before it is closed and published", min=0, max=30),
+    "now": Param(str, "", "clock of the run, ISO 8601 UTC (empty means real clock in aws mode, end of the simulated world in local mode)"),
+    "data_path": Param(str, "", "the real UCI YearPredictionMSD.txt or .zip (local path or s3:// URI); empty means deterministic synthetic data"),
+    "scenario": Param(str, "drift", "simulated world (local mode): drift: newer songs and a broken feature part-way through; stable: no drift", choices=("drift", "stable")),
+    "days": Param(int, 30, "days of simulated production traffic (local mode)", min=2, max=365),
+    "seed": Param(int, 7, "seed of the simulated world; same seed, same world", min=0, max=2**31 - 1),
+    "run_dir": Param(str, "", "folder for this stage's JSON record (empty means runs/interactive at the repo root)"),
+    "world": Section("size and shape of the simulated production world (local mode)", {
+        "requests_per_day": Param(int, 1000, "captured invocations per simulated day", min=24, max=200_000),
+        "train_rows": Param(int, 20_000, "synthetic training rows for the baseline model", min=1000, max=463_715),
+        "test_rows": Param(int, 5_000, "synthetic test rows (baseline test-set metrics)", min=500, max=51_630),
+        "label_delay_days": Param(float, 2.0, "mean delay before a label lands as ground truth", min=0.0, max=20.0),
+        "label_coverage": Param(float, 0.9, "share of invocations that ever get a label", min=0.05, max=1.0),
+        "drift_start_fraction": Param(float, 0.6, "where in the world drift begins (drift scenario)", min=0.05, max=0.95),
+        "broken_feature": Param(str, "timbre_avg_01", "feature whose upstream pipeline breaks (drift scenario)"),
+    }),
+    "thresholds": Section("alarm thresholds on model quality and endpoint health", {
+        "rmse_max": Param(float, 11.0, "RMSE (years) above which the quality alarm fires", min=0.0),
+        "r2_min": Param(float, 0.15, "R2 below which the quality alarm fires", min=-10.0, max=1.0),
+        "error_rate_max": Param(float, 0.05, "share of invocations returning 4XX/5XX above which the error alarm fires", min=0.0, max=1.0),
+        "latency_p99_ms_max": Param(float, 250.0, "ModelLatency p99 (milliseconds) above which the latency alarm fires", min=0.0),
+    }),
+    "drift": Section("drift detection", {
+        "alpha": Param(float, 0.05, "significance level after multiple-testing correction", min=1e-12, max=0.5),
+        "correction": Param(str, "bh", "multiple-testing correction", choices=("bh", "bonferroni", "none")),
+        "effect_size": Param(str, "wasserstein", "effect size a drifted feature must also pass", choices=("wasserstein", "psi", "ks")),
+        "min_effect": Param(float, 0.0, "practical threshold on the effect size (0: the detector's default for that effect size)", min=0.0),
+        "dataset_rule": Param(str, "count", "how feature verdicts make the dataset verdict", choices=("count", "share", "weighted")),
+        "dataset_threshold": Param(float, 1.0, "drifted features (count) or share of features (share/weighted) that make the dataset drift", min=0.0),
+    }),
+    "retraining": Section("retraining and deployment", {
+        "dry_run": Param(bool, False, "decide and compare but never deploy"),
+        "min_interval_days": Param(float, 7.0, "minimum days between two retrains", min=0.0),
+        "rmse_margin": Param(float, 0.02, "relative RMSE improvement the challenger needs over the champion", min=0.0, max=1.0),
+        "segment_tolerance": Param(float, 0.05, "relative RMSE regression allowed in any decade segment", min=0.0, max=1.0),
+    }),
+    "retries": Section("boto3 retry behaviour", {
+        "mode": Param(str, "standard", "botocore retry mode", choices=("standard", "adaptive", "legacy")),
+        "max_attempts": Param(int, 8, "attempts per AWS call, first included", min=1, max=50),
+    }),
+    "faults": Section("fault injection (local mode only)", {
+        "throttle_fraction": Param(float, 0.0, "share of AWS calls answered with throttling", min=0.0, max=0.9),
+        "malformed_capture_fraction": Param(float, 0.0, "share of capture lines written corrupt", min=0.0, max=0.5),
+    }),
+    "stage_timeout_seconds": Param(int, 900, "timeout of one stage (seconds) when run by the runner", min=10, max=86_400),
+}
+
+
+def defaults() -> dict[str, Any]:
+    """Return every parameter at its default, sections as nested dicts."""
+    out: dict[str, Any] = {}
+    for name, spec in SCHEMA.items():
+        if isinstance(spec, Section):
+            out[name] = {k: copy.deepcopy(p.default) for k, p in spec.params.items()}
+        else:
+            out[name] = copy.deepcopy(spec.default)
+    return out
+
+
+class Params(dict):
+    """Validated parameters with attribute access (``p.region``, ``p.drift.alpha``) and derived values."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            value = self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+        return _AttrDict(value) if isinstance(value, dict) else value
+
+    def _uri(self, key: str, default_suffix: str) -> str:
+        return self[key] or f"s3://{self['bucket']}/{self['prefix']}/{default_suffix}"
+
+    @property
+    def capture_uri(self) -> str:
+        """S3 URI of Data Capture for this endpoint's config (DestinationS3Uri)."""
+        return self._uri("capture_prefix", "datacapture")
+
+    @property
+    def ground_truth_uri(self) -> str:
+        """S3 URI where ground-truth JSONL lands."""
+        return self._uri("ground_truth_prefix", "ground-truth")
+
+    def key(self, *parts: str) -> str:
+        """S3 key under the suite's prefix."""
+        return "/".join([self["prefix"].strip("/"), *parts])
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-dict copy."""
+        return copy.deepcopy(dict(self))
+
+
+class _AttrDict(dict):
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def _accepted(names: Iterable[str]) -> str:
+    return ", ".join(sorted(names))
+
+
+def _coerce(where: str, spec: Param, value: Any) -> Any:
+    if spec.type is str and isinstance(value, (dt.date, dt.datetime)):
+        value = value.isoformat()  # YAML turns 2026-01-02 into a date: keep it text
+    if spec.type is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if spec.type is list and isinstance(value, tuple):
+        value = list(value)
+    ok = isinstance(value, spec.type) and not (spec.type in (int, float) and isinstance(value, bool))
+    if not ok:
+        raise ParamsError(
+            f"parameter '{where}' must be {spec.type.__name__}, got {type(value).__name__} {value!r} ({spec.help})"
+        )
+    if spec.choices and value not in spec.choices:
+        raise ParamsError(f"parameter '{where}' is {value!r}; accepted values: {', '.join(map(str, spec.choices))}")
+    if spec.min is not None and value < spec.min or spec.max is not None and value > spec.max:
+        raise ParamsError(f"parameter '{where}' is {value!r}, out of range [{spec.min}, {spec.max}] ({spec.help})")
+    if spec.pattern and not re.match(spec.pattern, value):
+        raise ParamsError(f"parameter '{where}' is {value!r}, which is not a valid value ({spec.help})")
+    if spec.item_type:
+        for item in value:
+            if not isinstance(item, spec.item_type):
+                raise ParamsError(f"parameter '{where}' must hold {spec.item_type.__name__} items, got {item!r}")
+    return value
+
+
+def _check_now(value: str) -> None:
+    if value:
+        try:
+            parse_time(value)
+        except ValueError as exc:
+            raise ParamsError(f"parameter 'now' is {value!r}: {exc}; use ISO 8601 like 2026-11-28T00:00:00Z") from None
+
+
+def validate(values: Mapping[str, Any], source: str = "params") -> Params:
+    """Check every key and value against SCHEMA and fill defaults.
+
+    Parameters
+    ----------
+    values : Mapping[str, Any]
+        Parameters, sections as nested mappings.
+    source : str
+        Where the values came from, named in error messages.
+
+    Returns
+    -------
+    Params
+        Complete, validated parameters.
+
+    Raises
+    ------
+    ParamsError
+        Naming the unknown key and the accepted keys, or the bad value and why.
+    """
+    out = defaults()
+    for name, value in values.items():
+        spec = SCHEMA.get(name)
+        if spec is None:
+            raise ParamsError(f"{source}: unknown parameter '{name}'; accepted parameters: {_accepted(SCHEMA)}")
+        if isinstance(spec, Section):
+            if value is None:
+                continue
+            if not isinstance(value, Mapping):
+                raise ParamsError(f"{source}: parameter '{name}' must be a mapping of {_accepted(spec.params)}")
+            for sub, subvalue in value.items():
+                if sub not in spec.params:
+                    raise ParamsError(
+                        f"{source}: unknown parameter '{name}.{sub}'; accepted keys of '{name}': {_accepted(spec.params)}"
+                    )
+                out[name][sub] = _coerce(f"{name}.{sub}", spec.params[sub], subvalue)
+        else:
+            try:
+                out[name] = _coerce(name, spec, value)
+            except ParamsError as exc:
+                raise ParamsError(f"{source}: {exc}") from None
+    _check_now(out["now"])
+    return Params(out)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Parse ``KEY=VALUE`` from the command line; VALUE is read as YAML (numbers, booleans, lists)."""
+    if "=" not in text:
+        raise ParamsError(f"-p {text!r}: expected KEY=VALUE, e.g. -p scenario=stable or -p drift.alpha=0.01")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def _set_dotted(target: dict, dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = target
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ParamsError(f"-p {dotted}: '{part}' is not a section")
+    node[parts[-1]] = value
+
+
+def read_params_file(path: str | Path) -> dict[str, Any]:
+    """Read one YAML params file; errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"params file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"params file {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ParamsError(f"params file {path} must hold a mapping of parameter names to values")
+    return data
+
+
+def merge(base: dict, extra: Mapping) -> dict:
+    """Merge ``extra`` into a copy of ``base``; sections merge key by key."""
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load(files: Iterable[str | Path] = (), overrides: Iterable[str] = ()) -> Params:
+    """Merge params files in order, then ``KEY=VALUE`` overrides (dotted keys reach sections), and validate.
+
+    Parameters
+    ----------
+    files : Iterable[str | Path]
+        YAML params files, later ones win.
+    overrides : Iterable[str]
+        ``KEY=VALUE`` strings applied last.
+
+    Returns
+    -------
+    Params
+    """
+    merged: dict[str, Any] = {}
+    sources = []
+    for f in files:
+        merged = merge(merged, read_params_file(f))
+        sources.append(str(f))
+    over: dict[str, Any] = {}
+    for text in overrides:
+        key, value = parse_override(text)
+        _set_dotted(over, key, value)
+    merged = merge(merged, over)
+    return validate(merged, source=" + ".join(sources + (["-p"] if over else [])) or "params")
+
+
+def from_namespace(namespace: Mapping[str, Any]) -> Params:
+    """Build parameters from a notebook's globals: every schema key defined there is taken, the rest default."""
+    values = {k: namespace[k] for k in SCHEMA if k in namespace}
+    return validate(values, source="notebook parameters")
+
+
+def parse_time(value: str | dt.datetime) -> dt.datetime:
+    """Parse an ISO 8601 time into an aware UTC datetime (naive means UTC)."""
+    if isinstance(value, dt.datetime):
+        t = value
+    else:
+        t = dt.datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+    return t.replace(tzinfo=dt.timezone.utc) if t.tzinfo is None else t.astimezone(dt.timezone.utc)
+
+
+def notebook_parameter_defaults(names: Iterable[str]) -> dict[str, Any]:
+    """Defaults of the named parameters, as a notebook's parameters cell should declare them."""
+    d = defaults()
+    return {n: d[n] for n in names}

@@ -1,0 +1,77 @@
+"""Local mode only: the few AWS operations the runbooks need that moto lacks, added to moto's server."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+_INSTALLED = False
+
+
+def enable_step_functions_execution(url: str) -> None:
+    """Make the emulator execute state machines for real (must happen before any is created)."""
+    req = urllib.request.Request(
+        f"{url}/moto-api/config", data=json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode(),
+        headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        resp.read()
+
+
+def install() -> None:
+    """Add UpdateEndpoint (and LastDeploymentConfig in DescribeEndpoint) to moto's SageMaker. Idempotent."""
+    global _INSTALLED
+    if _INSTALLED:
+        return
+    from moto.core.responses import ActionResult
+    from moto.sagemaker import models, responses
+    from moto.sagemaker.exceptions import ValidationError
+
+    def backend_update_endpoint(self, endpoint_name: str, endpoint_config_name: str,
+                                deployment_config: dict | None) -> models.FakeEndpoint:
+        endpoint = self.endpoints.get(endpoint_name)
+        if endpoint is None:
+            arn = models.FakeEndpoint.arn_formatter(endpoint_name, self.account_id, self.region_name)
+            raise ValidationError(message=f"Could not find endpoint '{arn}'.")
+        if endpoint.endpoint_status != "InService":
+            raise ValidationError(message=f"Cannot update in-progress endpoint '{endpoint.arn}'.")
+        try:
+            config = self.describe_endpoint_config(endpoint_config_name)
+        except (KeyError, ValidationError):
+            arn = models.FakeEndpointConfig.arn_formatter(endpoint_config_name, self.account_id, self.region_name)
+            raise ValidationError(message=f"Could not find endpoint configuration '{arn}'.") from None
+        alarms = ((deployment_config or {}).get("AutoRollbackConfiguration") or {}).get("Alarms") or []
+        if alarms:
+            from moto.cloudwatch.models import cloudwatch_backends
+
+            known = set(cloudwatch_backends[self.account_id][self.region_name].alarms)
+            missing = [a["AlarmName"] for a in alarms if a["AlarmName"] not in known]
+            if missing:
+                raise ValidationError(message=f"Rollback alarm(s) {missing} do not exist in CloudWatch.")
+        endpoint.endpoint_config_name = endpoint_config_name
+        endpoint.production_variants = endpoint._process_production_variants(config["ProductionVariants"])
+        endpoint.data_capture_config = config.get("DataCaptureConfig")
+        endpoint.last_deployment_config = deployment_config
+        endpoint.last_modified_time = models.utcnow()
+        endpoint.endpoint_status = "InService"  # the blue/green shift completes at once locally
+        return endpoint
+
+    def response_update_endpoint(self) -> ActionResult:
+        endpoint = self.sagemaker_backend.update_endpoint(
+            endpoint_name=self._get_param("EndpointName"),
+            endpoint_config_name=self._get_param("EndpointConfigName"),
+            deployment_config=self._get_param("DeploymentConfig"),
+        )
+        return ActionResult({"EndpointArn": endpoint.arn})
+
+    original = models.FakeEndpoint.response_object.fget
+
+    def response_object(self) -> dict:
+        out = original(self)
+        if getattr(self, "last_deployment_config", None):
+            out["LastDeploymentConfig"] = self.last_deployment_config
+        return out
+
+    models.SageMakerModelBackend.update_endpoint = backend_update_endpoint
+    responses.SageMakerResponse.update_endpoint = response_update_endpoint
+    models.FakeEndpoint.response_object = property(response_object)
+    _INSTALLED = True

@@ -1,0 +1,131 @@
+"""The embedded local AWS: moto's server on loopback, started, found again and stopped."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import socket
+import urllib.request
+from dataclasses import dataclass
+
+from .aws import DUMMY_CREDENTIALS, LOCAL_ENDPOINT_ENV
+
+# Real credentials must never reach the emulator or a kernel it serves.
+_CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+                   "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE",
+                   "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI")
+
+
+class LocalAwsError(RuntimeError):
+    """The local AWS emulator could not start or be reached."""
+
+
+@dataclass
+class LocalAws:
+    """A running moto server on 127.0.0.1 (started by this process, or found through the environment)."""
+
+    url: str
+    server: object | None = None
+
+    @property
+    def owned(self) -> bool:
+        """True when this process started the server (and so must stop it)."""
+        return self.server is not None
+
+    def stop(self) -> None:
+        """Stop the server if this process owns it."""
+        if self.server is not None:
+            try:
+                self.server.stop()
+            finally:
+                self.server = None
+
+    def __enter__(self) -> "LocalAws":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def local_environment(url: str) -> dict[str, str]:
+    """Environment variables that point boto3 (in this process or a kernel) at the emulator with dummy credentials."""
+    return {
+        LOCAL_ENDPOINT_ENV: url,
+        "AWS_ENDPOINT_URL": url,
+        "AWS_ACCESS_KEY_ID": DUMMY_CREDENTIALS["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": DUMMY_CREDENTIALS["aws_secret_access_key"],
+    }
+
+
+def apply_local_environment(url: str, env: dict | None = None) -> dict:
+    """Remove real credentials from ``env`` (default ``os.environ``) and point it at the emulator."""
+    env = os.environ if env is None else env
+    for name in _CREDENTIAL_ENV:
+        env.pop(name, None)
+    env.update(local_environment(url))
+    return env
+
+
+def is_reachable(url: str, timeout: float = 2.0) -> bool:
+    """True when a moto server answers at ``url``."""
+    try:
+        with urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=timeout) as resp:
+            return resp.status == 200
+    except Exception:
+        return False
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(configure_step_functions: bool = True) -> LocalAws:
+    """Start moto's threaded server on 127.0.0.1 at a free port and point this process at it.
+
+    Raises
+    ------
+    LocalAwsError
+        When moto is not installed or the server does not answer, with what to do about it.
+    """
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError as exc:  # pragma: no cover - moto is a dependency
+        raise LocalAwsError(f"local mode needs moto's server ({exc}); install the package with `make run` "
+                            "or `pip install 'moto[server]'`, or set aws_mode: aws") from None
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    from . import emulator
+
+    emulator.install()
+    last_error: Exception | None = None
+    for _ in range(3):
+        port = _free_port()
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        try:
+            server.start()
+        except Exception as exc:  # port taken between probe and bind, or the socket is refused
+            last_error = exc
+            continue
+        url = f"http://127.0.0.1:{port}"
+        if is_reachable(url, timeout=5):
+            apply_local_environment(url)
+            local = LocalAws(url, server)
+            if configure_step_functions:
+                emulator.enable_step_functions_execution(url)
+            atexit.register(local.stop)
+            return local
+        server.stop()
+        last_error = LocalAwsError(f"no answer from {url}")
+    raise LocalAwsError(f"the local AWS emulator (moto server on 127.0.0.1) could not start: {last_error}. "
+                        "Check that loopback sockets are allowed, or run against a real account with aws_mode: aws")
+
+
+def find_running() -> LocalAws | None:
+    """The emulator a runner started for this process (named in the environment), if it answers."""
+    url = os.environ.get(LOCAL_ENDPOINT_ENV)
+    if url and is_reachable(url):
+        apply_local_environment(url)
+        return LocalAws(url)
+    return None

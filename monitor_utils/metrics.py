@@ -1,0 +1,95 @@
+"""Regression quality metrics: point values matching scikit-learn, bootstrap intervals and per-segment tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+METRIC_NAMES = ("count", "mse", "rmse", "mae", "r2", "median_ae", "bias")
+
+
+def _as_arrays(actuals, predictions) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(actuals, dtype=float).ravel()
+    p = np.asarray(predictions, dtype=float).ravel()
+    if y.shape != p.shape:
+        raise ValueError(f"actuals has {y.size} values but predictions has {p.size}; pass one prediction per actual")
+    if y.size == 0:
+        raise ValueError("no values: metrics need at least one (actual, prediction) pair")
+    bad_y, bad_p = ~np.isfinite(y), ~np.isfinite(p)
+    if bad_y.any() or bad_p.any():
+        which = "actuals" if bad_y.any() else "predictions"
+        idx = int(np.flatnonzero(bad_y if bad_y.any() else bad_p)[0])
+        raise ValueError(f"{which} holds NaN or infinity (first at position {idx}); drop or fix those rows first")
+    return y, p
+
+
+def regression_metrics(actuals, predictions) -> dict:
+    """Count, MSE, RMSE, MAE, R2, median absolute error and bias of predictions against actuals.
+
+    Parameters
+    ----------
+    actuals : array-like
+        True values (release years).
+    predictions : array-like
+        Model outputs, same length.
+
+    Returns
+    -------
+    dict
+        ``count, mse, rmse, mae, r2, median_ae, bias`` with bias = mean(predictions - actuals).
+        R2 follows scikit-learn: 1.0 for a perfect fit of constant actuals, 0.0 for an imperfect one,
+        NaN for a single value.
+
+    Raises
+    ------
+    ValueError
+        Empty input, NaN or infinity, or lengths that differ.
+    """
+    y, p = _as_arrays(actuals, predictions)
+    err = p - y
+    mse = float(np.mean(err**2))
+    ss_res = float(np.sum(err**2))
+    ss_tot = float(np.sum((y - y.mean()) ** 2))
+    if y.size < 2:
+        r2 = float("nan")
+    elif ss_tot == 0:
+        r2 = 1.0 if ss_res == 0 else 0.0
+    else:
+        r2 = 1.0 - ss_res / ss_tot
+    return {"count": int(y.size), "mse": mse, "rmse": float(np.sqrt(mse)), "mae": float(np.mean(np.abs(err))),
+            "r2": r2, "median_ae": float(np.median(np.abs(err))), "bias": float(np.mean(err))}
+
+
+def bootstrap_intervals(actuals, predictions, *, n_boot: int = 200, level: float = 0.9, seed: int = 0
+                        ) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap intervals for RMSE and R2 (resampling pairs).
+
+    Returns
+    -------
+    dict
+        ``{"rmse": (low, high), "r2": (low, high)}``; NaN bounds for fewer than 2 pairs.
+    """
+    y, p = _as_arrays(actuals, predictions)
+    if y.size < 2:
+        return {"rmse": (float("nan"),) * 2, "r2": (float("nan"),) * 2}
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, y.size, size=(n_boot, y.size))
+    yb, pb = y[idx], p[idx]
+    sse = np.sum((pb - yb) ** 2, axis=1)
+    sst = np.sum((yb - yb.mean(axis=1, keepdims=True)) ** 2, axis=1)
+    rmse = np.sqrt(sse / y.size)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = np.where(sst > 0, 1 - sse / sst, np.where(sse == 0, 1.0, 0.0))
+    lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
+    return {"rmse": tuple(float(v) for v in np.percentile(rmse, [lo, hi])),
+            "r2": tuple(float(v) for v in np.percentile(r2, [lo, hi]))}
+
+
+def metrics_by_segment(frame: pd.DataFrame, segment: str, actual: str = "year", prediction: str = "prediction",
+                       min_count: int = 1) -> pd.DataFrame:
+    """One row of :func:`regression_metrics` per value of ``segment`` (segments under ``min_count`` rows skipped)."""
+    rows = []
+    for value, group in frame.groupby(segment, sort=True):
+        if len(group) >= min_count:
+            rows.append({segment: value, **regression_metrics(group[actual], group[prediction])})
+    return pd.DataFrame(rows, columns=[segment, *METRIC_NAMES])

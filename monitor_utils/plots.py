@@ -1,0 +1,128 @@
+"""Figures for the stage reports: metric timelines, coverage, residuals by decade, drift heatmaps and ECDF overlays."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+
+def _times(frame: pd.DataFrame, column: str = "end") -> pd.Series:
+    return pd.to_datetime(frame[column], utc=True)
+
+
+def metric_timelines(history: pd.DataFrame, thresholds: dict[str, float] | None = None,
+                     baseline: dict | None = None) -> Figure:
+    """RMSE, R2, MAE and bias per window, with bootstrap bands, alarm thresholds and the baseline test-set value."""
+    thresholds = thresholds or {}
+    fig = Figure(figsize=(12, 6), layout="constrained")
+    axes = fig.subplots(2, 2, sharex=True).ravel()
+    if history.empty:
+        fig.suptitle("no window has been published yet")
+        return fig
+    t = _times(history)
+    for ax, key, title in zip(axes, ("rmse", "r2", "mae", "bias"), ("RMSE (years)", "R2", "MAE (years)", "Bias (years)")):
+        y = pd.to_numeric(history[key], errors="coerce")
+        ax.plot(t, y, marker="o", linewidth=1.2, label=key.upper())
+        if f"{key}_low" in history:
+            ax.fill_between(t, pd.to_numeric(history[f"{key}_low"], errors="coerce"),
+                            pd.to_numeric(history[f"{key}_high"], errors="coerce"), alpha=0.2, label="90% bootstrap")
+        if key in thresholds:
+            ax.axhline(thresholds[key], color="tab:red", linestyle="--", linewidth=1, label="alarm threshold")
+        if baseline and baseline.get(key) is not None:
+            ax.axhline(baseline[key], color="tab:green", linestyle=":", linewidth=1, label="baseline test set")
+        ax.set_title(title)
+        ax.legend(fontsize=7)
+        ax.tick_params(axis="x", labelrotation=30, labelsize=7)
+    fig.suptitle("Model quality per window (labelled invocations only)")
+    return fig
+
+
+def label_coverage(history: pd.DataFrame) -> Figure:
+    """Captured and labelled invocations per window, and the share labelled."""
+    fig = Figure(figsize=(12, 3), layout="constrained")
+    ax = fig.subplots()
+    if history.empty:
+        return fig
+    t = _times(history)
+    ax.bar(t, history["captured"], width=0.8 if len(t) < 2 else (t.iloc[1] - t.iloc[0]) * 0.8, label="captured", alpha=0.5)
+    ax.bar(t, history["labelled"], width=0.8 if len(t) < 2 else (t.iloc[1] - t.iloc[0]) * 0.8, label="labelled", alpha=0.8)
+    ax2 = ax.twinx()
+    ax2.plot(t, history["label_coverage"], color="black", marker=".", label="coverage")
+    ax2.set_ylim(0, 1.05)
+    ax.set_title("Label coverage per window")
+    ax.legend(loc="lower left", fontsize=7)
+    return fig
+
+
+def segment_rmse(segments: pd.DataFrame) -> Figure:
+    """RMSE per release decade over the windows (residual spread by decade)."""
+    fig = Figure(figsize=(12, 3.5), layout="constrained")
+    ax = fig.subplots()
+    if segments.empty:
+        return fig
+    pivot = segments.pivot_table(index="window", columns="segment", values="rmse")
+    for col in pivot.columns:
+        ax.plot(pivot.index, pivot[col], marker=".", label=col)
+    ax.set_title("RMSE by release decade per window")
+    ax.tick_params(axis="x", labelrotation=60, labelsize=7)
+    ax.legend(fontsize=7, ncol=4)
+    return fig
+
+
+def drift_heatmap(feature_history: pd.DataFrame, value: str = "effect", top: int = 30) -> Figure:
+    """Per-feature drift over the windows (effect size), the ``top`` most drifted features, drifted cells marked."""
+    fig = Figure(figsize=(12, 0.25 * min(top, 40) + 2), layout="constrained")
+    ax = fig.subplots()
+    if feature_history.empty:
+        return fig
+    pivot = feature_history.pivot_table(index="feature", columns="window", values=value, aggfunc="max")
+    flags = feature_history.pivot_table(index="feature", columns="window", values="drifted", aggfunc="max")
+    order = pivot.max(axis=1).sort_values(ascending=False).index[:top]
+    pivot, flags = pivot.loc[order], flags.loc[order].reindex(columns=pivot.columns)
+    im = ax.imshow(pivot.to_numpy(dtype=float), aspect="auto", cmap="magma_r")
+    ys, xs = np.nonzero(flags.fillna(False).to_numpy(dtype=bool))
+    ax.scatter(xs, ys, marker="x", color="cyan", s=12, label="drifted")
+    ax.set_yticks(range(len(order)), order, fontsize=7)
+    ax.set_xticks(range(len(pivot.columns)), pivot.columns, rotation=60, fontsize=7)
+    fig.colorbar(im, ax=ax, label=value)
+    ax.set_title(f"Drift {value} per feature and window (top {len(order)} features)")
+    if len(xs):
+        ax.legend(loc="upper right", fontsize=7)
+    return fig
+
+
+def ecdf_overlays(baseline, current: pd.DataFrame, features: list[str]) -> Figure:
+    """Reference and current ECDFs of the given features (the baseline's stored sorted values)."""
+    n = max(len(features), 1)
+    cols = min(n, 3)
+    rows = int(np.ceil(n / cols))
+    fig = Figure(figsize=(4 * cols, 3 * rows), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    for ax, f in zip(axes, features):
+        rx, ry = baseline.ecdf_points(f)
+        cur = np.sort(pd.to_numeric(current[f], errors="coerce").dropna().to_numpy())
+        ax.step(rx, ry, where="post", label="baseline")
+        ax.step(cur, np.arange(1, len(cur) + 1) / max(len(cur), 1), where="post", label="current")
+        ax.set_title(f, fontsize=9)
+        ax.legend(fontsize=7)
+    for ax in axes[len(features):]:
+        ax.axis("off")
+    fig.suptitle("ECDFs of the most drifted features: baseline against the newest window")
+    return fig
+
+
+def champion_challenger(per_decade: pd.DataFrame) -> Figure:
+    """RMSE per decade of champion and challenger on the same holdout."""
+    fig = Figure(figsize=(10, 3.5), layout="constrained")
+    ax = fig.subplots()
+    if per_decade is None or per_decade.empty:
+        return fig
+    x = np.arange(len(per_decade))
+    ax.bar(x - 0.2, per_decade["champion"], 0.4, label="champion")
+    ax.bar(x + 0.2, per_decade["challenger"], 0.4, label="challenger")
+    ax.set_xticks(x, per_decade["segment"])
+    ax.set_ylabel("RMSE (years)")
+    ax.set_title("Holdout RMSE by release decade")
+    ax.legend()
+    return fig

@@ -1,0 +1,173 @@
+"""CloudWatch PutMetricData with AWS's limits enforced in our code and requests batched up to them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from dataclasses import dataclass
+from typing import Iterable
+
+from .aws import Aws
+
+MAX_DATUMS_PER_REQUEST = 1000
+MAX_VALUES_PER_DATUM = 150
+MAX_PAYLOAD_BYTES = 1_000_000
+MAX_DIMENSIONS = 30
+VALUE_LIMIT = 2.0**360
+MAX_AGE = dt.timedelta(days=14)
+MAX_FUTURE = dt.timedelta(hours=2)
+
+
+class MetricDataError(ValueError):
+    """A datum CloudWatch would reject."""
+
+
+@dataclass
+class PublishStats:
+    """What one publish did."""
+
+    calls: int = 0
+    datums: int = 0
+    values: int = 0
+    dropped_too_old: int = 0
+
+    def __iadd__(self, other: "PublishStats") -> "PublishStats":
+        self.calls += other.calls
+        self.datums += other.datums
+        self.values += other.values
+        self.dropped_too_old += other.dropped_too_old
+        return self
+
+
+def datum(name: str, value: float, timestamp: dt.datetime, dimensions: dict[str, str] | None = None,
+          unit: str = "None") -> dict:
+    """One MetricData entry."""
+    return {"MetricName": name, "Timestamp": timestamp, "Value": float(value), "Unit": unit,
+            "Dimensions": [{"Name": k, "Value": str(v)} for k, v in (dimensions or {}).items()]}
+
+
+def _check_value(where: str, v: float) -> None:
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        raise MetricDataError(f"{where}: value {v!r} is not a number")
+    if not math.isfinite(v):
+        raise MetricDataError(f"{where}: value {v} is not finite; CloudWatch rejects NaN and infinity")
+    if abs(v) > VALUE_LIMIT:
+        raise MetricDataError(f"{where}: value {v} is outside CloudWatch's range (-2^360, 2^360)")
+
+
+def validate_datum(d: dict) -> None:
+    """Raise MetricDataError for anything PutMetricData would reject (name, dimensions, values, counts)."""
+    name = d.get("MetricName")
+    where = f"metric {name!r}"
+    if not name or len(name) > 255:
+        raise MetricDataError(f"{where}: MetricName must be 1-255 characters")
+    dims = d.get("Dimensions", [])
+    if len(dims) > MAX_DIMENSIONS:
+        raise MetricDataError(f"{where}: {len(dims)} dimensions, CloudWatch allows {MAX_DIMENSIONS}")
+    for dim in dims:
+        if not dim.get("Name") or not str(dim.get("Value", "")):
+            raise MetricDataError(f"{where}: dimension {dim} needs a non-empty Name and Value")
+    has_value, has_values, has_stats = "Value" in d, "Values" in d, "StatisticValues" in d
+    if has_value + has_values + has_stats != 1:
+        raise MetricDataError(f"{where}: give exactly one of Value, Values or StatisticValues")
+    if has_value:
+        _check_value(where, d["Value"])
+    if has_values:
+        values, counts = d["Values"], d.get("Counts")
+        if not values or len(values) > MAX_VALUES_PER_DATUM:
+            raise MetricDataError(f"{where}: {len(values)} values; a datum holds 1-{MAX_VALUES_PER_DATUM}")
+        if counts is not None and len(counts) != len(values):
+            raise MetricDataError(f"{where}: {len(values)} values but {len(counts)} counts")
+        for v in values + list(counts or []):
+            _check_value(where, v)
+    if has_stats:
+        s = d["StatisticValues"]
+        for k in ("SampleCount", "Sum", "Minimum", "Maximum"):
+            _check_value(f"{where} {k}", s[k])
+        if s["SampleCount"] <= 0 or s["Minimum"] > s["Maximum"]:
+            raise MetricDataError(f"{where}: StatisticValues need SampleCount > 0 and Minimum <= Maximum")
+
+
+def _size(d: dict) -> int:
+    return len(json.dumps(d, default=str)) + 64
+
+
+def batches(datums: list[dict]) -> list[list[dict]]:
+    """Split datums into requests of at most 1000 datums and under 1 MB each."""
+    out: list[list[dict]] = []
+    current: list[dict] = []
+    size = 0
+    for d in datums:
+        s = _size(d)
+        if current and (len(current) >= MAX_DATUMS_PER_REQUEST or size + s > MAX_PAYLOAD_BYTES - 10_000):
+            out.append(current)
+            current, size = [], 0
+        current.append(d)
+        size += s
+    if current:
+        out.append(current)
+    return out
+
+
+def publish(aws: Aws, namespace: str, datums: Iterable[dict], *, now: dt.datetime | None = None,
+            enforce_age: bool | None = None) -> PublishStats:
+    """Validate every datum, then send them in as few PutMetricData calls as the limits allow.
+
+    Parameters
+    ----------
+    aws : Aws
+        Session; its mode decides whether CloudWatch's timestamp window (14 days back, 2 hours ahead)
+        is enforced (aws mode) or not (local mode, where the simulated history is backfilled).
+    namespace : str
+        CloudWatch namespace.
+    datums : Iterable[dict]
+        MetricData entries (see :func:`datum`).
+    now : datetime, optional
+        Clock used for the timestamp window.
+    enforce_age : bool, optional
+        Override the mode's default for the timestamp window.
+
+    Returns
+    -------
+    PublishStats
+        Calls made, datums and values sent, datums dropped as too old for CloudWatch.
+    """
+    if not namespace or namespace.startswith("AWS/"):
+        raise MetricDataError(f"namespace {namespace!r}: custom metrics cannot use an 'AWS/' namespace")
+    now = now or dt.datetime.now(dt.timezone.utc)
+    enforce_age = (aws.mode == "aws") if enforce_age is None else enforce_age
+    stats = PublishStats()
+    keep = []
+    for d in datums:
+        validate_datum(d)
+        ts = d.get("Timestamp")
+        if enforce_age and ts is not None:
+            if ts < now - MAX_AGE:
+                stats.dropped_too_old += 1
+                continue
+            if ts > now + MAX_FUTURE:
+                raise MetricDataError(f"metric {d['MetricName']!r}: timestamp {ts} is more than 2 hours ahead")
+        keep.append(d)
+    cw = aws.client("cloudwatch")
+    for batch in batches(keep):
+        cw.put_metric_data(Namespace=namespace, MetricData=batch)
+        stats.calls += 1
+        stats.datums += len(batch)
+        stats.values += sum(len(d.get("Values", [1])) for d in batch)
+    return stats
+
+
+def publish_aws_namespace(aws: Aws, namespace: str, datums: list[dict]) -> PublishStats:
+    """Local mode only: write the metrics an AWS service would emit (e.g. AWS/SageMaker) into the emulator."""
+    if aws.mode != "local":
+        raise MetricDataError("only AWS services publish to AWS/ namespaces; this is for the local simulation")
+    stats = PublishStats()
+    cw = aws.client("cloudwatch")
+    for d in datums:
+        validate_datum(d)
+    for batch in batches(datums):
+        cw.put_metric_data(Namespace=namespace, MetricData=batch)
+        stats.calls += 1
+        stats.datums += len(batch)
+    return stats

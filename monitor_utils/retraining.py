@@ -1,0 +1,222 @@
+"""Champion/challenger retraining: the decision with its reasons, retrain and compare, deploy only a better model, and the same logic as Step Functions ASL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from . import capture, data, metrics, model, registry, windows
+from .aws import Aws, get_json, put_json
+from .baseline import training_data
+from .config import Params, parse_time
+
+STATE_KEY = "state/retraining.json"
+QUALITY_ALARMS = ("rmse", "r2")
+MIN_SEGMENT_ROWS = 30
+
+
+@dataclass
+class Evidence:
+    """What the decision looks at."""
+
+    alarm_states: dict[str, str]
+    metrics: pd.DataFrame
+    drift: pd.DataFrame
+    last_retrain: dt.datetime | None = None
+
+
+@dataclass
+class Decision:
+    """Whether to retrain, why, and the evidence summarised for the report."""
+
+    retrain: bool
+    reasons: list[str] = field(default_factory=list)
+    evidence: dict = field(default_factory=dict)
+
+
+def last_retrain(aws: Aws, cfg: Params) -> dt.datetime | None:
+    """When a challenger was last trained (from the stage's state in S3)."""
+    state = get_json(aws, cfg.bucket, cfg.key(STATE_KEY)) or {}
+    return parse_time(state["last_retrain"]) if state.get("last_retrain") else None
+
+
+def decide(cfg: Params, ev: Evidence, now: dt.datetime) -> Decision:
+    """Retrain when a quality alarm is in ALARM, or when drift persists (2 of the last 3 windows); respect the minimum interval."""
+    reasons, triggers = [], []
+    for key in QUALITY_ALARMS:
+        name = f"{cfg.endpoint_name}-{key}"
+        state = ev.alarm_states.get(name, "missing")
+        (triggers if state == "ALARM" else reasons).append(f"alarm {name} is {state}")
+    recent = ev.drift.dropna(subset=["drift_detected"]).tail(3) if len(ev.drift) else ev.drift
+    drifted = int(recent["drift_detected"].astype(bool).sum()) if len(recent) else 0
+    drift_msg = f"dataset drift in {drifted} of the last {len(recent)} windows"
+    if drifted >= 2:
+        top = recent.iloc[-1].get("top_features") or []
+        triggers.append(drift_msg + (f" (top features: {', '.join(top[:3])})" if top else ""))
+    else:
+        reasons.append(drift_msg)
+    latest = ev.metrics.dropna(subset=["rmse"]).iloc[-1].to_dict() if len(ev.metrics) and "rmse" in ev.metrics else None
+    evidence = {"alarm_states": ev.alarm_states, "drift_windows_recent": drifted,
+                "latest_window": latest.get("window") if latest else None,
+                "latest_rmse": latest.get("rmse") if latest else None, "latest_r2": latest.get("r2") if latest else None,
+                "last_retrain": ev.last_retrain.isoformat() if ev.last_retrain else None}
+    if not triggers:
+        return Decision(False, ["no retraining needed: " + "; ".join(reasons)], evidence)
+    if ev.last_retrain and now - ev.last_retrain < dt.timedelta(days=cfg.retraining["min_interval_days"]):
+        return Decision(False, [f"retraining wanted ({'; '.join(triggers)}) but the last retrain was "
+                                f"{ev.last_retrain:%Y-%m-%d %H:%M}, within the minimum interval of "
+                                f"{cfg.retraining['min_interval_days']:g} days"], evidence)
+    return Decision(True, triggers, evidence)
+
+
+def labelled_recent(aws: Aws, cfg: Params, now: dt.datetime, days: int) -> pd.DataFrame:
+    """Captured invocations of the last ``days`` days joined with the labels that have arrived."""
+    span = windows.Window(windows.floor(now - dt.timedelta(days=days), "daily"), now)
+    batch = capture.read_capture(aws, capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name, cfg.variant_name), span)
+    labels, _ = capture.read_ground_truth(aws, cfg.ground_truth_uri, span.start, now + dt.timedelta(hours=1))
+    return capture.join_ground_truth(batch.records, labels).dropna(subset=["year"]).reset_index(drop=True)
+
+
+def compare(cfg: Params, champion, challenger, holdout: pd.DataFrame) -> dict:
+    """Score both models on the same holdout: overall and per decade; promote only a clear, even improvement."""
+    y = holdout[data.TARGET].to_numpy()
+    frame = holdout.assign(segment=data.decade(y))
+    scores, per_decade = {}, {}
+    for label, m in (("champion", champion), ("challenger", challenger)):
+        pred = model.predict(m, holdout)
+        scores[label] = metrics.regression_metrics(y, pred)
+        per_decade[label] = metrics.metrics_by_segment(frame.assign(prediction=pred), "segment",
+                                                       min_count=MIN_SEGMENT_ROWS).set_index("segment")["rmse"]
+    table = pd.DataFrame(per_decade)
+    table["relative_change"] = table["challenger"] / table["champion"] - 1
+    margin, tol = cfg.retraining["rmse_margin"], cfg.retraining["segment_tolerance"]
+    gain = 1 - scores["challenger"]["rmse"] / scores["champion"]["rmse"]
+    worst = table["relative_change"].max() if len(table) else 0.0
+    reasons = []
+    if gain < margin:
+        reasons.append(f"challenger RMSE {scores['challenger']['rmse']:.3f} is not {margin:.0%} better than the "
+                       f"champion's {scores['champion']['rmse']:.3f} (gain {gain:.1%})")
+    if worst > tol:
+        seg = table["relative_change"].idxmax()
+        reasons.append(f"challenger regresses the {seg} segment by {worst:.1%} (tolerance {tol:.0%})")
+    promote = not reasons
+    if promote:
+        reasons.append(f"challenger RMSE {scores['challenger']['rmse']:.3f} beats the champion's "
+                       f"{scores['champion']['rmse']:.3f} by {gain:.1%} with no decade worse than {tol:.0%}")
+    return {"promote": promote, "reasons": reasons, "scores": scores, "per_decade_rmse": table.reset_index(),
+            "holdout_rows": int(len(holdout)), "rmse_gain": gain}
+
+
+def act(cfg: Params, aws: Aws, decision: Decision, now: dt.datetime, recent_days: int = 14,
+        holdout_fraction: float = 0.3) -> dict:
+    """Retrain on the training data plus newly labelled traffic, compare on the newest labelled holdout, deploy if better."""
+    recent = labelled_recent(aws, cfg, now, recent_days)
+    if len(recent) < 200:
+        return {"deployed": False, "outcome": f"only {len(recent)} labelled invocations in the last {recent_days} days; "
+                                              "not enough to retrain and compare"}
+    recent = recent.sort_values("inference_time").reset_index(drop=True)
+    cut = int(len(recent) * (1 - holdout_fraction))
+    fit_new, holdout = recent.iloc[:cut], recent.iloc[cut:]
+    train, _ = training_data(aws, cfg)
+    fit = pd.concat([train[data.COLUMNS], fit_new[data.COLUMNS]], ignore_index=True)
+    weights = np.r_[np.ones(len(train)), np.full(len(fit_new), max(1.0, len(train) / max(len(fit_new), 1) / 4))]
+    challenger = model.make_pipeline_fitted(fit, sample_weight=weights)
+    champion = model.load_served_model(aws, cfg.endpoint_name, cfg.variant_name)
+    comparison = compare(cfg, champion, challenger, holdout)
+    parent = model.served_model_data_url(aws, cfg.endpoint_name, cfg.variant_name)
+    version = registry.next_version(aws, cfg)
+    lineage = {"parent": parent, "trained_at": now.isoformat(), "training_rows": int(len(fit)),
+               "new_labelled_rows": int(len(fit_new)),
+               "data_windows": [str(fit_new["inference_time"].min()), str(fit_new["inference_time"].max())],
+               "holdout_windows": [str(holdout["inference_time"].min()), str(holdout["inference_time"].max())],
+               "params": {"retraining": cfg.retraining}, "comparison": {k: comparison[k] for k in ("promote", "reasons", "scores")},
+               "decision_reasons": decision.reasons}
+    rec = registry.register(aws, cfg, version, model.to_artifact(challenger), lineage)
+    put_json(aws, cfg.bucket, cfg.key(STATE_KEY), {"last_retrain": now.isoformat(), "last_version": rec["version"],
+                                                   "promoted": comparison["promote"]})
+    result = {"challenger_version": rec["version"], "comparison": comparison, "deployed": False}
+    if not comparison["promote"]:
+        result["outcome"] = "champion kept: " + "; ".join(comparison["reasons"])
+        return result
+    if cfg.retraining["dry_run"]:
+        result["outcome"] = "dry run: the challenger would be deployed; nothing changed on the endpoint"
+        return result
+    image, role, live_config = registry.live_container(aws, cfg)
+    n = registry.create_model_and_config(aws, cfg, version, image, role, live_config)
+    guardrails = get_json(aws, cfg.bucket, cfg.key("state", "deployment_config.json"))
+    if guardrails is None:
+        from .stages.setup import deployment_config
+
+        guardrails = deployment_config(cfg)
+    outcome = registry.deploy(aws, cfg, n["config"], guardrails)
+    result.update(outcome, deployed_config=n["config"])
+    result["outcome"] = (f"deployed {rec['version']} with blue/green traffic shifting and auto-rollback"
+                         if outcome["deployed"] else f"deployment of {rec['version']} failed: {outcome['failure_reason']}")
+    if not outcome["deployed"]:
+        from .aws import ensure_topic
+
+        aws.client("sns").publish(TopicArn=ensure_topic(aws, cfg.sns_topic_name),
+                                  Subject=f"{cfg.endpoint_name}: deployment failed"[:99], Message=result["outcome"])
+    return result
+
+
+def state_machine_definition(cfg: Params, topic_arn: str) -> dict:
+    """The retraining decision and deployment as Amazon States Language, using AWS SDK integrations (no Lambda).
+
+    CheckQualityAlarms asks CloudWatch for the quality alarms in ALARM; Choice retrains only when there are
+    some (the seed deployed by default); training is a SageMaker training job run synchronously; the new
+    model, endpoint config and blue/green UpdateEndpoint follow; any failure notifies SNS and fails.
+    """
+    alarm_names = [f"{cfg.endpoint_name}-{k}" for k in QUALITY_ALARMS]
+    retry = [{"ErrorEquals": ["States.TaskFailed", "ThrottlingException", "SageMaker.AmazonSageMakerException"],
+              "IntervalSeconds": 5, "MaxAttempts": 3, "BackoffRate": 2.0}]
+    catch = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "NotifyFailure"}]
+    return {
+        "Comment": f"Retrain and safely redeploy {cfg.endpoint_name} when its quality alarms fire",
+        "StartAt": "CheckQualityAlarms",
+        "States": {
+            "CheckQualityAlarms": {
+                "Type": "Task", "Resource": "arn:aws:states:::aws-sdk:cloudwatch:describeAlarms",
+                "Parameters": {"AlarmNames": alarm_names, "StateValue": "ALARM"},
+                "ResultSelector": {"alarmsInAlarm.$": "States.ArrayLength($.MetricAlarms)"},
+                "ResultPath": "$.check", "Retry": retry, "Catch": catch, "Next": "NeedsRetraining"},
+            "NeedsRetraining": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.check.alarmsInAlarm", "NumericGreaterThan": 0, "Next": "TrainChallenger"}],
+                "Default": "NoRetrainingNeeded"},
+            "NoRetrainingNeeded": {"Type": "Succeed"},
+            "TrainChallenger": {
+                "Type": "Task", "Resource": "arn:aws:states:::sagemaker:createTrainingJob.sync",
+                "Parameters": {"TrainingJobName.$": "$.trainingJobName", "AlgorithmSpecification.$": "$.algorithm",
+                               "RoleArn.$": "$.roleArn", "InputDataConfig.$": "$.inputDataConfig",
+                               "OutputDataConfig.$": "$.outputDataConfig", "ResourceConfig.$": "$.resourceConfig",
+                               "StoppingCondition": {"MaxRuntimeInSeconds": 3600}},
+                "ResultPath": "$.training", "Retry": retry, "Catch": catch, "Next": "CreateModel"},
+            "CreateModel": {
+                "Type": "Task", "Resource": "arn:aws:states:::sagemaker:createModel",
+                "Parameters": {"ModelName.$": "$.modelName", "ExecutionRoleArn.$": "$.roleArn",
+                               "PrimaryContainer": {"Image.$": "$.image",
+                                                    "ModelDataUrl.$": "$.training.ModelArtifacts.S3ModelArtifacts"}},
+                "ResultPath": "$.model", "Retry": retry, "Catch": catch, "Next": "CreateEndpointConfig"},
+            "CreateEndpointConfig": {
+                "Type": "Task", "Resource": "arn:aws:states:::sagemaker:createEndpointConfig",
+                "Parameters": {"EndpointConfigName.$": "$.endpointConfigName",
+                               "ProductionVariants.$": "$.productionVariants", "DataCaptureConfig.$": "$.dataCaptureConfig"},
+                "ResultPath": "$.endpointConfig", "Retry": retry, "Catch": catch, "Next": "DeployBlueGreen"},
+            "DeployBlueGreen": {
+                "Type": "Task", "Resource": "arn:aws:states:::sagemaker:updateEndpoint",
+                "Parameters": {"EndpointName": cfg.endpoint_name, "EndpointConfigName.$": "$.endpointConfigName",
+                               "DeploymentConfig.$": "$.deploymentConfig"},
+                "ResultPath": "$.deploy", "Retry": retry, "Catch": catch, "Next": "Deployed"},
+            "Deployed": {"Type": "Succeed"},
+            "NotifyFailure": {
+                "Type": "Task", "Resource": "arn:aws:states:::sns:publish",
+                "Parameters": {"TopicArn": topic_arn, "Subject": f"{cfg.endpoint_name}: retraining workflow failed",
+                               "Message.$": "States.JsonToString($.error)"},
+                "Next": "Failed"},
+            "Failed": {"Type": "Fail", "Error": "RetrainingFailed", "Cause": "see the SNS notification"},
+        },
+    }

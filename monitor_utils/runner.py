@@ -1,0 +1,175 @@
+"""Run the stage notebooks with papermill and leave the run's records: notebooks, HTML reports, stage JSON, summary and index."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import secrets
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from . import config, local, world
+from .aws import connect
+from .context import STAGES, prepare_local, repo_root
+from .records import export_html, to_jsonable, write_index, write_json
+
+STAGE_ALIASES = {s.split("_", 1)[1]: s for s in STAGES}
+
+
+class RunnerError(ValueError):
+    """The run cannot start (bad stage names, notebooks missing, undeclared parameters)."""
+
+
+def resolve_stages(text: str | None) -> list[str]:
+    """``'drift,metrics'`` or ``'20_drift'`` -> stage ids in pipeline order; unknown names fail, listing the stages."""
+    if not text:
+        return list(STAGES)
+    wanted = []
+    for raw in (t.strip() for t in text.split(",") if t.strip()):
+        name = STAGE_ALIASES.get(raw, raw)
+        if name not in STAGES:
+            raise RunnerError(f"unknown stage {raw!r}; stages are {', '.join(STAGE_ALIASES)} (or {', '.join(STAGES)})")
+        wanted.append(name)
+    return [s for s in STAGES if s in wanted]
+
+
+def notebook_parameters(path: Path) -> dict[str, dict]:
+    """Parameters a notebook declares in its ``parameters`` cell (papermill's own inspection)."""
+    import papermill
+
+    return papermill.inspect_notebook(str(path))
+
+
+def stage_parameters(cfg: config.Params, declared: dict[str, dict], run_dir: Path, nb: Path) -> dict[str, Any]:
+    """The values for exactly the parameters the notebook declares; a declared name unknown to the schema is an error."""
+    unknown = [n for n in declared if n not in config.SCHEMA]
+    if unknown:
+        raise RunnerError(f"{nb}: parameters cell declares {unknown}, which the params schema does not know; "
+                          f"accepted: {', '.join(sorted(config.SCHEMA))}")
+    values = {n: cfg[n] for n in declared}
+    if "run_dir" in declared:
+        values["run_dir"] = str(run_dir)
+    return to_jsonable(values)
+
+
+HEADLINES: dict[str, Callable[[dict], dict]] = {
+    "00_setup": lambda r: {"changes": len(r.get("changes", [])), "model": (r.get("baseline") or {}).get("model_version")},
+    "10_metrics": lambda r: {"windows published": len(r.get("windows_published", [])),
+                             "latest RMSE": _round((r.get("latest") or {}).get("rmse")),
+                             "latest R2": _round((r.get("latest") or {}).get("r2")), "quarantined": r.get("quarantined")},
+    "20_drift": lambda r: {"windows checked": len(r.get("windows_checked", [])),
+                           "latest drift": (r.get("latest") or {}).get("drift_detected"),
+                           "latest drifted features": (r.get("latest") or {}).get("drifted_features")},
+    "30_alerting": lambda r: {"in ALARM": [a["alarm"] for a in r.get("alarms", []) if a.get("state") == "ALARM"],
+                              "test-fire delivered": (r.get("test_fire") or {}).get("delivered")},
+    "40_dashboard": lambda r: {"widgets": r.get("widgets"), "put": r.get("put")},
+    "50_retraining": lambda r: {"retrain": r.get("retrain"), "deployed": r.get("deployed")},
+}
+
+
+def _round(v):
+    return round(v, 3) if isinstance(v, float) else v
+
+
+def _error_of(exc: BaseException) -> str:
+    ename, evalue = getattr(exc, "ename", None), getattr(exc, "evalue", None)
+    return f"{ename}: {evalue}" if ename else f"{type(exc).__name__}: {exc}"
+
+
+def run(files: list[str] = (), overrides: list[str] = (), stages: str | None = None, output: str | None = None,
+        notebooks_dir: Path | None = None, progress: Callable[[str], None] | None = None) -> tuple[int, Path]:
+    """Run the suite; return (exit code, run folder).
+
+    Parameters are merged and validated before anything runs. In local mode the emulator is started,
+    the simulated world built, and stopped at the end. Each notebook gets only the parameters it declares
+    and a per-cell timeout of ``stage_timeout_seconds``. The run stops at the first failed stage.
+    """
+    import papermill
+
+    say = progress or (lambda m: print(m, flush=True))
+    cfg = config.load(files, overrides)
+    selected = resolve_stages(stages)
+    nb_dir = notebooks_dir or repo_root(Path(__file__).parent) / "notebooks"
+    plan = []
+    for stage in selected:
+        nb = nb_dir / f"{stage}.ipynb"
+        if not nb.exists():
+            raise RunnerError(f"notebook {nb} is missing")
+        plan.append((stage, nb, notebook_parameters(nb)))
+    run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
+    run_dir = Path(output) if output else repo_root(Path.cwd()) / "runs" / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    summary: dict[str, Any] = {"run_id": run_id, "status": "running", "aws_mode": cfg.aws_mode,
+                               "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                               "params_files": [str(f) for f in files], "overrides": list(overrides), "stages": []}
+    say(f"run {run_id}: {len(plan)} stage(s), mode {cfg.aws_mode}, records in {run_dir}")
+    emulator = None
+    exit_code = 0
+    os.environ["MONITOR_UTILS_RUN_ID"] = run_id
+    try:
+        if cfg.aws_mode == "local":
+            emulator = local.start()
+            aws = connect(cfg, emulator.url)
+            say(f"local AWS emulator on {emulator.url}; building the simulated world ({cfg.scenario}, {cfg.days} days)")
+            world.build(aws, cfg, progress=lambda m: say("  " + m))
+            if selected[0] != STAGES[0]:
+                prepare_local(cfg, aws, selected[0], progress=lambda m: say("  " + m))
+        failed = False
+        for i, (stage, nb, declared) in enumerate(plan, 1):
+            entry: dict[str, Any] = {"stage": stage, "status": "skipped", "duration_s": 0.0}
+            summary["stages"].append(entry)
+            if failed:
+                continue
+            say(f"[{i}/{len(plan)}] {stage} ...")
+            t0 = time.perf_counter()
+            out_nb = run_dir / f"{stage}.ipynb"
+            try:
+                papermill.execute_notebook(str(nb), str(out_nb), parameters=stage_parameters(cfg, declared, run_dir, nb),
+                                           kernel_name="python3", progress_bar=False, log_output=False,
+                                           execution_timeout=cfg.stage_timeout_seconds, start_timeout=120,
+                                           cwd=str(nb_dir))
+                entry["status"] = "ok"
+            except Exception as exc:  # noqa: BLE001 - recorded in the summary, the run stops here
+                entry.update(status="failed", error=_error_of(exc))
+                failed = True
+                exit_code = 1
+            entry["duration_s"] = round(time.perf_counter() - t0, 2)
+            if out_nb.exists():
+                try:
+                    export_html(out_nb, run_dir / f"{stage}.html")
+                except Exception as exc:  # noqa: BLE001
+                    entry["html_error"] = _error_of(exc)
+            result_path = run_dir / f"{stage}.json"
+            if result_path.exists():
+                entry["headline"] = HEADLINES[stage](json.loads(result_path.read_text()))
+            say(f"[{i}/{len(plan)}] {stage} {entry['status']} in {entry['duration_s']:.1f} s"
+                + (f": {entry['error']}" if entry.get("error") else "")
+                + (f"  {entry['headline']}" if entry.get("headline") else ""))
+    except Exception as exc:  # noqa: BLE001 - e.g. the emulator could not start: still leave a summary
+        summary["error"] = _error_of(exc)
+        exit_code = 1
+        say(f"run failed before the stages finished: {summary['error']}")
+    finally:
+        if emulator is not None:
+            emulator.stop()
+        os.environ.pop("MONITOR_UTILS_RUN_ID", None)
+    summary["status"] = "ok" if exit_code == 0 else "failed"
+    summary["duration_s"] = round(time.perf_counter() - started, 2)
+    write_json(run_dir / "summary.json", summary)
+    write_index(run_dir, summary)
+    say(f"run {summary['status']} in {summary['duration_s']:.1f} s; open {run_dir / 'index.html'}")
+    return exit_code, run_dir
+
+
+def main_run(args) -> int:
+    """CLI entry for ``run``."""
+    try:
+        code, _ = run(args.file or [], args.param or [], args.stages, args.output)
+        return code
+    except (config.ParamsError, RunnerError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,18 @@
+"""The package side of each stage: one ``run(cfg, aws, now) -> dict`` per notebook, called by notebooks and the runner."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+
+from ..aws import Aws
+from ..config import Params
+
+MODULES = {"00_setup": "setup", "10_metrics": "metrics", "20_drift": "drift", "30_alerting": "alerting",
+           "40_dashboard": "dashboard", "50_retraining": "retraining"}
+
+
+def run(stage: str, cfg: Params, aws: Aws, now: dt.datetime) -> dict:
+    """Run one stage's package code (no figures) and return its results."""
+    module = importlib.import_module(f"{__name__}.{MODULES[stage]}")
+    return module.run(cfg, aws, now)

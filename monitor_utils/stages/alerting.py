@@ -1,0 +1,47 @@
+"""Alerting stage: paging topic, alarms put idempotently, their states from metric history, a backtest and a test-fire."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+
+from .. import alarms, alerting
+from ..aws import Aws
+from ..config import Params
+
+
+def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
+    """Put alarms, evaluate them over history (driving states in local mode), backtest, and test-fire one."""
+    topic_arn, subscriptions = alerting.ensure_paging(aws, cfg)
+    specs = alerting.alarm_specs(cfg, topic_arn)
+    changed = alerting.put_alarms(aws, specs)
+    start = now - dt.timedelta(days=cfg.days)
+    rows, backtests, transitions = [], {}, []
+    states = alerting.describe(aws, [s["AlarmName"] for s in specs])
+    for spec in specs:
+        name = spec["AlarmName"]
+        history = alerting.alarm_history(aws, spec, start, now + dt.timedelta(seconds=1))
+        history = history.iloc[history.notna().to_numpy().argmax():] if history.notna().any() else history
+        result = alarms.backtest(spec, history) if len(history) else None
+        backtests[name] = result
+        state = result.timeline["state"].iloc[-1] if result is not None else alarms.INSUFFICIENT_DATA
+        note = ""
+        if aws.mode == "local":
+            if "ExtendedStatistic" in spec:
+                note = "local: p99 is not computed by the emulator; Maximum used as an upper bound"
+            alerting.drive_local_alarm(aws, spec, state, f"evaluated by the suite at {now.isoformat()}", now)
+        else:
+            state = states.get(name, {}).get("StateValue", state)  # CloudWatch evaluates real alarms itself
+        for t in (result.transitions if result is not None else []):
+            transitions.append({"alarm": name, **t})
+        rows.append({"alarm": name, "state": state, "times_fired": result.times_fired if result else 0,
+                     "threshold": spec["Threshold"], "operator": spec["ComparisonOperator"],
+                     "period_s": alarms.alarm_period(spec), "evaluation_periods": spec["EvaluationPeriods"],
+                     "datapoints_to_alarm": spec.get("DatapointsToAlarm"), "missing_data": spec["TreatMissingData"],
+                     "note": note})
+    wanted = cfg.test_fire == "always" or (cfg.test_fire == "local" and aws.mode == "local")
+    fire = alerting.test_fire(aws, f"{cfg.endpoint_name}-heartbeat", topic_arn) if wanted else {"skipped": cfg.test_fire}
+    return {"topic_arn": topic_arn, "subscriptions": subscriptions, "alarms_put": changed,
+            "alarms": pd.DataFrame(rows), "transitions": pd.DataFrame(transitions), "test_fire": fire,
+            "specs": specs, "_backtests": backtests}

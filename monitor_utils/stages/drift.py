@@ -1,0 +1,117 @@
+"""Drift stage: each complete window's features and predictions against the stored baseline, published once."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+
+from .. import capture, data, drift, publish, watermark, windows
+from ..aws import Aws, get_json, put_json
+from ..baseline import PREDICTION, load_baseline
+from ..config import Params
+from ..records import to_jsonable
+from .metrics import dimensions
+
+STAGE = "drift"
+
+
+def detector_options(cfg: Params) -> dict:
+    """detect_drift keyword options from the ``drift`` params section."""
+    d = cfg.drift
+    opts = {"threshold": d["alpha"], "correction": d["correction"], "effect_size": d["effect_size"],
+            "dataset_rule": d["dataset_rule"],
+            "dataset_threshold": max(1, int(round(d["dataset_threshold"]))) if d["dataset_rule"] == "count"
+            else d["dataset_threshold"]}
+    if d["min_effect"] > 0:
+        opts["min_effect"] = d["min_effect"]
+    return opts
+
+
+def window_datums(cfg: Params, w: windows.Window, report: drift.DriftReport) -> list[dict]:
+    """DataDrift (0/1), DriftedFeatures, DriftShare and per-feature KS D (Feature dimension) for one window."""
+    feats = [f for f in report.drifted_features if f != PREDICTION]
+    out = [publish.datum("DataDrift", int(report.drift_detected), w.end, dimensions(cfg)),
+           publish.datum("DriftedFeatures", len(feats), w.end, dimensions(cfg), "Count"),
+           publish.datum("DriftShare", report.drift_share, w.end, dimensions(cfg)),
+           publish.datum("PredictionDrift", int(bool(report.table.loc[PREDICTION, "drifted"]))
+                         if PREDICTION in report.table.index else 0, w.end, dimensions(cfg))]
+    for feature, d in report.table["statistic"].items():
+        if pd.notna(d):
+            out.append(publish.datum("KSStatistic", float(d), w.end, dimensions(cfg, Feature=str(feature))))
+    return out
+
+
+def _history_key(cfg: Params) -> str:
+    return cfg.key("drift", "history.json")
+
+
+def load_history(aws: Aws, cfg: Params) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-window drift summaries and per-window, per-feature rows (statistic, effect, drifted)."""
+    raw = get_json(aws, cfg.bucket, _history_key(cfg)) or {"windows": [], "features": []}
+    return pd.DataFrame(raw["windows"]), pd.DataFrame(raw["features"])
+
+
+def window_records(aws: Aws, cfg: Params, w: windows.Window) -> pd.DataFrame:
+    """Captured features and predictions of one window (for plots)."""
+    batch = capture.read_capture(aws, capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name, cfg.variant_name), w)
+    return batch.records
+
+
+def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
+    """Check every complete, unchecked window against the baseline; publish and record the verdicts."""
+    mark = watermark.load(aws, cfg, STAGE)
+    start = mark.last_end_time or windows.floor(now - dt.timedelta(days=cfg.days), cfg.window)
+    todo = [w for w in windows.windows_between(start, now, cfg.window) if w.label not in set(mark.published)]
+    baseline, info = load_baseline(aws, cfg)
+    history, feature_history = load_history(aws, cfg)
+    opts = detector_options(cfg)
+    stats = publish.PublishStats()
+    reports: dict[str, drift.DriftReport] = {}
+    quarantined = 0
+    if todo:
+        span = windows.Window(todo[0].start, todo[-1].end)
+        batch = capture.read_capture(aws, capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name, cfg.variant_name), span)
+        quarantined = len(batch.quarantined)
+        t = batch.records["inference_time"]
+        datums, rows, feature_rows = [], [], []
+        for w in todo:
+            current = batch.records[(t >= pd.Timestamp(w.start)) & (t < pd.Timestamp(w.end))]
+            if current.empty:
+                rows.append({"window": w.label, "end": w.end, "rows": 0, "drift_detected": None,
+                             "reason": "no captured traffic in this window"})
+                continue
+            report = drift.detect_drift(baseline, current[data.FEATURES + [PREDICTION]], **opts)
+            reports[w.label] = report
+            datums += window_datums(cfg, w, report)
+            feats = [f for f in report.drifted_features if f != PREDICTION]
+            rows.append({"window": w.label, "end": w.end, "rows": int(len(current)),
+                         "drift_detected": bool(report.drift_detected), "drifted_features": len(feats),
+                         "drift_share": report.drift_share, "top_features": feats[:5],
+                         "prediction_drift": bool(report.table.loc[PREDICTION, "drifted"])})
+            tab = report.table
+            feature_rows += [{"window": w.label, "feature": f, "statistic": tab.at[f, "statistic"],
+                              "p_adjusted": tab.at[f, "p_adjusted"], "effect": tab.at[f, "effect"],
+                              "drifted": bool(tab.at[f, "drifted"])} for f in tab.index]
+        labels = [w.label for w in todo]
+        mark.begin(aws, cfg, labels)
+        stats = publish.publish(aws, cfg.namespace, datums, now=now)
+        mark.commit(aws, cfg, labels, todo[-1].end)
+        history = pd.concat([history, pd.DataFrame(rows)], ignore_index=True)
+        feature_history = pd.concat([feature_history, pd.DataFrame(feature_rows)], ignore_index=True)
+        put_json(aws, cfg.bucket, _history_key(cfg), to_jsonable({"windows": history, "features": feature_history}))
+        if reports:
+            last_label = list(reports)[-1]
+            put_json(aws, cfg.bucket, cfg.key("drift", "windows", f"{last_label}.json"), reports[last_label].to_dict())
+    checked = history.dropna(subset=["drift_detected"]) if len(history) else history
+    latest = checked.iloc[-1].to_dict() if len(checked) else None
+    latest_report, latest_current = None, None
+    if latest is not None:  # the newest window's full report and data, for the notebook's ECDFs and table
+        w = windows.from_label(latest["window"], cfg.window)
+        latest_current = window_records(aws, cfg, w)
+        latest_report = reports.get(w.label) or drift.detect_drift(
+            baseline, latest_current[data.FEATURES + [PREDICTION]], **opts)
+    return {"windows_checked": list(reports), "put_metric_data_calls": stats.calls, "datums_published": stats.datums,
+            "quarantined": quarantined, "options": opts, "baseline": info, "history": history,
+            "latest": latest, "_feature_history": feature_history, "_baseline": baseline,
+            "_latest_report": latest_report, "_latest_current": latest_current}

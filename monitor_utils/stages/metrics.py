@@ -1,0 +1,161 @@
+"""Metrics stage: model-quality metrics per complete window from capture joined with ground truth, published exactly once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pandas as pd
+
+from .. import capture, data, metrics, publish, watermark, windows
+from ..aws import Aws, get_json, put_bytes, put_json
+from ..config import Params
+
+STAGE = "metrics"
+PUBLISHED = {"count": ("Count", "Count"), "mse": ("MSE", "None"), "rmse": ("RMSE", "None"), "mae": ("MAE", "None"),
+             "r2": ("R2", "None"), "median_ae": ("MedianAE", "None"), "bias": ("Bias", "None")}
+MIN_SEGMENT_ROWS = 20
+
+
+def dimensions(cfg: Params, **extra: str) -> dict[str, str]:
+    """The suite's metric dimensions for this endpoint (plus e.g. Segment or Feature)."""
+    return {"EndpointName": cfg.endpoint_name, "VariantName": cfg.variant_name, **extra}
+
+
+def complete_windows(cfg: Params, mark: watermark.Watermark, now: dt.datetime, wait: dt.timedelta) -> list[windows.Window]:
+    """Windows closed by ``now - wait`` and not yet published, from the watermark (or ``days`` back on a first run)."""
+    start = mark.last_end_time or windows.floor(now - dt.timedelta(days=cfg.days), cfg.window)
+    done = set(mark.published)
+    return [w for w in windows.windows_between(start, now - wait, cfg.window) if w.label not in done]
+
+
+def window_datums(cfg: Params, w: windows.Window, row: dict, segments: pd.DataFrame) -> list[dict]:
+    """MetricData for one window: overall metrics, label coverage, per-segment count and RMSE; timestamp = window end."""
+    out = []
+    if row["count"] > 0:
+        for key, (name, unit) in PUBLISHED.items():
+            if row.get(key) is not None and pd.notna(row[key]):
+                out.append(publish.datum(name, row[key], w.end, dimensions(cfg), unit))
+    out.append(publish.datum("LabelCoverage", row["label_coverage"], w.end, dimensions(cfg), "None"))
+    out.append(publish.datum("CapturedInvocations", row["captured"], w.end, dimensions(cfg), "Count"))
+    for _, seg in segments.iterrows():
+        dims = dimensions(cfg, Segment=str(seg["segment"]))
+        out.append(publish.datum("Count", seg["count"], w.end, dims, "Count"))
+        out.append(publish.datum("RMSE", seg["rmse"], w.end, dims, "None"))
+    return out
+
+
+def evaluate_window(w: windows.Window, rows: pd.DataFrame, quarantined: int) -> tuple[dict, pd.DataFrame]:
+    """Metrics, bootstrap intervals, coverage and per-decade metrics of one window's joined records."""
+    labelled = rows.dropna(subset=["year"])
+    row = {"window": w.label, "start": w.start, "end": w.end, "captured": int(len(rows)),
+           "labelled": int(len(labelled)), "label_coverage": float(len(labelled) / len(rows)) if len(rows) else 0.0,
+           "quarantined": quarantined}
+    if len(labelled):
+        row.update(metrics.regression_metrics(labelled["year"], labelled["prediction"]))
+        ci = metrics.bootstrap_intervals(labelled["year"], labelled["prediction"], seed=int(w.start.timestamp()) % 2**31)
+        row.update(rmse_low=ci["rmse"][0], rmse_high=ci["rmse"][1], r2_low=ci["r2"][0], r2_high=ci["r2"][1])
+        seg = labelled.assign(segment=data.decade(labelled["year"]))
+        segments = metrics.metrics_by_segment(seg, "segment", min_count=MIN_SEGMENT_ROWS)
+    else:
+        row.update({k: None for k in metrics.METRIC_NAMES if k != "count"}, count=0)
+        segments = pd.DataFrame(columns=["segment", *metrics.METRIC_NAMES])
+    segments.insert(0, "window", w.label)
+    return row, segments
+
+
+def datum_exists(aws: Aws, cfg: Params, w_end: dt.datetime) -> bool:
+    """True when the window's Count datum is already in CloudWatch (resolves a publish a crashed run left unconfirmed)."""
+    dims = [{"Name": k, "Value": v} for k, v in dimensions(cfg).items()]
+    got = aws.client("cloudwatch").get_metric_statistics(
+        Namespace=cfg.namespace, MetricName="LabelCoverage", Dimensions=dims, StartTime=w_end - dt.timedelta(seconds=1),
+        EndTime=w_end + dt.timedelta(seconds=1), Period=60, Statistics=["SampleCount"])
+    return bool(got["Datapoints"])
+
+
+def _history_key(cfg: Params) -> str:
+    return cfg.key("metrics", "history.json")
+
+
+def load_history(aws: Aws, cfg: Params) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every published window's metrics and per-segment metrics (the stage's own record in S3)."""
+    raw = get_json(aws, cfg.bucket, _history_key(cfg)) or {"windows": [], "segments": []}
+    return pd.DataFrame(raw["windows"]), pd.DataFrame(raw["segments"])
+
+
+def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
+    """Publish every complete, unpublished window since the watermark; return the history and this run's counts."""
+    mark = watermark.load(aws, cfg, STAGE)
+    wait = dt.timedelta(days=cfg.label_wait_days)
+    for label in list(mark.pending):  # a previous run died between publishing and committing
+        end = windows.from_label(label, cfg.window).end
+        if datum_exists(aws, cfg, end):
+            mark.commit(aws, cfg, [label], end)
+    todo = complete_windows(cfg, mark, now, wait)
+    history, seg_history = load_history(aws, cfg)
+    stats = publish.PublishStats()
+    quarantined_total = 0
+    new_rows: list[dict] = []
+    if todo:
+        span = windows.Window(todo[0].start, todo[-1].end)
+        batch = capture.read_capture(aws, capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name, cfg.variant_name), span)
+        labels, gt_bad = capture.read_ground_truth(aws, cfg.ground_truth_uri, span.start, now + dt.timedelta(hours=1))
+        joined = capture.join_ground_truth(batch.records, labels)
+        bad_by_window = _quarantine(aws, cfg, batch.quarantined + gt_bad, todo)
+        quarantined_total = len(batch.quarantined) + len(gt_bad)
+        t = joined["inference_time"]
+        datums, seg_frames = [], []
+        for w in todo:
+            rows = joined[(t >= pd.Timestamp(w.start)) & (t < pd.Timestamp(w.end))]
+            row, segments = evaluate_window(w, rows, bad_by_window.get(w.label, 0))
+            new_rows.append(row)
+            seg_frames.append(segments)
+            datums += window_datums(cfg, w, row, segments)
+        labels_done = [w.label for w in todo]
+        mark.begin(aws, cfg, labels_done)
+        stats = publish.publish(aws, cfg.namespace, datums, now=now)
+        mark.commit(aws, cfg, labels_done, todo[-1].end)
+        history = pd.concat([history, pd.DataFrame(new_rows)], ignore_index=True)
+        seg_history = pd.concat([seg_history, *seg_frames], ignore_index=True)
+        from ..records import to_jsonable
+
+        put_json(aws, cfg.bucket, _history_key(cfg), to_jsonable({"windows": history, "segments": seg_history}))
+    hb = publish.publish(aws, cfg.namespace, [publish.datum("SuiteHeartbeat", 1, now, {"EndpointName": cfg.endpoint_name})],
+                         now=now)
+    baseline_info = _baseline_test_metrics(aws, cfg)
+    return {"windows_published": [r["window"] for r in new_rows], "windows_pending_labels": _waiting(cfg, now, wait),
+            "put_metric_data_calls": stats.calls, "datums_published": stats.datums, "heartbeat_calls": hb.calls,
+            "quarantined": quarantined_total, "history": history, "segments": seg_history,
+            "baseline_test_metrics": baseline_info,
+            "latest": history.iloc[-1].to_dict() if len(history) else None}
+
+
+def _waiting(cfg: Params, now: dt.datetime, wait: dt.timedelta) -> list[str]:
+    return [w.label for w in windows.windows_between(now - wait, now, cfg.window)]
+
+
+def _baseline_test_metrics(aws: Aws, cfg: Params) -> dict | None:
+    from ..baseline import baseline_prefix, model_version
+    from ..model import served_model_data_url
+
+    version = model_version(served_model_data_url(aws, cfg.endpoint_name, cfg.variant_name))
+    return get_json(aws, cfg.bucket, f"{baseline_prefix(cfg, version)}/test_metrics.json")
+
+
+def _quarantine(aws: Aws, cfg: Params, bad: list[dict], todo: list[windows.Window]) -> dict[str, int]:
+    """Write unreadable lines aside with their reasons; count them per window (by the file's hour)."""
+    if not bad:
+        return {}
+    label = f"{todo[0].label}_{todo[-1].label}"
+    body = "\n".join(json.dumps(b) for b in bad).encode()
+    put_bytes(aws, cfg.bucket, cfg.key("quarantine", STAGE, f"{label}.jsonl"), body, "application/jsonl")
+    counts: dict[str, int] = {}
+    for b in bad:
+        parts = b["key"].split("/")
+        try:
+            t = dt.datetime(int(parts[-5]), int(parts[-4]), int(parts[-3]), int(parts[-2]), tzinfo=dt.timezone.utc)
+        except (ValueError, IndexError):
+            continue
+        lab = windows.containing(t, cfg.window).label
+        counts[lab] = counts.get(lab, 0) + 1
+    return counts

@@ -1,0 +1,27 @@
+"""Retraining stage: decide from alarm states, recent metrics and drift whether to retrain, with the reasons."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from .. import alerting, retraining
+from ..aws import Aws, ensure_topic
+from ..config import Params
+from . import drift as drift_stage
+from . import metrics as metrics_stage
+
+
+def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
+    """Gather the evidence, decide, and (unless dry-run) retrain, compare and deploy a better model."""
+    topic_arn = ensure_topic(aws, cfg.sns_topic_name)
+    specs = alerting.alarm_specs(cfg, topic_arn)
+    states = {n: a["StateValue"] for n, a in alerting.describe(aws, [s["AlarmName"] for s in specs]).items()}
+    metric_history, _ = metrics_stage.load_history(aws, cfg)
+    drift_history, _ = drift_stage.load_history(aws, cfg)
+    evidence = retraining.Evidence(alarm_states=states, metrics=metric_history, drift=drift_history,
+                                   last_retrain=retraining.last_retrain(aws, cfg))
+    decision = retraining.decide(cfg, evidence, now)
+    outcome = retraining.act(cfg, aws, decision, now) if decision.retrain else {}
+    return {"retrain": decision.retrain, "deployed": bool(outcome.get("deployed")), "reasons": decision.reasons,
+            "evidence": decision.evidence, **outcome,
+            "state_machine_definition": retraining.state_machine_definition(cfg, topic_arn)}

@@ -1,0 +1,73 @@
+"""Setup stage: idempotent provisioning (bucket, log group, topic), the baseline profile, and deployment guardrails."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import botocore.session
+from botocore.validate import ParamValidator
+
+from .. import baseline as baselines
+from ..aws import Aws, ensure_bucket, ensure_log_group, ensure_subscription, ensure_topic, get_json, put_json
+from ..config import Params
+
+GUARDRAILS_KEY = "state/deployment_config.json"
+
+
+def rollback_alarm_names(cfg: Params) -> list[str]:
+    """The endpoint-health alarms a deployment rolls back on (created by the alerting stage)."""
+    return [f"{cfg.endpoint_name}-error-rate", f"{cfg.endpoint_name}-latency-p99"]
+
+
+def deployment_config(cfg: Params) -> dict:
+    """UpdateEndpoint's DeploymentConfig: blue/green with canary traffic shifting and auto-rollback on alarms."""
+    return {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": {"Type": "CANARY", "WaitIntervalInSeconds": 600,
+                                            "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10}},
+            "TerminationWaitInSeconds": 600, "MaximumExecutionTimeoutInSeconds": 3600},
+        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": n} for n in rollback_alarm_names(cfg)]},
+    }
+
+
+def validate_update_endpoint(request: dict) -> None:
+    """Check an UpdateEndpoint request against botocore's own model of the API (raises on any shape error)."""
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    report = ParamValidator().validate(request, model.operation_model("UpdateEndpoint").input_shape)
+    if report.has_errors():
+        raise ValueError(f"UpdateEndpoint request is invalid: {report.generate_report()}")
+
+
+def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
+    """Provision what the other stages rely on; a rerun changes nothing.
+
+    Returns
+    -------
+    dict
+        ``changes`` (what this run created; empty on a rerun), ``topic_arn``, ``baseline`` (where and what),
+        ``deployment_config`` (the guardrails every deploy uses).
+    """
+    changes = []
+    if ensure_bucket(aws, cfg.bucket):
+        changes.append(f"created bucket {cfg.bucket}")
+    if ensure_log_group(aws, cfg.log_group):
+        changes.append(f"created log group {cfg.log_group}")
+    sns = aws.client("sns")
+    existing_topics = {t["TopicArn"].rsplit(":", 1)[-1] for p in sns.get_paginator("list_topics").paginate()
+                       for t in p["Topics"]}
+    topic_arn = ensure_topic(aws, cfg.sns_topic_name)
+    if cfg.sns_topic_name not in existing_topics:
+        changes.append(f"created SNS topic {cfg.sns_topic_name}")
+    for email in cfg.alert_emails:
+        ensure_subscription(aws, topic_arn, "email", email)
+    profile, created = baselines.ensure_baseline(aws, cfg)
+    if created:
+        changes.append(f"built baseline {profile['uri']}")
+    guardrails = deployment_config(cfg)
+    validate_update_endpoint({"EndpointName": cfg.endpoint_name, "EndpointConfigName": "placeholder",
+                              "DeploymentConfig": guardrails})
+    if get_json(aws, cfg.bucket, cfg.key(GUARDRAILS_KEY)) != guardrails:
+        put_json(aws, cfg.bucket, cfg.key(GUARDRAILS_KEY), guardrails)
+        changes.append("stored deployment guardrails (used by every deploy of the retraining stage)")
+    return {"changes": changes, "topic_arn": topic_arn, "baseline": profile, "deployment_config": guardrails,
+            "log_group": cfg.log_group}

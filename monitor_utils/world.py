@@ -1,0 +1,171 @@
+"""The simulated production world of local mode: a trained model behind an endpoint, days of captured traffic and labels."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from . import capture, data, model, publish, registry, windows
+from .aws import Aws, ensure_bucket, get_json, put_frame, put_json
+from .config import Params, parse_time
+
+MANIFEST_KEY = "world/manifest.json"
+BROKEN_OFFSET_SD = 2.0  # the broken feature arrives shifted by two reference standard deviations
+NEWER_SHARE_MAX = 0.7
+
+
+def world_clock(cfg: Params) -> dt.datetime:
+    """End of the simulated world: ``now`` if given, else today's midnight UTC."""
+    if cfg.now:
+        return parse_time(cfg.now)
+    return windows.floor(dt.datetime.now(dt.timezone.utc), "daily")
+
+
+def read_manifest(aws: Aws, cfg: Params) -> dict | None:
+    """The manifest of the world in this bucket, if one was built."""
+    try:
+        return get_json(aws, cfg.bucket, cfg.key(MANIFEST_KEY))
+    except Exception:  # noqa: BLE001 - no bucket yet means no world
+        return None
+
+
+def placeholder_container(aws: Aws) -> dict:
+    """Local stand-ins for the image and role a real deployment names (built from the emulator's account)."""
+    account = aws.account_id
+    return {"image": f"{account}.dkr.ecr.{aws.region}.amazonaws.com/sklearn-inference:1.4",
+            "role": f"arn:aws:iam::{account}:role/msd-monitoring-sagemaker"}
+
+
+def _training_data(cfg: Params, aws: Aws) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if cfg.data_path:
+        return data.load_uci(cfg.data_path, s3_client=aws.client("s3"))
+    return (data.generate(cfg.world["train_rows"], seed=cfg.seed * 1000 + 1),
+            data.generate(cfg.world["test_rows"], seed=cfg.seed * 1000 + 2))
+
+
+def simulate_traffic(cfg: Params, start: dt.datetime, days: int, served, first_day: int = 0,
+                     reference_std: float = 6.0) -> pd.DataFrame:
+    """Invocations of ``days`` days from ``start``: times, ids, features, the served model's predictions, true years.
+
+    Day ``first_day + d`` of the world decides the drift state, so later extensions continue the same story.
+    """
+    w = cfg.world
+    rows = []
+    total_days = cfg.days
+    drift_day = int(round(w["drift_start_fraction"] * total_days))
+    for d in range(days):
+        day = first_day + d
+        rng = np.random.default_rng([cfg.seed, day])
+        drifting = cfg.scenario == "drift" and day >= drift_day
+        newer = min(NEWER_SHARE_MAX, 0.25 * (day - drift_day + 1)) if drifting else 0.0
+        n = int(rng.poisson(w["requests_per_day"]))
+        years = data.sample_years(n, rng, newer)
+        feats = data.features_for_years(years, rng)
+        if drifting and day >= drift_day + 1:
+            feats[w["broken_feature"]] = feats[w["broken_feature"]] - BROKEN_OFFSET_SD * reference_std
+        seconds = np.sort(rng.uniform(0, 86400, n))
+        frame = feats
+        frame.insert(0, "year", years)
+        frame.insert(0, "inference_time", pd.Timestamp(start + dt.timedelta(days=d)) + pd.to_timedelta(seconds, unit="s"))
+        frame.insert(1, "event_id", [str(uuid.UUID(bytes=rng.bytes(16), version=4)) for _ in range(n)])
+        has_id = rng.random(n) >= 0.05  # some clients send no InferenceId: the join falls back to eventId
+        frame.insert(2, "inference_id", [f"req-{day:04d}-{i:06d}" if h else None for i, h in enumerate(has_id)])
+        frame["input_format"] = rng.choice(["csv", "json", "base64"], size=n, p=[0.9, 0.07, 0.03])
+        frame["latency_us"] = np.round(rng.lognormal(np.log(12_000), 0.35, n))
+        frame["label_delay_days"] = 0.5 + rng.exponential(max(w["label_delay_days"] - 0.5, 0.01), n)
+        frame["labelled"] = rng.random(n) < w["label_coverage"]
+        frame["status"] = rng.choice([200, 400, 500], size=n, p=[0.995, 0.004, 0.001])
+        rows.append(frame)
+    traffic = pd.concat(rows, ignore_index=True)
+    traffic["prediction"] = model.predict(served, traffic)
+    return traffic
+
+
+def write_traffic(aws: Aws, cfg: Params, traffic: pd.DataFrame, now: dt.datetime) -> dict:
+    """Write capture, the labels collected before ``now`` and the endpoint's own metrics, as AWS and labellers do."""
+    ok = traffic[traffic["status"] == 200]
+    rng = np.random.default_rng([cfg.seed, 99])
+    feature_csv = [",".join(map(str, row)) for row in ok[data.FEATURES].to_numpy().tolist()]  # 5x faster than to_csv
+    lines = [capture.capture_line(f, p, e, i, windows.iso(t), fmt) for f, p, e, i, t, fmt in zip(
+        feature_csv, ok["prediction"], ok["event_id"], ok["inference_id"], ok["inference_time"], ok["input_format"])]
+    corrupt = rng.random(len(lines)) < cfg.faults["malformed_capture_fraction"]
+    for idx in np.flatnonzero(corrupt):
+        lines[idx] = lines[idx][: len(lines[idx]) // 2]  # a torn write: the line ends mid-record
+    capture_files = capture.write_hourly(aws, capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name,
+                                                                      cfg.variant_name), ok["inference_time"], lines, "cap")
+    labelled = ok[ok["labelled"]].copy()
+    known = labelled["inference_time"] + pd.to_timedelta(labelled["label_delay_days"], unit="D")
+    # labellers deliver in a daily batch at 06:00 UTC, written under the hour it was collected
+    labelled["collected"] = (known - pd.Timedelta(hours=6)).dt.ceil("D") + pd.Timedelta(hours=6)
+    labelled = labelled[labelled["collected"] < pd.Timestamp(now)]
+    gt_lines = [capture.ground_truth_line(i if isinstance(i, str) else e, y)
+                for i, e, y in zip(labelled["inference_id"], labelled["event_id"], labelled["year"])]
+    gt_files = capture.write_hourly(aws, cfg.ground_truth_uri, labelled["collected"], gt_lines, "gt") if gt_lines else 0
+    endpoint_stats = publish_endpoint_metrics(aws, cfg, traffic)
+    return {"invocations": int(len(traffic)), "captured": int(len(ok)), "capture_files": capture_files,
+            "malformed_lines": int(corrupt.sum()), "labels_written": int(len(labelled)),
+            "ground_truth_files": gt_files, "endpoint_metric_calls": endpoint_stats.calls}
+
+
+def publish_endpoint_metrics(aws: Aws, cfg: Params, traffic: pd.DataFrame) -> publish.PublishStats:
+    """Hourly AWS/SageMaker endpoint metrics as SageMaker emits them (local simulation only)."""
+    dims = {"EndpointName": cfg.endpoint_name, "VariantName": cfg.variant_name}
+    datums = []
+    hours = traffic["inference_time"].dt.floor("h")
+    for hour, g in traffic.groupby(hours, sort=True):
+        ts = hour.to_pydatetime()
+        datums.append(publish.datum("Invocations", len(g), ts, dims, "Count"))
+        datums.append(publish.datum("Invocation4XXErrors", int((g["status"] == 400).sum()), ts, dims, "Count"))
+        datums.append(publish.datum("Invocation5XXErrors", int((g["status"] == 500).sum()), ts, dims, "Count"))
+        ms = np.round(g["latency_us"] / 1000.0)  # 1 ms buckets keep a datum under 150 distinct values
+        values, counts = np.unique(np.minimum(ms, 149), return_counts=True)
+        datums.append({"MetricName": "ModelLatency", "Timestamp": ts, "Unit": "Microseconds",
+                       "Dimensions": [{"Name": k, "Value": v} for k, v in dims.items()],
+                       "Values": [float(v * 1000) for v in values], "Counts": [float(c) for c in counts]})
+    return publish.publish_aws_namespace(aws, "AWS/SageMaker", datums)
+
+
+def build(aws: Aws, cfg: Params, progress: Callable[[str], None] = print) -> dict:
+    """Build the deterministic simulated production world for ``cfg`` (local mode) and return its manifest.
+
+    Trains the baseline model, stores it in S3, creates the SageMaker model, endpoint config (with
+    DataCaptureConfig) and endpoint, then writes ``cfg.days`` days of traffic served by that model.
+    """
+    if aws.mode != "local":
+        raise RuntimeError("the simulated world is built only in local mode; in aws mode the real endpoint has traffic")
+    t0 = time.perf_counter()
+    now = world_clock(cfg)
+    start = now - dt.timedelta(days=cfg.days)
+    ensure_bucket(aws, cfg.bucket)
+    train, test = _training_data(cfg, aws)
+    put_frame(aws, cfg.bucket, cfg.key("data", "train.npz"), train)
+    put_frame(aws, cfg.bucket, cfg.key("data", "test.npz"), test)
+    champion = model.train_model(train)
+    registry.register(aws, cfg, 1, model.to_artifact(champion), {"parent": None, "training_rows": int(len(train)),
+                                                                 "note": "baseline model of the simulated world"})
+    container = placeholder_container(aws)
+    names = registry.create_model_and_config(aws, cfg, 1, container["image"], container["role"])
+    aws.client("sagemaker").create_endpoint(EndpointName=cfg.endpoint_name, EndpointConfigName=names["config"])
+    progress(f"world: model {names['model']} deployed to endpoint {cfg.endpoint_name}")
+    served = model.load_served_model(aws, cfg.endpoint_name, cfg.variant_name)
+    ref_std = float(train[cfg.world["broken_feature"]].std())
+    traffic = simulate_traffic(cfg, start, cfg.days, served, reference_std=ref_std)
+    counts = write_traffic(aws, cfg, traffic, now)
+    drift_day = int(round(cfg.world["drift_start_fraction"] * cfg.days))
+    manifest = {
+        "scenario": cfg.scenario, "seed": cfg.seed, "days": cfg.days, "start": windows.iso(start), "now": windows.iso(now),
+        "drift_start": windows.iso(start + dt.timedelta(days=drift_day)) if cfg.scenario == "drift" else None,
+        "broken_feature": cfg.world["broken_feature"] if cfg.scenario == "drift" else None,
+        "broken_from": windows.iso(start + dt.timedelta(days=drift_day + 1)) if cfg.scenario == "drift" else None,
+        "model_version": names["version"], "endpoint_name": cfg.endpoint_name, **counts,
+        "build_seconds": round(time.perf_counter() - t0, 2),
+    }
+    put_json(aws, cfg.bucket, cfg.key(MANIFEST_KEY), manifest)
+    progress(f"world: {counts['captured']} captured invocations over {cfg.days} days "
+             f"({cfg.scenario}), {counts['labels_written']} labels, built in {manifest['build_seconds']} s")
+    return manifest
