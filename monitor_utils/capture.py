@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from . import windows
-from .aws import Aws, get_bytes, list_keys, put_bytes, split_s3_uri
+from .aws import Aws, get_bytes, put_bytes, split_s3_uri
 from .data import FEATURES
 
 EVENT_VERSION = "0"
@@ -130,14 +130,30 @@ class CaptureBatch:
     files: int = 0
 
 
-def _read_lines(aws: Aws, base_uri: str, start: dt.datetime, end: dt.datetime, workers: int = 8
-                ) -> tuple[list[tuple[str, int, str]], int]:
-    """(key, line number, text) for every line in the hourly partitions overlapping [start - 1h, end)."""
+def keys_between(aws: Aws, base_uri: str, first_hour: dt.datetime, end: dt.datetime) -> list[str]:
+    """Keys in the hourly partitions from ``first_hour`` up to ``end``: one listing that starts at the first
+    partition (StartAfter) and stops past the last, so only the prefixes the range needs are read."""
     bucket, base_key = split_s3_uri(base_uri)
-    hours = windows.Window(start - dt.timedelta(hours=1), end).hours()
+    start_key = windows.partition_prefix(base_key, first_hour)
+    stop_key = windows.partition_prefix(base_key, windows.floor(end - dt.timedelta(microseconds=1), "hourly"))
+    keys = []
+    paginator = aws.client("s3").get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=base_key.rstrip("/") + "/", StartAfter=start_key[:-1]):
+        for obj in page.get("Contents", []):
+            key = obj["Key"]
+            if key[: len(stop_key)] > stop_key:
+                return keys
+            if key >= start_key:
+                keys.append(key)
+    return keys
+
+
+def _read_lines(aws: Aws, base_uri: str, first_hour: dt.datetime, end: dt.datetime, workers: int = 8
+                ) -> tuple[list[tuple[str, int, str]], int]:
+    """(key, line number, text) for every line in the hourly partitions from ``first_hour`` up to ``end``."""
+    bucket, _ = split_s3_uri(base_uri)
+    keys = keys_between(aws, base_uri, first_hour, end)
     with ThreadPoolExecutor(workers) as pool:
-        key_lists = list(pool.map(lambda h: list(list_keys(aws, bucket, windows.partition_prefix(base_key, h))), hours))
-        keys = [k for ks in key_lists for k in ks]
         bodies = list(pool.map(lambda k: get_bytes(aws, bucket, k) or b"", keys))
     out = []
     for key, body in zip(keys, bodies):
@@ -163,7 +179,9 @@ def read_capture(aws: Aws, capture_uri: str, window: windows.Window) -> CaptureB
     Lines that cannot be parsed (bad JSON, unknown encoding, wrong feature count, non-numeric values)
     are returned in ``quarantined`` with the reason, never dropped silently and never fatal.
     """
-    lines, files = _read_lines(aws, capture_uri, window.start, window.end)
+    # files are partitioned by write hour: a record near an hour's end may sit in the next hour's file
+    lines, files = _read_lines(aws, capture_uri, windows.floor(window.start, "hourly") - dt.timedelta(hours=1),
+                               window.end + dt.timedelta(hours=1))
     rows, feats, quarantined = [], [], []
     for key, n, line in lines:
         try:
@@ -196,7 +214,7 @@ def read_capture(aws: Aws, capture_uri: str, window: windows.Window) -> CaptureB
 def read_ground_truth(aws: Aws, ground_truth_uri: str, start: dt.datetime, end: dt.datetime
                       ) -> tuple[pd.DataFrame, list[dict]]:
     """Labels collected in [start, end): columns join_key, year; plus quarantined lines."""
-    lines, _ = _read_lines(aws, ground_truth_uri, start + dt.timedelta(hours=1), end)
+    lines, _ = _read_lines(aws, ground_truth_uri, windows.floor(start, "hourly"), end)
     rows, quarantined = [], []
     for key, n, line in lines:
         try:

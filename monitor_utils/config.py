@@ -75,7 +75,7 @@ SCHEMA: dict[str, Param | Section] = {
         "broken_feature": Param(str, "timbre_avg_01", "feature whose upstream pipeline breaks (drift scenario)"),
     }),
     "thresholds": Section("alarm thresholds on model quality and endpoint health", {
-        "rmse_max": Param(float, 11.0, "RMSE (years) above which the quality alarm fires", min=0.0),
+        "rmse_max": Param(float, 9.0, "RMSE (years) above which the quality alarm fires", min=0.0),
         "r2_min": Param(float, 0.15, "R2 below which the quality alarm fires", min=-10.0, max=1.0),
         "error_rate_max": Param(float, 0.05, "share of invocations returning 4XX/5XX above which the error alarm fires", min=0.0, max=1.0),
         "latency_p99_ms_max": Param(float, 250.0, "ModelLatency p99 (milliseconds) above which the latency alarm fires", min=0.0),
@@ -92,7 +92,11 @@ SCHEMA: dict[str, Param | Section] = {
         "dry_run": Param(bool, False, "decide and compare but never deploy"),
         "min_interval_days": Param(float, 7.0, "minimum days between two retrains", min=0.0),
         "rmse_margin": Param(float, 0.02, "relative RMSE improvement the challenger needs over the champion", min=0.0, max=1.0),
-        "segment_tolerance": Param(float, 0.05, "relative RMSE regression allowed in any decade segment", min=0.0, max=1.0),
+        "segment_tolerance": Param(float, 0.10, "relative RMSE regression allowed in any decade segment", min=0.0, max=1.0),
+        "min_segment_share": Param(float, 0.05, "share of the holdout a decade needs to veto a promotion (smaller ones are reported only)", min=0.0, max=1.0),
+        "recent_days": Param(int, 14, "days of newly labelled traffic used to retrain and compare", min=2, max=365),
+        "holdout_fraction": Param(float, 0.3, "newest share of the recent labelled traffic held out to compare champion and challenger", min=0.05, max=0.9),
+        "recent_weight": Param(float, 1.0, "weight of a newly labelled row relative to a training row", min=0.01, max=100.0),
     }),
     "retries": Section("boto3 retry behaviour", {
         "mode": Param(str, "standard", "botocore retry mode", choices=("standard", "adaptive", "legacy")),

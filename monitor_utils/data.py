@@ -113,6 +113,7 @@ def load_uci(path_or_uri: str, *, s3_client=None, train_rows: int = UCI_TRAIN_RO
 # --- synthetic generator -------------------------------------------------------------------------
 
 _YEAR_CENTER, _YEAR_SCALE = 1998.0, 11.0
+SIGNAL = 1.5  # strength of the year signal in the features
 
 
 def sample_years(n: int, rng: np.random.Generator, newer_share: float = 0.0) -> np.ndarray:
@@ -165,7 +166,7 @@ def features_for_years(years: np.ndarray, rng: np.random.Generator, plan_seed: i
     common = rng.standard_normal(n)  # a shared "recording style" factor correlating features
     cols = {}
     for name, weight, centre, scale, kind, decimals in _feature_plan(plan_seed):
-        signal = weight * (np.tanh(z) if kind != "lognormal" else z)
+        signal = SIGNAL * weight * (np.tanh(z) if kind != "lognormal" else z)
         x = centre + scale * (signal + 0.25 * common * np.sign(weight) + np.sqrt(1 - weight**2 * 0.5) * _noise(kind, n, rng))
         cols[name] = np.round(x, decimals) if decimals is not None else np.round(x, 5)
     return pd.DataFrame(cols)

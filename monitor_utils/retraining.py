@@ -92,15 +92,19 @@ def compare(cfg: Params, champion, challenger, holdout: pd.DataFrame) -> dict:
                                                        min_count=MIN_SEGMENT_ROWS).set_index("segment")["rmse"]
     table = pd.DataFrame(per_decade)
     table["relative_change"] = table["challenger"] / table["champion"] - 1
+    share = frame["segment"].value_counts(normalize=True)
+    table["holdout_share"] = share.reindex(table.index).to_numpy()
+    table["gating"] = table["holdout_share"] >= cfg.retraining["min_segment_share"]
     margin, tol = cfg.retraining["rmse_margin"], cfg.retraining["segment_tolerance"]
     gain = 1 - scores["challenger"]["rmse"] / scores["champion"]["rmse"]
-    worst = table["relative_change"].max() if len(table) else 0.0
+    gating = table[table["gating"]]
+    worst = gating["relative_change"].max() if len(gating) else 0.0
     reasons = []
     if gain < margin:
         reasons.append(f"challenger RMSE {scores['challenger']['rmse']:.3f} is not {margin:.0%} better than the "
                        f"champion's {scores['champion']['rmse']:.3f} (gain {gain:.1%})")
     if worst > tol:
-        seg = table["relative_change"].idxmax()
+        seg = gating["relative_change"].idxmax()
         reasons.append(f"challenger regresses the {seg} segment by {worst:.1%} (tolerance {tol:.0%})")
     promote = not reasons
     if promote:
@@ -110,9 +114,10 @@ def compare(cfg: Params, champion, challenger, holdout: pd.DataFrame) -> dict:
             "holdout_rows": int(len(holdout)), "rmse_gain": gain}
 
 
-def act(cfg: Params, aws: Aws, decision: Decision, now: dt.datetime, recent_days: int = 14,
-        holdout_fraction: float = 0.3) -> dict:
+def act(cfg: Params, aws: Aws, decision: Decision, now: dt.datetime) -> dict:
     """Retrain on the training data plus newly labelled traffic, compare on the newest labelled holdout, deploy if better."""
+    r = cfg.retraining
+    recent_days, holdout_fraction = r["recent_days"], r["holdout_fraction"]
     recent = labelled_recent(aws, cfg, now, recent_days)
     if len(recent) < 200:
         return {"deployed": False, "outcome": f"only {len(recent)} labelled invocations in the last {recent_days} days; "
@@ -122,7 +127,7 @@ def act(cfg: Params, aws: Aws, decision: Decision, now: dt.datetime, recent_days
     fit_new, holdout = recent.iloc[:cut], recent.iloc[cut:]
     train, _ = training_data(aws, cfg)
     fit = pd.concat([train[data.COLUMNS], fit_new[data.COLUMNS]], ignore_index=True)
-    weights = np.r_[np.ones(len(train)), np.full(len(fit_new), max(1.0, len(train) / max(len(fit_new), 1) / 4))]
+    weights = np.r_[np.ones(len(train)), np.full(len(fit_new), r["recent_weight"])]
     challenger = model.make_pipeline_fitted(fit, sample_weight=weights)
     champion = model.load_served_model(aws, cfg.endpoint_name, cfg.variant_name)
     comparison = compare(cfg, champion, challenger, holdout)

@@ -169,3 +169,19 @@ def build(aws: Aws, cfg: Params, progress: Callable[[str], None] = print) -> dic
     progress(f"world: {counts['captured']} captured invocations over {cfg.days} days "
              f"({cfg.scenario}), {counts['labels_written']} labels, built in {manifest['build_seconds']} s")
     return manifest
+
+
+def quality_after_deploy(aws: Aws, cfg: Params, now: dt.datetime, previous_model_url: str, days: int = 2) -> dict:
+    """Local mode: simulate the next ``days`` of traffic, now served by the newly deployed model, and compare its
+    quality with what the previous model would have delivered on the same requests."""
+    from .aws import get_bytes, get_frame, split_s3_uri
+    from .metrics import regression_metrics
+
+    served = model.load_served_model(aws, cfg.endpoint_name, cfg.variant_name)
+    train = get_frame(aws, cfg.bucket, cfg.key("data", "train.npz"))
+    ref_std = float(train[cfg.world["broken_feature"]].std()) if train is not None else 6.0
+    traffic = simulate_traffic(cfg, now, days, served, first_day=cfg.days, reference_std=ref_std)
+    previous = model.from_artifact(get_bytes(aws, *split_s3_uri(previous_model_url)))
+    return {"days": days, "requests": int(len(traffic)),
+            "served_model": regression_metrics(traffic["year"], traffic["prediction"]),
+            "previous_model": regression_metrics(traffic["year"], model.predict(previous, traffic))}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from .. import alerting, retraining
+from .. import alerting, model, retraining, world
 from ..aws import Aws, ensure_topic
 from ..config import Params
 from . import drift as drift_stage
@@ -21,7 +21,10 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
     evidence = retraining.Evidence(alarm_states=states, metrics=metric_history, drift=drift_history,
                                    last_retrain=retraining.last_retrain(aws, cfg))
     decision = retraining.decide(cfg, evidence, now)
+    champion_url = model.served_model_data_url(aws, cfg.endpoint_name, cfg.variant_name)
     outcome = retraining.act(cfg, aws, decision, now) if decision.retrain else {}
+    if outcome.get("deployed") and aws.mode == "local":
+        outcome["after_deploy"] = world.quality_after_deploy(aws, cfg, now, champion_url)
     return {"retrain": decision.retrain, "deployed": bool(outcome.get("deployed")), "reasons": decision.reasons,
             "evidence": decision.evidence, **outcome,
             "state_machine_definition": retraining.state_machine_definition(cfg, topic_arn)}
