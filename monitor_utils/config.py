@@ -81,7 +81,7 @@ SCHEMA: dict[str, Param | Section] = {
         "latency_p99_ms_max": Param(float, 250.0, "ModelLatency p99 (milliseconds) above which the latency alarm fires", min=0.0),
     }),
     "drift": Section("drift detection", {
-        "alpha": Param(float, 0.05, "significance level after multiple-testing correction", min=1e-12, max=0.5),
+        "alpha": Param(float, 0.01, "significance level after multiple-testing correction (per window: a daily false alarm about once in 100 days)", min=1e-12, max=0.5),
         "correction": Param(str, "bh", "multiple-testing correction", choices=("bh", "bonferroni", "none")),
         "effect_size": Param(str, "wasserstein", "effect size a drifted feature must also pass", choices=("wasserstein", "psi", "ks")),
         "min_effect": Param(float, 0.0, "practical threshold on the effect size (0: the detector's default for that effect size)", min=0.0),

@@ -61,7 +61,7 @@ MAX_AUTO_N = 10_000
 #:   PSI 0.1 "moderate shift" rule corresponds to ~0.3 SD of a normal feature.
 DEFAULT_MIN_EFFECT: dict[str, float] = {"wasserstein": 0.05, "ks": 0.02, "psi": 0.002}
 
-#: PSI gate for categorical / low-cardinality features (a binary share moving 0.50 -> 0.52).
+#: PSI gate for categorical / low-cardinality features (about a binary share moving 0.50 -> 0.52).
 DEFAULT_MIN_EFFECT_CATEGORICAL = 0.002
 
 #: Floor for bin shares inside the PSI logarithm (empty bins would give infinite PSI).
@@ -202,8 +202,10 @@ def _ks_pvalues(d: np.ndarray, n_ref: np.ndarray, n_cur: np.ndarray) -> np.ndarr
 def ks_pvalue(d: float, n_ref: int, n_cur: int) -> float:
     """Two-sided two-sample KS p-value, identical to ``scipy.stats.ks_2samp``'s default.
 
-    ``method='auto'``: exact when both sizes are <= :data:`MAX_AUTO_N` (10,000), otherwise
-    ``kstwo.sf(d, round(m*n/(m+n)))``.
+    ``method='auto'``: exact when both sizes are <= :data:`MAX_AUTO_N` (10,000), via scipy's
+    own ``_attempt_exact_2kssamp`` (falling back to asymptotic with a RuntimeWarning where
+    scipy does), otherwise ``kstwo.sf(d, round(m*n/(m+n)))`` with the slow one-sided Smirnov
+    branch evaluated by a vectorised equivalent (see :func:`_kstwo_sf`).
 
     Parameters
     ----------
@@ -310,11 +312,12 @@ class NumericFeature:
     Besides the exact sorted reference values and descriptive statistics it holds a *value
     grid*: ``grid_size`` equal-width cells between the reference quantiles ``GRID_TAIL`` and
     ``1 - GRID_TAIL`` plus one open cell on each side. The cell of ``x`` is
-    ``1 + clip(floor((x - grid_lo) * grid_scale), -1, grid_size)``, a monotone function of
-    ``x`` in floating point, so reference values of a cell are contiguous in
+    ``trunc(clip((x - grid_lo) * grid_scale + 1, 0, grid_size + 1))``, a monotone function
+    of ``x`` in floating point, so reference values of a cell are contiguous in
     ``sorted_values``. Per cell it stores the cumulative reference count, the integral of
     the reference ECDF over the cell (for Wasserstein) and the cell's value when all
-    reference values in it are equal (``grid_pure``, NaN otherwise).
+    reference values in it are equal (``grid_pure``, NaN otherwise). The grid is an index
+    for speed only: KS statistics are computed exactly from ``sorted_values``.
     """
 
     name: str

@@ -203,6 +203,21 @@ def test_wasserstein_small_samples_and_categorical_numeric():
     assert table.loc["k", "wasserstein"] == pytest.approx(exact_k, rel=1e-12)
 
 
+def test_wasserstein_separates_shift_sizes_on_tied_data_where_ks_cannot():
+    """Integer-valued feature (SD 10): +0.2 and +1.0 both move values one lattice step for KS."""
+    rng = np.random.default_rng(12)
+    ref = pd.DataFrame({"x": np.round(rng.normal(0, 10, 200_000))})
+    cur = pd.DataFrame({"x": np.round(rng.normal(0, 10, 50_000))})
+    baseline = build_baseline(ref)
+    small = detect_drift(baseline, cur + 0.2).table.loc["x"]  # 0.02 SD
+    large = detect_drift(baseline, cur + 1.0).table.loc["x"]  # 0.1 SD
+    assert small["statistic"] == large["statistic"]
+    assert small["p_adjusted"] < 1e-10  # significant, yet not practically relevant
+    assert small["wasserstein"] == pytest.approx(0.02, abs=0.005)
+    assert large["wasserstein"] == pytest.approx(0.1, abs=0.005)
+    assert not small["drifted"] and large["drifted"]
+
+
 def test_psi_against_histogram_on_reported_edges():
     rng = np.random.default_rng(4)
     ref = pd.DataFrame({"x": rng.gamma(2.0, 1.0, 200_000)})

@@ -36,7 +36,8 @@ def window_datums(cfg: Params, w: windows.Window, report: drift.DriftReport) -> 
            publish.datum("DriftShare", report.drift_share, w.end, dimensions(cfg)),
            publish.datum("PredictionDrift", int(bool(report.table.loc[PREDICTION, "drifted"]))
                          if PREDICTION in report.table.index else 0, w.end, dimensions(cfg))]
-    for feature, d in report.table["statistic"].items():
+    ks_rows = report.table[report.table["test"] == "ks"]["statistic"]  # chi-square rows carry a chi2 value
+    for feature, d in ks_rows.items():
         if pd.notna(d):
             out.append(publish.datum("KSStatistic", float(d), w.end, dimensions(cfg, Feature=str(feature))))
     return out

@@ -40,8 +40,9 @@ def window_datums(cfg: Params, w: windows.Window, row: dict, segments: pd.DataFr
     out.append(publish.datum("CapturedInvocations", row["captured"], w.end, dimensions(cfg), "Count"))
     for _, seg in segments.iterrows():
         dims = dimensions(cfg, Segment=str(seg["segment"]))
-        out.append(publish.datum("Count", seg["count"], w.end, dims, "Count"))
-        out.append(publish.datum("RMSE", seg["rmse"], w.end, dims, "None"))
+        # own metric names: the local emulator matches dimension subsets, so 'RMSE' with a Segment would mix in
+        out.append(publish.datum("SegmentCount", seg["count"], w.end, dims, "Count"))
+        out.append(publish.datum("SegmentRMSE", seg["rmse"], w.end, dims, "None"))
     return out
 
 

@@ -1,0 +1,336 @@
+"""Tests for monitor_utils.publish: CloudWatch limits, batching, and the data that reaches CloudWatch (moto)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+
+import botocore.session
+import pytest
+from botocore.validate import ParamValidator
+
+from monitor_utils import aws, config, local, publish as P
+from monitor_utils.publish import MetricDataError
+
+UTC = dt.timezone.utc
+NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+# --------------------------------------------------------------------------- references and fixtures
+
+
+@pytest.fixture(scope="module")
+def put_metric_data_shape():
+    model = botocore.session.get_session().get_service_model("cloudwatch")
+    return model.operation_model("PutMetricData").input_shape
+
+
+def botocore_errors(shape, params: dict) -> str:
+    report = ParamValidator().validate(params, shape)
+    return report.generate_report() if report.has_errors() else ""
+
+
+@pytest.fixture(scope="session")
+def publish_local_aws():
+    """This file's own moto server (the environment it changes is put back afterwards)."""
+    saved = dict(os.environ)
+    loc = local.start()
+    try:
+        yield loc
+    finally:
+        loc.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+class Recorder:
+    """Counts PutMetricData calls on a client and keeps each request's serialized (uncompressed) body size."""
+
+    def __init__(self, client):
+        self.calls: list[dict] = []
+        self.body_sizes: list[int] = []
+        client.meta.events.register("before-call.cloudwatch.PutMetricData", self._before_call)
+        client.meta.events.register("provide-client-params.cloudwatch.PutMetricData", self._params)
+
+    def _params(self, params, **kwargs):
+        self.calls.append(params)
+
+    def _before_call(self, params, **kwargs):
+        body = params.get("body")
+        self.body_sizes.append(len(body) if isinstance(body, (bytes, str)) else 0)
+
+
+@pytest.fixture()
+def local_mode(publish_local_aws):
+    a = aws.connect(config.validate({}), publish_local_aws.url)
+    a.recorder = Recorder(a.client("cloudwatch"))
+    return a
+
+
+@pytest.fixture()
+def aws_mode(publish_local_aws):
+    """An Aws in 'aws' mode (so CloudWatch's timestamp window applies) whose client still talks to moto."""
+    local_cfg = config.validate({})
+    a = aws.connect(local_cfg, publish_local_aws.url)
+    fake = aws.Aws(a.session, "aws", a.region, publish_local_aws.url, a.retry_config)
+    fake.recorder = Recorder(fake.client("cloudwatch"))
+    return fake
+
+
+def read_back(a, namespace: str, name: str, dims: dict | None = None, start=NOW - dt.timedelta(days=20),
+              end=NOW + dt.timedelta(days=1)) -> dict:
+    resp = a.client("cloudwatch").get_metric_statistics(
+        Namespace=namespace, MetricName=name, Dimensions=[{"Name": k, "Value": v} for k, v in (dims or {}).items()],
+        StartTime=start, EndTime=end, Period=60 * 60 * 24 * 30, Statistics=["SampleCount", "Sum", "Minimum", "Maximum"])
+    pts = resp["Datapoints"]
+    return {"SampleCount": sum(p["SampleCount"] for p in pts), "Sum": sum(p["Sum"] for p in pts),
+            "Minimum": min((p["Minimum"] for p in pts), default=None),
+            "Maximum": max((p["Maximum"] for p in pts), default=None)}
+
+
+def ok(**overrides) -> dict:
+    d = P.datum("Rmse", 7.5, NOW, {"EndpointName": "ep", "VariantName": "AllTraffic"})
+    d.update(overrides)
+    return d
+
+
+# --------------------------------------------------------------------------- datum / validate_datum
+
+
+def test_datum_shape(put_metric_data_shape):
+    d = P.datum("R2", 1, NOW, {"EndpointName": "ep", "Window": 3}, unit="Count")
+    assert d == {"MetricName": "R2", "Timestamp": NOW, "Value": 1.0, "Unit": "Count",
+                 "Dimensions": [{"Name": "EndpointName", "Value": "ep"}, {"Name": "Window", "Value": "3"}]}
+    assert type(d["Value"]) is float
+    assert botocore_errors(put_metric_data_shape, {"Namespace": "N", "MetricData": [d]}) == ""
+    P.validate_datum(d)
+
+
+@pytest.mark.parametrize("d", [
+    ok(),
+    ok(Dimensions=[{"Name": f"d{i}", "Value": "v"} for i in range(30)]),
+    ok(MetricName="m" * 255),
+    ok(Value=2.0**359),
+    ok(Value=-(2.0**359)),
+    ok(Value=0),
+    {k: v for k, v in ok(Values=[1.0] * 150, Counts=[2.0] * 150).items() if k != "Value"},
+    {k: v for k, v in ok(Values=[1.0, 2.0]).items() if k != "Value"},
+    {k: v for k, v in ok(StatisticValues={"SampleCount": 3, "Sum": 6.0, "Minimum": 1.0, "Maximum": 3.0}).items()
+     if k != "Value"},
+])
+def test_valid_datums_pass_ours_and_botocore(d, put_metric_data_shape):
+    P.validate_datum(d)
+    assert botocore_errors(put_metric_data_shape, {"Namespace": "N", "MetricData": [d]}) == ""
+
+
+def _without_value(d):
+    return {k: v for k, v in d.items() if k != "Value"}
+
+
+@pytest.mark.parametrize("d, match", [
+    (ok(Value=float("nan")), "not finite"),
+    (ok(Value=float("inf")), "not finite"),
+    (ok(Value=-float("inf")), "not finite"),
+    (ok(Value=2.0**361), "outside CloudWatch's range"),
+    (ok(Value=-(2.0**361)), "outside CloudWatch's range"),
+    (ok(Value="7.5"), "not a number"),
+    (ok(Value=True), "not a number"),
+    (_without_value(ok(Values=[1.0, float("nan")])), "not finite"),
+    (_without_value(ok(Values=[1.0, 2.0], Counts=[1.0, float("inf")])), "not finite"),
+    (_without_value(ok(Values=[1.0] * 151)), "151 values"),
+    (_without_value(ok(Values=[])), "0 values"),
+    (_without_value(ok(Values=[1.0, 2.0, 3.0], Counts=[1.0, 1.0])), "3 values but 2 counts"),
+    (ok(Dimensions=[{"Name": f"d{i}", "Value": "v"} for i in range(31)]), "31 dimensions"),
+    (ok(Dimensions=[{"Name": "", "Value": "v"}]), "non-empty Name and Value"),
+    (ok(Dimensions=[{"Name": "EndpointName", "Value": ""}]), "non-empty Name and Value"),
+    (ok(MetricName=""), "1-255 characters"),
+    (ok(MetricName="m" * 256), "1-255 characters"),
+    ({k: v for k, v in ok().items() if k != "MetricName"}, "1-255 characters"),
+    (ok(Values=[1.0]), "exactly one of"),
+    (_without_value(ok()), "exactly one of"),
+    (_without_value(ok(StatisticValues={"SampleCount": 0, "Sum": 0.0, "Minimum": 0.0, "Maximum": 0.0})),
+     "SampleCount > 0"),
+    (_without_value(ok(StatisticValues={"SampleCount": 2, "Sum": 3.0, "Minimum": 2.0, "Maximum": 1.0})),
+     "Minimum <= Maximum"),
+    (_without_value(ok(StatisticValues={"SampleCount": 2, "Sum": 2.0**361, "Minimum": 1.0, "Maximum": 2.0})),
+     "outside CloudWatch's range"),
+])
+def test_invalid_datums_rejected(d, match):
+    with pytest.raises(MetricDataError, match=match):
+        P.validate_datum(d)
+
+
+# --------------------------------------------------------------------------- batches
+
+
+def many(n: int, *, values: int = 0, dims: int = 1, prefix: str = "m") -> list[dict]:
+    out = []
+    for i in range(n):
+        d = P.datum(f"{prefix}{i % 7}", float(i), NOW - dt.timedelta(seconds=i),
+                    {f"Dimension{k:02d}": f"value-{k}-{i}" for k in range(dims)})
+        if values:
+            del d["Value"]
+            d["Values"] = [i + j / 7 for j in range(values)]
+            d["Counts"] = [1.0 + j for j in range(values)]
+        out.append(d)
+    return out
+
+
+def serialized_sizes(client, batches) -> list[int]:
+    """Size of each batch as this botocore would put it on the wire (before optional gzip)."""
+    rec = Recorder.__new__(Recorder)
+    rec.calls, rec.body_sizes = [], []
+    handler = rec._before_call
+    client.meta.events.register("before-call.cloudwatch.PutMetricData", handler)
+    # stop each call after serialization: answer it ourselves so nothing is sent
+    stub = lambda **kw: (type("R", (), {"status_code": 200, "headers": {}})(), {})  # noqa: E731
+    client.meta.events.register_last("before-call.cloudwatch.PutMetricData", stub, unique_id="stop-call")
+    try:
+        for b in batches:
+            client.put_metric_data(Namespace="SizeProbe", MetricData=b)
+    finally:
+        client.meta.events.unregister("before-call.cloudwatch.PutMetricData", handler)
+        client.meta.events.unregister("before-call.cloudwatch.PutMetricData", unique_id="stop-call")
+    return rec.body_sizes
+
+
+@pytest.mark.parametrize("n", [0, 1, 999, 1000, 1001, 2500, 5000])
+def test_batches_count_limit_and_order(n):
+    ds = many(n)
+    out = P.batches(ds)
+    assert all(1 <= len(b) <= P.MAX_DATUMS_PER_REQUEST for b in out)
+    assert [d for b in out for d in b] == ds
+    assert all(x is y for x, y in zip([d for b in out for d in b], ds))
+    assert len(out) == math.ceil(n / 1000)
+
+
+def test_batches_split_heavy_datums_under_one_megabyte(local_mode, put_metric_data_shape):
+    ds = many(700, values=150, dims=30)          # each datum ~10 kB: the size limit binds before the count
+    out = P.batches(ds)
+    assert len(out) > 1
+    assert [d for b in out for d in b] == ds
+    assert all(len(b) <= 1000 for b in out)
+    sizes = serialized_sizes(local_mode.client("cloudwatch"), out)
+    assert len(sizes) == len(out) and all(s > 0 for s in sizes)
+    assert max(sizes) <= 1_000_000
+    assert sum(sizes) / len(sizes) > 300_000    # batches are filled, not one datum each
+    for b in out:
+        assert botocore_errors(put_metric_data_shape, {"Namespace": "N", "MetricData": b}) == ""
+
+
+def test_batches_many_dimensions_under_one_megabyte(local_mode):
+    ds = many(3000, dims=30)
+    out = P.batches(ds)
+    assert [d for b in out for d in b] == ds
+    sizes = serialized_sizes(local_mode.client("cloudwatch"), out)
+    assert max(sizes) <= 1_000_000 and all(len(b) <= 1000 for b in out)
+
+
+# --------------------------------------------------------------------------- publish on the emulator
+
+
+def test_publish_2500_datums_three_calls_and_data_reads_back(local_mode, put_metric_data_shape):
+    ns = "UnitTest/Publish2500"
+    ds = [P.datum("Rmse" if i % 2 else "Mae", 1.0 + (i % 50) / 4, NOW - dt.timedelta(minutes=i),
+                  {"EndpointName": "ep-a" if i % 3 else "ep-b"}) for i in range(2500)]
+    stats = P.publish(local_mode, ns, ds, now=NOW)
+    assert stats.calls == 3 and stats.datums == 2500 and stats.values == 2500 and stats.dropped_too_old == 0
+    rec = local_mode.recorder
+    assert len(rec.calls) == 3                                   # counted on the client itself
+    assert [len(c["MetricData"]) for c in rec.calls] == [1000, 1000, 500]
+    for call in rec.calls:
+        assert call["Namespace"] == ns
+        assert botocore_errors(put_metric_data_shape, call) == ""
+    for name in ("Rmse", "Mae"):
+        for ep in ("ep-a", "ep-b"):
+            sent = [d["Value"] for d in ds if d["MetricName"] == name and d["Dimensions"][0]["Value"] == ep]
+            got = read_back(local_mode, ns, name, {"EndpointName": ep})
+            assert got["SampleCount"] == len(sent)
+            assert got["Sum"] == pytest.approx(sum(sent), rel=1e-12)
+            assert got["Minimum"] == min(sent) and got["Maximum"] == max(sent)
+
+
+def test_publish_values_and_counts_read_back(local_mode):
+    ns = "UnitTest/Distribution"
+    d = _without_value(ok(Values=[1.0, 2.0, 3.0], Counts=[2.0, 1.0, 5.0]))
+    stats = P.publish(local_mode, ns, [d], now=NOW)
+    assert stats.calls == 1 and stats.values == 3
+    got = read_back(local_mode, ns, "Rmse", {"EndpointName": "ep", "VariantName": "AllTraffic"})
+    assert got["SampleCount"] == 8 and got["Sum"] == pytest.approx(1 * 2 + 2 * 1 + 3 * 5)
+
+
+def test_publish_nothing_makes_no_call(local_mode):
+    stats = P.publish(local_mode, "UnitTest/Empty", [], now=NOW)
+    assert stats == P.PublishStats() and local_mode.recorder.calls == []
+
+
+@pytest.mark.parametrize("ns", ["AWS/SageMaker", "AWS/", ""])
+def test_reserved_or_empty_namespace_rejected(local_mode, ns):
+    with pytest.raises(MetricDataError, match="AWS/"):
+        P.publish(local_mode, ns, [ok()], now=NOW)
+    assert local_mode.recorder.calls == []
+
+
+def test_one_bad_datum_sends_nothing(local_mode):
+    ds = many(1500) + [ok(Value=float("nan"))]
+    with pytest.raises(MetricDataError, match="not finite"):
+        P.publish(local_mode, "UnitTest/Atomic", ds, now=NOW)
+    assert local_mode.recorder.calls == []
+
+
+def test_local_mode_backfills_old_datums(local_mode):
+    ns = "UnitTest/Backfill"
+    ds = [ok(Timestamp=NOW - dt.timedelta(days=30)), ok(Timestamp=NOW - dt.timedelta(days=1))]
+    stats = P.publish(local_mode, ns, ds, now=NOW)
+    assert stats.dropped_too_old == 0 and stats.datums == 2
+    got = read_back(local_mode, ns, "Rmse", {"EndpointName": "ep", "VariantName": "AllTraffic"},
+                    start=NOW - dt.timedelta(days=40))
+    assert got["SampleCount"] == 2
+
+
+def test_aws_mode_drops_datums_older_than_14_days(aws_mode):
+    ns = "UnitTest/AwsModeAge"
+    ds = [ok(Timestamp=NOW - dt.timedelta(days=15), Value=100.0),
+          ok(Timestamp=NOW - dt.timedelta(days=14, minutes=1), Value=200.0),
+          ok(Timestamp=NOW - dt.timedelta(days=13), Value=1.0),
+          ok(Timestamp=NOW - dt.timedelta(hours=1), Value=2.0),
+          ok(Timestamp=NOW + dt.timedelta(hours=1), Value=4.0)]
+    stats = P.publish(aws_mode, ns, ds, now=NOW)
+    assert stats.dropped_too_old == 2 and stats.datums == 3 and stats.calls == 1
+    assert [d["Value"] for d in aws_mode.recorder.calls[0]["MetricData"]] == [1.0, 2.0, 4.0]
+    got = read_back(aws_mode, ns, "Rmse", {"EndpointName": "ep", "VariantName": "AllTraffic"},
+                    start=NOW - dt.timedelta(days=40))
+    assert got["SampleCount"] == 3 and got["Sum"] == 7.0
+
+
+def test_aws_mode_rejects_more_than_two_hours_ahead(aws_mode):
+    ds = [ok(), ok(Timestamp=NOW + dt.timedelta(hours=2, minutes=1))]
+    with pytest.raises(MetricDataError, match="2 hours ahead"):
+        P.publish(aws_mode, "UnitTest/AwsModeFuture", ds, now=NOW)
+    assert aws_mode.recorder.calls == []
+
+
+def test_enforce_age_overrides_mode(local_mode, aws_mode):
+    old = [ok(Timestamp=NOW - dt.timedelta(days=20))]
+    assert P.publish(local_mode, "UnitTest/Override", old, now=NOW, enforce_age=True).dropped_too_old == 1
+    assert local_mode.recorder.calls == []
+    assert P.publish(aws_mode, "UnitTest/Override", old, now=NOW, enforce_age=False).datums == 1
+
+
+def test_publish_aws_namespace_local_only(local_mode, aws_mode):
+    ns = "AWS/SageMaker"
+    d = P.datum("Invocations", 5.0, NOW, {"EndpointName": "ep-ns", "VariantName": "AllTraffic"}, unit="Count")
+    stats = P.publish_aws_namespace(local_mode, ns, [d] * 3)
+    assert stats.calls == 1 and stats.datums == 3
+    got = read_back(local_mode, ns, "Invocations", {"EndpointName": "ep-ns", "VariantName": "AllTraffic"})
+    assert got["SampleCount"] == 3 and got["Sum"] == 15.0
+    with pytest.raises(MetricDataError, match="local simulation"):
+        P.publish_aws_namespace(aws_mode, ns, [d])
+    assert aws_mode.recorder.calls == []
+
+
+def test_publish_stats_add():
+    s = P.PublishStats(1, 2, 3, 4)
+    s += P.PublishStats(10, 20, 30, 40)
+    assert s == P.PublishStats(11, 22, 33, 44)

@@ -1,0 +1,240 @@
+"""Stage package code on the local emulator: idempotency, exactly-once publishing, alarms, retraining."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from monitor_utils import alerting, config, model, registry, stages, watermark, windows
+from monitor_utils.aws import connect
+from monitor_utils.stages import metrics as metrics_stage
+
+
+def _samples_per_window(aws, cfg, metric: str, now: dt.datetime) -> pd.Series:
+    """SampleCount of a published metric per day, read back from CloudWatch."""
+    got = aws.client("cloudwatch").get_metric_statistics(
+        Namespace=cfg.namespace, MetricName=metric, StartTime=now - dt.timedelta(days=cfg.days + 8), EndTime=now + dt.timedelta(days=1),
+        Period=86400, Statistics=["SampleCount"],
+        Dimensions=[{"Name": "EndpointName", "Value": cfg.endpoint_name}, {"Name": "VariantName", "Value": cfg.variant_name}])
+    return pd.Series({p["Timestamp"]: p["SampleCount"] for p in got["Datapoints"]}).sort_index()
+
+
+def _complete_windows(cfg, now):
+    return windows.windows_between(windows.floor(now - dt.timedelta(days=cfg.days), "daily"),
+                                   now - dt.timedelta(days=cfg.label_wait_days), "daily")
+
+
+def test_setup_is_idempotent(make_world):
+    cfg, aws, now = make_world(scenario="stable")
+    first = stages.run("00_setup", cfg, aws, now)
+    again = stages.run("00_setup", cfg, aws, now)
+    assert first["changes"] and again["changes"] == []
+    assert again["baseline"] == first["baseline"]
+    assert first["baseline"]["model_version"] == "v0001"
+
+
+def test_metrics_publish_every_complete_window_exactly_once(make_world):
+    cfg, aws, now = make_world(scenario="stable")
+    stages.run("00_setup", cfg, aws, now)
+    first = stages.run("10_metrics", cfg, aws, now)
+    expected = [w.label for w in _complete_windows(cfg, now)]
+    assert first["windows_published"] == expected
+    again = stages.run("10_metrics", cfg, aws, now)
+    assert again["windows_published"] == [] and again["put_metric_data_calls"] == 0
+    counts = _samples_per_window(aws, cfg, "RMSE", now)
+    assert len(counts) == len(expected) and (counts == 1).all()
+    # datums per window: 7 metrics + coverage + captured, plus 2 per decade segment
+    assert first["put_metric_data_calls"] == 1
+
+
+def test_metrics_catch_up_after_skipped_days_publishes_each_window_once(make_world):
+    cfg, aws, now = make_world(scenario="stable")
+    early = config.validate({**cfg.to_dict(), "now": (now - dt.timedelta(days=4)).isoformat()})
+    first = stages.run("10_metrics", early, aws, now - dt.timedelta(days=4))
+    later = stages.run("10_metrics", cfg, aws, now)  # four daily runs were skipped
+    assert len(later["windows_published"]) == 4
+    assert set(first["windows_published"]).isdisjoint(later["windows_published"])
+    # the first run backfilled `days` before its clock; together the runs cover every window once, in order
+    expected = windows.windows_between(windows.floor(now - dt.timedelta(days=4 + cfg.days), "daily"),
+                                       now - dt.timedelta(days=cfg.label_wait_days), "daily")
+    assert first["windows_published"] + later["windows_published"] == [w.label for w in expected]
+    counts = _samples_per_window(aws, cfg, "CapturedInvocations", now)
+    assert (counts == 1).all() and len(counts) == len(expected)
+
+
+def test_metrics_crash_between_publish_and_commit_does_not_duplicate(make_world, monkeypatch):
+    cfg, aws, now = make_world(scenario="stable")
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("killed after publishing")
+
+    monkeypatch.setattr(watermark.Watermark, "commit", crash)
+    with pytest.raises(RuntimeError):
+        stages.run("10_metrics", cfg, aws, now)
+    monkeypatch.undo()
+    assert watermark.load(aws, cfg, "metrics").pending  # the in-flight windows are known
+    rerun = stages.run("10_metrics", cfg, aws, now)
+    assert rerun["windows_published"] == []  # all were already in CloudWatch
+    counts = _samples_per_window(aws, cfg, "RMSE", now)
+    assert (counts == 1).all() and len(counts) == len(_complete_windows(cfg, now))
+
+
+def test_metrics_match_an_independent_recomputation(make_world):
+    """RMSE of a published window equals scikit-learn on the labels joined by hand from the world's own files."""
+    from sklearn.metrics import mean_squared_error
+
+    from monitor_utils import capture
+
+    cfg, aws, now = make_world(scenario="stable")
+    result = stages.run("10_metrics", cfg, aws, now)
+    w = _complete_windows(cfg, now)[2]
+    batch = capture.read_capture(aws, capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name, cfg.variant_name), w)
+    labels, _ = capture.read_ground_truth(aws, cfg.ground_truth_uri, w.start, now + dt.timedelta(hours=1))
+    joined = batch.records.merge(labels, on="join_key")
+    row = result["history"].set_index("window").loc[w.label]
+    assert row["count"] == len(joined)
+    assert row["rmse"] == pytest.approx(mean_squared_error(joined["year"], joined["prediction"]) ** 0.5, rel=1e-9)
+
+
+def test_drift_stage_flags_the_drift_and_not_the_stable_world(make_world):
+    cfg, aws, now = make_world(scenario="drift")
+    stages.run("00_setup", cfg, aws, now)
+    hist = stages.run("20_drift", cfg, aws, now)["history"].set_index("window")["drift_detected"]
+    drift_day = int(round(cfg.world["drift_start_fraction"] * cfg.days))
+    assert hist.iloc[:drift_day].sum() <= 1  # same-distribution windows: a rare false alarm at most
+    assert hist.iloc[drift_day + 1:].all()
+    scfg, saws, snow = make_world(scenario="stable")
+    stages.run("00_setup", scfg, saws, snow)
+    assert not stages.run("20_drift", scfg, saws, snow)["history"]["drift_detected"].any()
+
+
+def _subscribe_queue(aws, topic_arn: str, name: str) -> str:
+    sqs = aws.client("sqs")
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    aws.client("sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn)
+    return url
+
+
+def _drain(aws, url: str) -> list[dict]:
+    out = []
+    while True:
+        msgs = aws.client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+        if not msgs:
+            return out
+        for m in msgs:
+            out.append(json.loads(json.loads(m["Body"])["Message"]))
+            aws.client("sqs").delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+
+def _run_upto_alerting(cfg, aws, now):
+    for s in ("00_setup", "10_metrics", "20_drift"):
+        stages.run(s, cfg, aws, now)
+    return stages.run("30_alerting", cfg, aws, now)
+
+
+def test_alarms_fire_in_the_drift_world_when_the_data_says_and_notify(make_world):
+    cfg, aws, now = make_world(scenario="drift", test_fire="never")
+    topic, _ = alerting.ensure_paging(aws, cfg)
+    queue = _subscribe_queue(aws, topic, f"q-{cfg.endpoint_name}")
+    result = _run_upto_alerting(cfg, aws, now)
+    states = result["alarms"].set_index("alarm")["state"]
+    for key in ("rmse", "r2", "data-drift"):
+        assert states[f"{cfg.endpoint_name}-{key}"] == "ALARM"
+    # the RMSE alarm (2 of the last N windows above the threshold) turns ALARM on the second breaching window
+    hist = stages.run("10_metrics", cfg, aws, now)["history"]
+    breaching = pd.to_datetime(hist.loc[hist["rmse"] > cfg.thresholds["rmse_max"], "end"], utc=True).sort_values()
+    tr = result["transitions"]
+    fired = tr[(tr["alarm"] == f"{cfg.endpoint_name}-rmse") & (tr["to"] == "ALARM")]["timestamp"]
+    assert pd.Timestamp(fired.iloc[0]) == breaching.iloc[1]
+    described = alerting.describe(aws, [f"{cfg.endpoint_name}-rmse"])[f"{cfg.endpoint_name}-rmse"]
+    assert described["StateValue"] == "ALARM"
+    notes = _drain(aws, queue)
+    alarmed = {n["AlarmName"] for n in notes if n["NewStateValue"] == "ALARM"}
+    assert {f"{cfg.endpoint_name}-rmse", f"{cfg.endpoint_name}-r2", f"{cfg.endpoint_name}-data-drift"} <= alarmed
+    rerun = stages.run("30_alerting", cfg, aws, now)
+    assert rerun["alarms_put"] == [] and _drain(aws, queue) == []
+
+
+def test_alarms_stay_ok_in_the_stable_world_and_test_fire_is_delivered(make_world):
+    cfg, aws, now = make_world(scenario="stable")
+    result = _run_upto_alerting(cfg, aws, now)
+    assert set(result["alarms"]["state"]) == {"OK"}
+    assert result["test_fire"]["delivered"] is True
+    assert alerting.describe(aws, [f"{cfg.endpoint_name}-heartbeat"])[f"{cfg.endpoint_name}-heartbeat"]["StateValue"] == "OK"
+
+
+def test_dashboard_is_valid_and_rerun_changes_nothing(make_world):
+    cfg, aws, now = make_world(scenario="stable")
+    _run_upto_alerting(cfg, aws, now)
+    first = stages.run("40_dashboard", cfg, aws, now)
+    assert first["put"] is True and first["alarms_missing"] == []
+    stored = json.loads(aws.client("cloudwatch").get_dashboard(DashboardName=cfg.dashboard_name)["DashboardBody"])
+    assert stored == first["body"]
+    assert stages.run("40_dashboard", cfg, aws, now)["put"] is False
+
+
+def _serving_config(aws, cfg) -> str:
+    return aws.client("sagemaker").describe_endpoint(EndpointName=cfg.endpoint_name)["EndpointConfigName"]
+
+
+RECENT = {"recent_days": 7}  # the small world has drifted for 7 of its 14 days: learn from those
+
+
+def test_retraining_deploys_a_better_model_in_the_drift_world(make_world):
+    cfg, aws, now = make_world(scenario="drift", retraining=RECENT)
+    _run_upto_alerting(cfg, aws, now)
+    before = _serving_config(aws, cfg)
+    result = stages.run("50_retraining", cfg, aws, now)
+    assert result["retrain"] and result["deployed"], result.get("outcome")
+    assert _serving_config(aws, cfg) != before
+    desc = aws.client("sagemaker").describe_endpoint(EndpointName=cfg.endpoint_name)
+    assert desc["LastDeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"]
+    capture_cfg = aws.client("sagemaker").describe_endpoint_config(EndpointConfigName=desc["EndpointConfigName"])["DataCaptureConfig"]
+    assert capture_cfg["DestinationS3Uri"] == cfg.capture_uri  # data capture kept
+    after = result["after_deploy"]
+    assert after["served_model"]["rmse"] < after["previous_model"]["rmse"]
+    rec = registry.record(aws, cfg, "v0002")
+    assert rec["parent"].endswith("v0001/model.tar.gz") and rec["comparison"]["promote"]
+    # minimum interval: an immediate rerun does not retrain again
+    assert stages.run("50_retraining", cfg, aws, now)["retrain"] is False
+
+
+def test_retraining_does_nothing_in_the_stable_world(make_world):
+    cfg, aws, now = make_world(scenario="stable")
+    _run_upto_alerting(cfg, aws, now)
+    before = _serving_config(aws, cfg)
+    result = stages.run("50_retraining", cfg, aws, now)
+    assert result["retrain"] is False and result["deployed"] is False
+    assert result["reasons"] and "no retraining needed" in result["reasons"][0]
+    assert _serving_config(aws, cfg) == before
+
+
+def test_a_worse_challenger_is_never_deployed(make_world, monkeypatch):
+    cfg, aws, now = make_world(scenario="drift", retraining=RECENT)
+    _run_upto_alerting(cfg, aws, now)
+    before = _serving_config(aws, cfg)
+    from sklearn.dummy import DummyRegressor
+    from sklearn.pipeline import make_pipeline
+
+    def worse(train, alpha=1.0, sample_weight=None):  # a challenger that always answers 1930
+        return make_pipeline(DummyRegressor(strategy="constant", constant=1930)).fit(train[model.FEATURES], train["year"])
+
+    monkeypatch.setattr(model, "make_pipeline_fitted", worse)
+    result = stages.run("50_retraining", cfg, aws, now)
+    assert result["retrain"] is True and result["deployed"] is False
+    assert result["comparison"]["promote"] is False and "champion kept" in result["outcome"]
+    assert _serving_config(aws, cfg) == before
+
+
+def test_dry_run_compares_but_does_not_deploy(make_world):
+    cfg, aws, now = make_world(scenario="drift", retraining={**RECENT, "dry_run": True})
+    _run_upto_alerting(cfg, aws, now)
+    before = _serving_config(aws, cfg)
+    result = stages.run("50_retraining", cfg, aws, now)
+    assert result["retrain"] and not result["deployed"] and "dry run" in result["outcome"]
+    assert _serving_config(aws, cfg) == before
