@@ -1,0 +1,90 @@
+"""The runner end to end: records of a run, validation before anything runs, a failing stage."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from monitor_utils import config, runner
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ["days=10", "world.requests_per_day=300", "world.train_rows=4000", "world.test_rows=1000",
+         "now=2026-11-28T00:00:00Z"]
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    """No emulator inherited from the test session: the runner starts and stops its own."""
+    for name in ("MONITOR_UTILS_LOCAL_ENDPOINT", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_full_run_leaves_every_record(tmp_path, clean_env):
+    out = tmp_path / "run"
+    code, run_dir = runner.run([str(ROOT / "params" / "local.yaml")], SMALL, output=str(out), progress=lambda m: None)
+    assert code == 0 and run_dir == out
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "ok" and [s["status"] for s in summary["stages"]] == ["ok"] * 6
+    for stage in runner.STAGES:
+        for ext in ("ipynb", "html", "json"):
+            assert (out / f"{stage}.{ext}").stat().st_size > 0, f"{stage}.{ext}"
+        html = (out / f"{stage}.html").read_text()
+        assert "monitor_utils import" not in html  # code hidden in the report
+        assert f'href="{stage}.html"' in (out / "index.html").read_text()
+    retraining = json.loads((out / "50_retraining.json").read_text())
+    assert {"retrain", "deployed", "reasons", "state_machine_definition"} <= set(retraining)
+    assert retraining["state_machine_definition"]["StartAt"] == "CheckQualityAlarms"
+    executed = nbformat.read(out / "20_drift.ipynb", as_version=4)
+    injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert injected and "aws_mode" in injected[0].source and "retraining" not in injected[0].source  # only declared
+
+
+@pytest.mark.parametrize("override, message", [
+    ("scenaro=stable", "unknown parameter 'scenaro'"),
+    ("drift.alpah=0.1", "unknown parameter 'drift.alpah'"),
+    ("days=0", "parameter 'days' is 0, out of range"),
+    ("aws_mode=cloud", "accepted values: local, aws"),
+])
+def test_bad_params_fail_before_any_notebook_runs(tmp_path, override, message, clean_env):
+    out = tmp_path / "run"
+    with pytest.raises(config.ParamsError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        runner.run([str(ROOT / "params" / "local.yaml")], [override], output=str(out), progress=lambda m: None)
+    assert not out.exists()
+
+
+def test_cli_exits_2_naming_the_bad_key(tmp_path, capsys, clean_env):
+    from monitor_utils.cli import main
+
+    assert main(["run", "-f", str(ROOT / "params" / "local.yaml"), "-p", "scenaro=stable", "--output", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "scenaro" in err and "scenario" in err
+
+
+def test_a_failing_stage_stops_the_run_and_is_named(tmp_path, clean_env):
+    nbs = tmp_path / "notebooks"
+    shutil.copytree(ROOT / "notebooks", nbs)
+    broken = nbformat.read(nbs / "10_metrics.ipynb", as_version=4)
+    broken.cells.insert(4, nbformat.v4.new_code_cell("raise RuntimeError('capture bucket unreadable')"))
+    nbformat.write(broken, nbs / "10_metrics.ipynb")
+    out = tmp_path / "run"
+    code, _ = runner.run([str(ROOT / "params" / "local.yaml")], SMALL, stages="setup,metrics,drift", output=str(out),
+                         notebooks_dir=nbs, progress=lambda m: None)
+    assert code == 1
+    summary = json.loads((out / "summary.json").read_text())
+    by_stage = {s["stage"]: s for s in summary["stages"]}
+    assert summary["status"] == "failed"
+    assert by_stage["00_setup"]["status"] == "ok"
+    assert by_stage["10_metrics"]["status"] == "failed" and "capture bucket unreadable" in by_stage["10_metrics"]["error"]
+    assert by_stage["20_drift"]["status"] == "skipped"
+    failed_nb = nbformat.read(out / "10_metrics.ipynb", as_version=4)
+    assert any(o.get("ename") == "RuntimeError" for c in failed_nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+
+
+def test_unknown_stage_name_lists_the_stages():
+    with pytest.raises(runner.RunnerError, match="setup, metrics, drift"):
+        runner.resolve_stages("drfit")
+    assert runner.resolve_stages("drift,setup") == ["00_setup", "20_drift"]
