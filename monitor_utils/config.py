@@ -96,6 +96,9 @@ SCHEMA: dict[str, Param | Section] = {
         "min_segment_share": Param(float, 0.05, "share of the holdout a decade needs to veto a promotion (smaller ones are reported only)", min=0.0, max=1.0),
         "recent_days": Param(int, 14, "days of newly labelled traffic used to retrain and compare", min=2, max=365),
         "holdout_fraction": Param(float, 0.3, "newest share of the recent labelled traffic held out to compare champion and challenger", min=0.05, max=0.9),
+        "state_machine_role_arn": Param(str, "", "IAM role of the retraining state machine (aws mode; empty means the workflow is not created)", pattern=r"^(|arn:aws[a-z-]*:iam::\d{12}:role/.+)$"),
+        "schedule": Param(str, "", "EventBridge Scheduler expression starting the workflow in aws mode, e.g. cron(0 7 * * ? *); empty means unscheduled"),
+        "scheduler_role_arn": Param(str, "", "IAM role EventBridge Scheduler uses to start the workflow (aws mode)", pattern=r"^(|arn:aws[a-z-]*:iam::\d{12}:role/.+)$"),
         "recent_weight": Param(float, 1.0, "weight of a newly labelled row relative to a training row", min=0.01, max=100.0),
     }),
     "retries": Section("boto3 retry behaviour", {

@@ -111,6 +111,7 @@ def start(configure_step_functions: bool = True) -> LocalAws:
         url = f"http://127.0.0.1:{port}"
         if is_reachable(url, timeout=5):
             apply_local_environment(url)
+            os.environ["MOTO_PORT"] = str(port)  # where moto's Step Functions sends aws-sdk task calls
             local = LocalAws(url, server)
             if configure_step_functions:
                 emulator.enable_step_functions_execution(url)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from .. import alerting, model, retraining, world
+from .. import alerting, model, retraining, workflow, world
 from ..aws import Aws, ensure_topic
 from ..config import Params
 from . import drift as drift_stage
@@ -25,6 +25,17 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
     outcome = retraining.act(cfg, aws, decision, now) if decision.retrain else {}
     if outcome.get("deployed") and aws.mode == "local":
         outcome["after_deploy"] = world.quality_after_deploy(aws, cfg, now, champion_url)
+    defn = workflow.definition(cfg, topic_arn, local_training=aws.mode == "local")
+    role = cfg.retraining["state_machine_role_arn"] or (
+        f"arn:aws:iam::{aws.account_id}:role/msd-monitoring-states" if aws.mode == "local" else "")
+    if role:
+        sm_arn, sm_change = workflow.ensure_state_machine(aws, cfg, defn, role)
+    else:
+        sm_arn, sm_change = None, "not created: set retraining.state_machine_role_arn"
+    schedule = "not scheduled"
+    if aws.mode == "aws" and sm_arn and cfg.retraining["schedule"] and cfg.retraining["scheduler_role_arn"]:
+        schedule = workflow.ensure_schedule(aws, cfg, sm_arn, cfg.retraining["schedule"],
+                                            cfg.retraining["scheduler_role_arn"])
     return {"retrain": decision.retrain, "deployed": bool(outcome.get("deployed")), "reasons": decision.reasons,
-            "evidence": decision.evidence, **outcome,
-            "state_machine_definition": retraining.state_machine_definition(cfg, topic_arn)}
+            "evidence": decision.evidence, **outcome, "state_machine_definition": defn,
+            "state_machine": {"arn": sm_arn, "change": sm_change, "schedule": schedule}, "topic_arn": topic_arn}
