@@ -116,6 +116,7 @@ def metric_series(aws: Aws, metric_stat: dict, start: dt.datetime, end: dt.datet
     """One metric's values on the period grid [start, end), indexed by each period's aligned timestamp (NaN = missing).
 
     Local mode cannot compute percentiles; an ExtendedStatistic falls back to Maximum there (an upper bound).
+    The emulator scans every datum once per period, so locally the range is fetched in chunks of 24 periods.
     """
     period = int(metric_stat["Period"])
     stat = metric_stat["Stat"]
@@ -124,16 +125,23 @@ def metric_series(aws: Aws, metric_stat: dict, start: dt.datetime, end: dt.datet
     start = pd.Timestamp(start).floor(f"{period}s")
     grid = pd.date_range(start, end, freq=f"{period}s", inclusive="left")
     query = {"Id": "q", "MetricStat": {"Metric": metric_stat["Metric"], "Period": period, "Stat": stat}, "ReturnData": True}
+    step = dt.timedelta(seconds=period * 24) if aws.mode == "local" else pd.Timestamp(end) - start
     values: dict = {}
-    kwargs = {"MetricDataQueries": [query], "StartTime": start.to_pydatetime(), "EndTime": end}
-    while True:
-        resp = aws.client("cloudwatch").get_metric_data(**kwargs)
-        for r in resp["MetricDataResults"]:
-            for ts, v in zip(r["Timestamps"], r["Values"]):
-                values[pd.Timestamp(ts).tz_convert("UTC").floor(f"{period}s")] = v
-        if not resp.get("NextToken"):
-            break
-        kwargs["NextToken"] = resp["NextToken"]
+    chunk_start = start.to_pydatetime()
+    while chunk_start < end:
+        chunk_end = min(chunk_start + step, end)
+        kwargs = {"MetricDataQueries": [query], "StartTime": chunk_start, "EndTime": chunk_end}
+        while True:
+            resp = aws.client("cloudwatch").get_metric_data(**kwargs)
+            for r in resp["MetricDataResults"]:
+                for ts, v in zip(r["Timestamps"], r["Values"]):
+                    t = pd.Timestamp(ts).tz_convert("UTC").floor(f"{period}s")
+                    if chunk_start <= t < chunk_end:
+                        values[t] = v
+            if not resp.get("NextToken"):
+                break
+            kwargs["NextToken"] = resp["NextToken"]
+        chunk_start = chunk_end
     return pd.Series([values.get(t, float("nan")) for t in grid], index=grid, dtype=float)
 
 

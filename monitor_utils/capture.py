@@ -197,11 +197,11 @@ def read_capture(aws: Aws, capture_uri: str, window: windows.Window) -> CaptureB
             pred = _parse_prediction(rec["captureData"]["endpointOutput"])
             if not np.isfinite(pred):
                 raise ValueError(f"prediction {pred} is not finite")
+            event_id = meta["eventId"]
         except Exception as exc:  # noqa: BLE001 - every failure is quarantined with its reason
             reason = f"{type(exc).__name__}: {exc}" if not isinstance(exc, KeyError) else f"missing field {exc}"
             quarantined.append({"key": key, "line": n, "reason": reason, "text": line[:2000]})
             continue
-        event_id = meta["eventId"]
         inference_id = meta.get("inferenceId") or None
         rows.append((event_id, inference_id, inference_id or event_id, t, pred))
         feats.append(x)

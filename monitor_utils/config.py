@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +97,9 @@ SCHEMA: dict[str, Param | Section] = {
         "min_segment_share": Param(float, 0.05, "share of the holdout a decade needs to veto a promotion (smaller ones are reported only)", min=0.0, max=1.0),
         "recent_days": Param(int, 14, "days of newly labelled traffic used to retrain and compare", min=2, max=365),
         "holdout_fraction": Param(float, 0.3, "newest share of the recent labelled traffic held out to compare champion and challenger", min=0.05, max=0.9),
+        "traffic_shifting": Param(str, "canary", "blue/green traffic shifting of a deploy", choices=("canary", "linear", "all_at_once")),
+        "shift_percent": Param(int, 10, "canary size, or the step of linear shifting, in percent of capacity", min=1, max=100),
+        "shift_wait_seconds": Param(int, 600, "baking time between traffic shifts (auto-rollback watches the alarms meanwhile)", min=0, max=3600),
         "state_machine_role_arn": Param(str, "", "IAM role of the retraining state machine (aws mode; empty means the workflow is not created)", pattern=r"^(|arn:aws[a-z-]*:iam::\d{12}:role/.+)$"),
         "schedule": Param(str, "", "EventBridge Scheduler expression starting the workflow in aws mode, e.g. cron(0 7 * * ? *); empty means unscheduled"),
         "scheduler_role_arn": Param(str, "", "IAM role EventBridge Scheduler uses to start the workflow (aws mode)", pattern=r"^(|arn:aws[a-z-]*:iam::\d{12}:role/.+)$"),
@@ -182,6 +186,8 @@ def _coerce(where: str, spec: Param, value: Any) -> Any:
         )
     if spec.choices and value not in spec.choices:
         raise ParamsError(f"parameter '{where}' is {value!r}; accepted values: {', '.join(map(str, spec.choices))}")
+    if spec.type is float and not math.isfinite(value):
+        raise ParamsError(f"parameter '{where}' is {value!r}; it must be a finite number ({spec.help})")
     if spec.min is not None and value < spec.min or spec.max is not None and value > spec.max:
         raise ParamsError(f"parameter '{where}' is {value!r}, out of range [{spec.min}, {spec.max}] ({spec.help})")
     if spec.pattern and not re.match(spec.pattern, value):
@@ -236,13 +242,19 @@ def validate(values: Mapping[str, Any], source: str = "params") -> Params:
                     raise ParamsError(
                         f"{source}: unknown parameter '{name}.{sub}'; accepted keys of '{name}': {_accepted(spec.params)}"
                     )
-                out[name][sub] = _coerce(f"{name}.{sub}", spec.params[sub], subvalue)
+                try:
+                    out[name][sub] = _coerce(f"{name}.{sub}", spec.params[sub], subvalue)
+                except ParamsError as exc:
+                    raise ParamsError(f"{source}: {exc}") from None
         else:
             try:
                 out[name] = _coerce(name, spec, value)
             except ParamsError as exc:
                 raise ParamsError(f"{source}: {exc}") from None
-    _check_now(out["now"])
+    try:
+        _check_now(out["now"])
+    except ParamsError as exc:
+        raise ParamsError(f"{source}: {exc}") from None
     return Params(out)
 
 

@@ -65,7 +65,14 @@ def _read_bytes(path_or_uri: str, s3_client=None) -> bytes:
             import boto3
             s3_client = boto3.client("s3")
         bucket, _, key = path_or_uri[5:].partition("/")
-        return s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        try:
+            return s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except s3_client.exceptions.NoSuchKey:
+            raise FileNotFoundError(f"MSD file {path_or_uri} not found in S3") from None
+        except s3_client.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchBucket", "NotFound"):
+                raise FileNotFoundError(f"MSD file {path_or_uri} not found in S3") from None
+            raise
     path = Path(path_or_uri)
     if not path.is_file():
         raise FileNotFoundError(f"MSD file {path} not found; download YearPredictionMSD.txt (or .zip) from the UCI repository")
@@ -98,10 +105,16 @@ def load_uci(path_or_uri: str, *, s3_client=None, train_rows: int = UCI_TRAIN_RO
             if not names:
                 raise SchemaError(f"{path_or_uri}: the zip holds no .txt file (expected {UCI_FILE})")
             raw = zf.read(names[0])
-    df = pd.read_csv(io.BytesIO(raw), header=None, dtype=np.float64)
+    try:
+        df = pd.read_csv(io.BytesIO(raw), header=None, dtype=np.float64)
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise SchemaError(f"{path_or_uri}: not a comma-separated numeric MSD file ({exc})") from None
     if df.shape[1] != len(COLUMNS):
         raise SchemaError(f"{path_or_uri}: {df.shape[1]} columns, expected {len(COLUMNS)} (year + 90 features)")
     df.columns = COLUMNS
+    if df.isna().any().any():
+        row, col = np.argwhere(df.isna().to_numpy())[0]
+        raise SchemaError(f"{path_or_uri}: empty value in row {row + 1}, column '{COLUMNS[col]}'")
     df[TARGET] = df[TARGET].astype(int)
     if len(df) != train_rows + test_rows:
         raise SchemaError(f"{path_or_uri}: {len(df)} rows, the standard split needs {train_rows + test_rows} "

@@ -18,7 +18,13 @@ def enable_step_functions_execution(url: str) -> None:
 
 
 def install() -> None:
-    """Add UpdateEndpoint (and LastDeploymentConfig in DescribeEndpoint) to moto's SageMaker. Idempotent."""
+    """Add UpdateEndpoint to moto's SageMaker (and LastDeploymentConfig, FailureReason in DescribeEndpoint). Idempotent.
+
+    Follows the API's documented behaviour: the endpoint and config must exist and the endpoint be InService;
+    rollback alarms must exist; when one of them is in ALARM during the blue/green shift the deployment rolls
+    back (the endpoint keeps serving the old config and FailureReason says why); otherwise the new config
+    serves at once (no real baking time locally).
+    """
     global _INSTALLED
     if _INSTALLED:
         return
@@ -40,18 +46,24 @@ def install() -> None:
             arn = models.FakeEndpointConfig.arn_formatter(endpoint_config_name, self.account_id, self.region_name)
             raise ValidationError(message=f"Could not find endpoint configuration '{arn}'.") from None
         alarms = ((deployment_config or {}).get("AutoRollbackConfiguration") or {}).get("Alarms") or []
+        firing = []
         if alarms:
             from moto.cloudwatch.models import cloudwatch_backends
 
-            known = set(cloudwatch_backends[self.account_id][self.region_name].alarms)
+            known = cloudwatch_backends[self.account_id][self.region_name].alarms
             missing = [a["AlarmName"] for a in alarms if a["AlarmName"] not in known]
             if missing:
                 raise ValidationError(message=f"Rollback alarm(s) {missing} do not exist in CloudWatch.")
+            firing = [a["AlarmName"] for a in alarms if known[a["AlarmName"]].state_value == "ALARM"]
+        endpoint.last_deployment_config = deployment_config
+        endpoint.last_modified_time = models.utcnow()
+        if firing:  # a rollback alarm is in ALARM while the new fleet bakes: traffic returns to the old fleet
+            endpoint.failure_reason = f"Deployment rolled back: alarm(s) {firing} in ALARM during the traffic shift."
+            return endpoint
+        endpoint.failure_reason = None
         endpoint.endpoint_config_name = endpoint_config_name
         endpoint.production_variants = endpoint._process_production_variants(config["ProductionVariants"])
         endpoint.data_capture_config = config.get("DataCaptureConfig")
-        endpoint.last_deployment_config = deployment_config
-        endpoint.last_modified_time = models.utcnow()
         endpoint.endpoint_status = "InService"  # the blue/green shift completes at once locally
         return endpoint
 
@@ -69,6 +81,8 @@ def install() -> None:
         out = original(self)
         if getattr(self, "last_deployment_config", None):
             out["LastDeploymentConfig"] = self.last_deployment_config
+        if getattr(self, "failure_reason", None):
+            out["FailureReason"] = self.failure_reason
         return out
 
     models.SageMakerModelBackend.update_endpoint = backend_update_endpoint

@@ -126,3 +126,14 @@ def champion_challenger(per_decade: pd.DataFrame) -> Figure:
     ax.set_title("Holdout RMSE by release decade")
     ax.legend()
     return fig
+
+
+def show(fig: Figure, dpi: int = 90) -> None:
+    """Display a figure in the notebook as a PNG (works without pyplot or an inline backend)."""
+    import io
+
+    from IPython.display import Image, display
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    display(Image(data=buf.getvalue(), format="png"))

@@ -110,5 +110,5 @@ def deploy(aws: Aws, cfg: Params, config_name: str, deployment_config: dict, wai
     serving = desc["EndpointConfigName"]
     return {"deployed": serving == config_name and desc["EndpointStatus"] == "InService",
             "status": desc["EndpointStatus"], "serving_config": serving,
-            "rolled_back": serving != config_name and error is None,
+            "rolled_back": serving != config_name and "rolled back" in (desc.get("FailureReason") or ""),
             "failure_reason": desc.get("FailureReason") or error}

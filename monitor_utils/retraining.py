@@ -159,7 +159,9 @@ def act(cfg: Params, aws: Aws, decision: Decision, now: dt.datetime) -> dict:
     outcome = registry.deploy(aws, cfg, n["config"], guardrails)
     result.update(outcome, deployed_config=n["config"])
     result["outcome"] = (f"deployed {rec['version']} with blue/green traffic shifting and auto-rollback"
-                         if outcome["deployed"] else f"deployment of {rec['version']} failed: {outcome['failure_reason']}")
+                         if outcome["deployed"] else
+                         f"deployment of {rec['version']} {'rolled back' if outcome['rolled_back'] else 'failed'}: "
+                         f"{outcome['failure_reason']}; the champion keeps serving")
     if not outcome["deployed"]:
         from .aws import ensure_topic
 

@@ -167,9 +167,6 @@ def test_tuple_accepted_for_list():
     assert p.alert_emails == ["a@example.com", "b@example.com"]
 
 
-@pytest.mark.xfail(reason="BUG: config._coerce range check `value < min or value > max` is False for NaN, "
-                          "so NaN passes every bounded float parameter",
-                   raises=pytest.fail.Exception, strict=True)
 @pytest.mark.parametrize("values", [{"drift": {"alpha": float("nan")}},
                                     {"world": {"label_coverage": float("nan")}},
                                     {"thresholds": {"r2_min": float("nan")}}])
@@ -313,9 +310,6 @@ def test_bad_top_level_value_in_file_names_the_file(tmp_path):
     assert str(f) in str(e.value) and "'days'" in str(e.value)
 
 
-@pytest.mark.xfail(reason="BUG: config.validate wraps top-level value errors with the source but not section "
-                          "values (and not 'now'), so a bad drift.alpha in a params file does not name the file",
-                   raises=AssertionError, strict=True)
 def test_bad_section_value_in_file_names_the_file(tmp_path):
     f = write(tmp_path / "p.yaml", "drift:\n  alpha: lots\n")
     with pytest.raises(ParamsError) as e:

@@ -238,9 +238,6 @@ def test_load_uci_s3(s3, small):
         check_split(train, test, small, 18, 12)
 
 
-@pytest.mark.xfail(reason="BUG: data._read_bytes lets a missing S3 object escape as a bare botocore ClientError "
-                          "(NoSuchKey) that does not name the URI; a missing local file is a FileNotFoundError "
-                          "naming it", raises=ClientError, strict=True)
 def test_load_uci_missing_s3_object_named(s3):
     uri = f"s3://{BUCKET}/raw/missing.txt"
     with pytest.raises(FileNotFoundError, match="raw/missing.txt"):
@@ -292,8 +289,6 @@ def _corrupt_cell(tmp_path, small, row: int, col: int, text: str):
     return f
 
 
-@pytest.mark.xfail(reason="BUG: data.load_uci passes pandas' ValueError for a non-numeric cell through unchanged "
-                          "(not a SchemaError, file not named)", raises=ValueError, strict=True)
 def test_load_uci_non_numeric_cell_named(tmp_path, small):
     f = _corrupt_cell(tmp_path, small, 4, 12, "abc")
     with pytest.raises(SchemaError) as e:
@@ -301,9 +296,6 @@ def test_load_uci_non_numeric_cell_named(tmp_path, small):
     assert str(f) in str(e.value)
 
 
-@pytest.mark.xfail(reason="BUG: data.load_uci accepts an empty feature cell as NaN (read_csv fills it) and "
-                          "returns a frame with missing values instead of a SchemaError",
-                   raises=pytest.fail.Exception, strict=True)
 def test_load_uci_empty_feature_cell_rejected(tmp_path, small):
     f = _corrupt_cell(tmp_path, small, 4, 12, "")
     with pytest.raises(SchemaError) as e:
@@ -311,9 +303,6 @@ def test_load_uci_empty_feature_cell_rejected(tmp_path, small):
     assert str(f) in str(e.value)
 
 
-@pytest.mark.xfail(reason="BUG: data.load_uci casts year with astype(int) before any check: an empty year cell "
-                          "raises pandas' IntCastingNaNError, not a SchemaError naming the file",
-                   raises=ValueError, strict=True)
 def test_load_uci_empty_year_cell_named(tmp_path, small):
     f = _corrupt_cell(tmp_path, small, 4, 0, "")
     with pytest.raises(SchemaError) as e:
@@ -321,8 +310,6 @@ def test_load_uci_empty_year_cell_named(tmp_path, small):
     assert str(f) in str(e.value)
 
 
-@pytest.mark.xfail(reason="BUG: data.load_uci lets pandas' ParserError for a row with an extra field escape "
-                          "(not a SchemaError, file not named)", raises=ValueError, strict=True)
 def test_load_uci_ragged_row_named(tmp_path, small):
     f = _corrupt_cell(tmp_path, small, 4, 90, "1.0,2.0")
     with pytest.raises(SchemaError) as e:

@@ -38,6 +38,11 @@ def test_full_run_leaves_every_record(tmp_path, clean_env):
     retraining = json.loads((out / "50_retraining.json").read_text())
     assert {"retrain", "deployed", "reasons", "state_machine_definition"} <= set(retraining)
     assert retraining["state_machine_definition"]["StartAt"] == "CheckQualityAlarms"
+    pictures = {stage: sum("image/png" in o.get("data", {}) for c in nbformat.read(out / f"{stage}.ipynb", as_version=4).cells
+                           for o in c.get("outputs", [])) for stage in runner.STAGES}
+    assert pictures["10_metrics"] >= 3 and pictures["20_drift"] >= 2 and pictures["30_alerting"] >= 1
+    assert pictures["40_dashboard"] >= 1 and pictures["50_retraining"] >= 1
+    assert "data:image/png" in (out / "40_dashboard.html").read_text()
     executed = nbformat.read(out / "20_drift.ipynb", as_version=4)
     injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert injected and "aws_mode" in injected[0].source and "retraining" not in injected[0].source  # only declared

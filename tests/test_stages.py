@@ -238,3 +238,33 @@ def test_dry_run_compares_but_does_not_deploy(make_world):
     result = stages.run("50_retraining", cfg, aws, now)
     assert result["retrain"] and not result["deployed"] and "dry run" in result["outcome"]
     assert _serving_config(aws, cfg) == before
+
+
+@pytest.mark.parametrize("mode, key", [("canary", "CanarySize"), ("linear", "LinearStepSize"), ("all_at_once", None)])
+def test_deployment_guardrails_follow_params_and_botocore(mode, key):
+    from monitor_utils.stages.setup import deployment_config, validate_update_endpoint
+
+    cfg = config.validate({"retraining": {"traffic_shifting": mode, "shift_percent": 25}})
+    dc = deployment_config(cfg)
+    validate_update_endpoint({"EndpointName": "e", "EndpointConfigName": "c", "DeploymentConfig": dc})
+    routing = dc["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
+    assert routing["Type"] == mode.upper()
+    assert (routing[key]["Value"] == 25) if key else ("CanarySize" not in routing and "LinearStepSize" not in routing)
+    with pytest.raises(ValueError, match="UpdateEndpoint request is invalid"):
+        validate_update_endpoint({"EndpointName": "e", "DeploymentConfig": dc})  # no EndpointConfigName
+
+
+def test_a_deploy_rolls_back_when_a_rollback_alarm_fires(make_world):
+    cfg, aws, now = make_world(scenario="drift", retraining=RECENT)
+    _run_upto_alerting(cfg, aws, now)
+    before = _serving_config(aws, cfg)
+    aws.client("cloudwatch").set_alarm_state(AlarmName=f"{cfg.endpoint_name}-error-rate", StateValue="ALARM",
+                                             StateReason="5XX spike during the deploy")
+    topic, _ = alerting.ensure_paging(aws, cfg)
+    queue = _subscribe_queue(aws, topic, f"rb-{cfg.endpoint_name}")
+    result = stages.run("50_retraining", cfg, aws, now)
+    assert result["retrain"] and result["comparison"]["promote"]
+    assert result["deployed"] is False and result["rolled_back"] is True
+    assert "rolled back" in result["outcome"] and _serving_config(aws, cfg) == before
+    msgs = aws.client("sqs").receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+    assert any("rolled back" in m["Body"] for m in msgs)

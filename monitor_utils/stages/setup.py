@@ -20,12 +20,18 @@ def rollback_alarm_names(cfg: Params) -> list[str]:
 
 
 def deployment_config(cfg: Params) -> dict:
-    """UpdateEndpoint's DeploymentConfig: blue/green with canary traffic shifting and auto-rollback on alarms."""
+    """UpdateEndpoint's DeploymentConfig: blue/green traffic shifting per params, auto-rollback on the endpoint's alarms."""
+    r = cfg.retraining
+    routing: dict = {"Type": r["traffic_shifting"].upper(), "WaitIntervalInSeconds": r["shift_wait_seconds"]}
+    size = {"Type": "CAPACITY_PERCENT", "Value": r["shift_percent"]}
+    if r["traffic_shifting"] == "canary":
+        routing["CanarySize"] = size
+    elif r["traffic_shifting"] == "linear":
+        routing["LinearStepSize"] = size
     return {
-        "BlueGreenUpdatePolicy": {
-            "TrafficRoutingConfiguration": {"Type": "CANARY", "WaitIntervalInSeconds": 600,
-                                            "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10}},
-            "TerminationWaitInSeconds": 600, "MaximumExecutionTimeoutInSeconds": 3600},
+        "BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": routing,
+                                  "TerminationWaitInSeconds": r["shift_wait_seconds"],
+                                  "MaximumExecutionTimeoutInSeconds": 3600 + 10 * r["shift_wait_seconds"]},
         "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": n} for n in rollback_alarm_names(cfg)]},
     }
 

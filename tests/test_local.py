@@ -1,0 +1,286 @@
+"""Tests for monitor_utils.local (the embedded moto server) and monitor_utils.emulator (UpdateEndpoint)."""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.request
+import zlib
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from monitor_utils import aws, config, emulator, local
+from monitor_utils.aws import DUMMY_CREDENTIALS, LOCAL_ENDPOINT_ENV
+from monitor_utils.local import LocalAwsError
+
+ROLE = "arn:aws:iam::123456789012:role/unit-test-sagemaker"
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/unit-test-image:latest"
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def local_local_aws():
+    """This file's own moto server (the environment it changes is put back afterwards)."""
+    saved = dict(os.environ)
+    loc = local.start()
+    try:
+        yield loc
+    finally:
+        loc.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@pytest.fixture()
+def keep_environ():
+    """Put os.environ back after a test whose code under test rewrites it."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture(scope="module")
+def conn(local_local_aws):
+    return aws.connect(config.validate({}), local_local_aws.url)
+
+
+def dead_url() -> str:
+    return f"http://127.0.0.1:{local._free_port()}"
+
+
+# --------------------------------------------------------------------------- start / find / stop
+
+
+def test_start_returns_a_reachable_loopback_server(local_local_aws):
+    loc = local_local_aws
+    assert loc.url.startswith("http://127.0.0.1:")
+    assert loc.owned
+    assert local.is_reachable(loc.url)
+    with urllib.request.urlopen(f"{loc.url}/moto-api/data.json", timeout=5) as resp:
+        assert resp.status == 200
+        json.loads(resp.read())
+    assert os.environ[LOCAL_ENDPOINT_ENV] == loc.url
+    assert os.environ["AWS_ENDPOINT_URL"] == loc.url
+    assert os.environ["AWS_ACCESS_KEY_ID"] == DUMMY_CREDENTIALS["aws_access_key_id"]
+
+
+def test_plain_boto3_in_this_process_reaches_the_emulator(local_local_aws, conn):
+    aws.ensure_bucket(conn, "unit-test-local-bucket")
+    plain = boto3.client("s3", region_name="us-east-1")  # no endpoint, no credentials given: the environment's
+    names = [b["Name"] for b in plain.list_buckets()["Buckets"]]
+    assert "unit-test-local-bucket" in names
+    assert plain.meta.endpoint_url == local_local_aws.url
+
+
+def test_connect_local_needs_url():
+    with pytest.raises(RuntimeError, match="local.start"):
+        aws.connect(config.validate({}), None)
+
+
+def test_find_running_through_environment(local_local_aws, keep_environ):
+    found = local.find_running()
+    assert found is not None and found.url == local_local_aws.url
+    assert not found.owned
+    found.stop()                                   # not ours: a no-op
+    assert local.is_reachable(local_local_aws.url)
+
+
+def test_find_running_none_when_unset_or_dead(local_local_aws, keep_environ, monkeypatch):
+    monkeypatch.delenv(LOCAL_ENDPOINT_ENV, raising=False)
+    assert local.find_running() is None
+    monkeypatch.setenv(LOCAL_ENDPOINT_ENV, dead_url())
+    assert local.find_running() is None
+
+
+def test_context_manager_stops_owned_server(local_local_aws, keep_environ):
+    with local.start(configure_step_functions=False) as second:
+        assert second.owned and second.url != local_local_aws.url
+        assert local.is_reachable(second.url)
+    assert not second.owned
+    assert not local.is_reachable(second.url, timeout=1)
+    assert local.is_reachable(local_local_aws.url)  # the other server is untouched
+
+
+# --------------------------------------------------------------------------- credentials
+
+
+def test_apply_local_environment_removes_real_credentials():
+    key_id = "AKIA" + "Q" * 16
+    secret = "s" * 40
+    env = {
+        "AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret, "AWS_SESSION_TOKEN": "t" * 300,
+        "AWS_SECURITY_TOKEN": "t" * 300, "AWS_PROFILE": "production", "AWS_DEFAULT_PROFILE": "production",
+        "AWS_ROLE_ARN": "arn:aws:iam::111122223333:role/admin", "AWS_WEB_IDENTITY_TOKEN_FILE": "token-file",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "/v2/credentials/x",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://127.0.0.1:1/creds",
+        "AWS_DEFAULT_REGION": "eu-west-1", "LANG": "C.UTF-8",
+    }
+    before = dict(os.environ)
+    out = local.apply_local_environment("http://127.0.0.1:5999", env)
+    assert out is env
+    assert dict(os.environ) == before                        # a dict was given: os.environ untouched
+    for name in ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ROLE_ARN",
+                 "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                 "AWS_CONTAINER_CREDENTIALS_FULL_URI"):
+        assert name not in env, name
+    assert env["AWS_ACCESS_KEY_ID"] == DUMMY_CREDENTIALS["aws_access_key_id"]
+    assert env["AWS_SECRET_ACCESS_KEY"] == DUMMY_CREDENTIALS["aws_secret_access_key"]
+    assert key_id not in env.values() and secret not in env.values()
+    assert not any(v.startswith("AKIA") for v in env.values())
+    assert env["AWS_ENDPOINT_URL"] == env[LOCAL_ENDPOINT_ENV] == "http://127.0.0.1:5999"
+    assert env["LANG"] == "C.UTF-8" and env["AWS_DEFAULT_REGION"] == "eu-west-1"   # the rest is kept
+
+
+def test_dummy_credentials_resolve_in_a_session_from_that_environment(monkeypatch):
+    env = local.apply_local_environment("http://127.0.0.1:5999", {
+        "AWS_ACCESS_KEY_ID": "AKIA" + "Z" * 16, "AWS_SECRET_ACCESS_KEY": "x" * 40, "AWS_SESSION_TOKEN": "tok"})
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+                 "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    creds = boto3.Session().get_credentials().get_frozen_credentials()
+    assert creds.access_key == "testing" and creds.secret_key == "testing" and creds.token is None
+
+
+# --------------------------------------------------------------------------- start failures
+
+
+def test_start_raises_helpful_error_when_server_cannot_start(monkeypatch, keep_environ):
+    import moto.server
+
+    attempts = []
+
+    class Refused:
+        def __init__(self, ip_address, port, verbose=True):
+            attempts.append((ip_address, port))
+
+        def start(self):
+            raise OSError("[Errno 98] Address already in use")
+
+        def stop(self):
+            pass
+
+    monkeypatch.setattr(moto.server, "ThreadedMotoServer", Refused)
+    before = dict(os.environ)
+    with pytest.raises(LocalAwsError) as e:
+        local.start()
+    msg = str(e.value)
+    assert "could not start" in msg and "Address already in use" in msg
+    assert "aws_mode: aws" in msg and "127.0.0.1" in msg
+    assert len(attempts) == 3 and all(ip == "127.0.0.1" for ip, _ in attempts)
+    assert dict(os.environ) == before                 # nothing pointed at a server that is not there
+
+
+def test_start_raises_when_server_never_answers(monkeypatch, keep_environ):
+    import moto.server
+
+    stopped = []
+
+    class Silent:
+        def __init__(self, ip_address, port, verbose=True):
+            self.port = port
+
+        def start(self):
+            pass  # claims to start but nothing listens
+
+        def stop(self):
+            stopped.append(self.port)
+
+    monkeypatch.setattr(moto.server, "ThreadedMotoServer", Silent)
+    with pytest.raises(LocalAwsError, match="no answer from http://127.0.0.1:"):
+        local.start()
+    assert len(stopped) == 3                          # every half-started server is stopped
+
+
+def test_is_reachable_false_for_dead_port():
+    assert local.is_reachable(dead_url(), timeout=1) is False
+
+
+# --------------------------------------------------------------------------- emulator: UpdateEndpoint
+
+
+@pytest.fixture()
+def endpoint(conn, request):
+    """A model, two endpoint configs and an endpoint on the first one; names unique to the test."""
+    sm = conn.client("sagemaker")
+    tag = f"t{zlib.crc32(request.node.name.encode()):08x}"
+    sm.create_model(ModelName=f"{tag}-model", ExecutionRoleArn=ROLE,
+                    PrimaryContainer={"Image": IMAGE, "ModelDataUrl": "s3://unit-test-local-bucket/model.tar.gz"})
+    for n, count in ((1, 1), (2, 2)):
+        sm.create_endpoint_config(
+            EndpointConfigName=f"{tag}-config-{n}",
+            ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": f"{tag}-model",
+                                 "InitialInstanceCount": count, "InstanceType": "ml.m5.large"}])
+    sm.create_endpoint(EndpointName=f"{tag}-ep", EndpointConfigName=f"{tag}-config-1")
+    return sm, tag
+
+
+DEPLOYMENT = {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE",
+                                                                        "WaitIntervalInSeconds": 0},
+                                        "TerminationWaitInSeconds": 0}}
+
+
+def test_update_endpoint_switches_config(endpoint):
+    sm, tag = endpoint
+    before = sm.describe_endpoint(EndpointName=f"{tag}-ep")
+    assert before["EndpointConfigName"] == f"{tag}-config-1" and "LastDeploymentConfig" not in before
+    arn = sm.update_endpoint(EndpointName=f"{tag}-ep", EndpointConfigName=f"{tag}-config-2",
+                             DeploymentConfig=DEPLOYMENT)["EndpointArn"]
+    assert arn == before["EndpointArn"]
+    after = sm.describe_endpoint(EndpointName=f"{tag}-ep")
+    assert after["EndpointConfigName"] == f"{tag}-config-2"
+    assert after["EndpointStatus"] == "InService"
+    assert after["LastDeploymentConfig"] == DEPLOYMENT
+    assert after["LastModifiedTime"] >= before["LastModifiedTime"]
+
+
+def test_update_endpoint_with_existing_rollback_alarm(endpoint, conn):
+    sm, tag = endpoint
+    conn.client("cloudwatch").put_metric_alarm(
+        AlarmName=f"{tag}-rollback", Namespace="AWS/SageMaker", MetricName="Invocation5XXErrors", Statistic="Sum",
+        Period=60, EvaluationPeriods=1, Threshold=1.0, ComparisonOperator="GreaterThanOrEqualToThreshold")
+    dc = {**DEPLOYMENT, "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": f"{tag}-rollback"}]}}
+    sm.update_endpoint(EndpointName=f"{tag}-ep", EndpointConfigName=f"{tag}-config-2", DeploymentConfig=dc)
+    after = sm.describe_endpoint(EndpointName=f"{tag}-ep")
+    assert after["EndpointConfigName"] == f"{tag}-config-2" and after["LastDeploymentConfig"] == dc
+
+
+def test_update_endpoint_missing_rollback_alarm_is_validation_error(endpoint):
+    sm, tag = endpoint
+    dc = {**DEPLOYMENT, "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": f"{tag}-no-such-alarm"}]}}
+    with pytest.raises(ClientError) as e:
+        sm.update_endpoint(EndpointName=f"{tag}-ep", EndpointConfigName=f"{tag}-config-2", DeploymentConfig=dc)
+    assert aws.error_code(e.value) == "ValidationException"
+    assert f"{tag}-no-such-alarm" in str(e.value)
+    assert sm.describe_endpoint(EndpointName=f"{tag}-ep")["EndpointConfigName"] == f"{tag}-config-1"
+
+
+def test_update_endpoint_unknown_config_is_an_error(endpoint):
+    sm, tag = endpoint
+    with pytest.raises(ClientError) as e:
+        sm.update_endpoint(EndpointName=f"{tag}-ep", EndpointConfigName=f"{tag}-config-9")
+    assert aws.error_code(e.value) == "ValidationException" and f"{tag}-config-9" in str(e.value)
+    assert sm.describe_endpoint(EndpointName=f"{tag}-ep")["EndpointConfigName"] == f"{tag}-config-1"
+
+
+def test_update_unknown_endpoint_is_an_error(endpoint):
+    sm, tag = endpoint
+    with pytest.raises(ClientError) as e:
+        sm.update_endpoint(EndpointName=f"{tag}-no-such-ep", EndpointConfigName=f"{tag}-config-2")
+    assert aws.error_code(e.value) == "ValidationException" and f"{tag}-no-such-ep" in str(e.value)
+
+
+def test_emulator_install_is_idempotent(endpoint):
+    emulator.install()
+    emulator.install()
+    sm, tag = endpoint
+    sm.update_endpoint(EndpointName=f"{tag}-ep", EndpointConfigName=f"{tag}-config-2")
+    out = sm.describe_endpoint(EndpointName=f"{tag}-ep")
+    assert out["EndpointConfigName"] == f"{tag}-config-2"
+    assert "LastDeploymentConfig" not in out  # no DeploymentConfig given, none reported
