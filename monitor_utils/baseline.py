@@ -52,6 +52,8 @@ def ensure_baseline(aws: Aws, cfg: Params) -> tuple[dict, bool]:
     reference[PREDICTION] = model.predict(served, train)
     profile = drift.build_baseline(reference)
     put_bytes(aws, cfg.bucket, f"{prefix}/baseline.bin", profile.to_bytes())
+    target = drift.build_baseline(train[[data.TARGET]].astype(float))
+    put_bytes(aws, cfg.bucket, f"{prefix}/target_baseline.bin", target.to_bytes())
     put_json(aws, cfg.bucket, f"{prefix}/statistics.json", profile.to_statistics())
     put_json(aws, cfg.bucket, f"{prefix}/constraints.json", profile.to_constraints())
     test_metrics = None
@@ -79,3 +81,10 @@ def _split(url: str) -> tuple[str, str]:
     from .aws import split_s3_uri
 
     return split_s3_uri(url)
+
+
+def load_target_baseline(aws: Aws, cfg: Params) -> drift.Baseline | None:
+    """The training labels' profile (for target drift), or None when the stored baseline predates it."""
+    url = model.served_model_data_url(aws, cfg.endpoint_name, cfg.variant_name)
+    blob = get_bytes(aws, cfg.bucket, f"{baseline_prefix(cfg, model_version(url))}/target_baseline.bin")
+    return None if blob is None else drift.Baseline.from_bytes(blob)

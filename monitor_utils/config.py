@@ -59,6 +59,8 @@ SCHEMA: dict[str, Param | Section] = {
     "test_fire": Param(str, "local", "set the heartbeat alarm to ALARM and confirm the notification arrives: local: only on the emulator, always (pages subscribers in aws mode), never", choices=("local", "always", "never")),
     "dashboard_name": Param(str, "MillionSongModel", "CloudWatch dashboard name", pattern=r"^[A-Za-z0-9_\-]{1,255}$"),
     "window": Param(str, "daily", "length of a monitoring window", choices=("hourly", "daily")),
+    "segment_columns": Param(list, [], "extra columns of the joined records to break metrics down by, besides release decade (numeric ones are cut into quartiles)", item_type=str),
+    "metrics_transport": Param(str, "api", "how metrics reach CloudWatch: api (PutMetricData) or emf (Embedded Metric Format lines in log_group; CloudWatch extracts the metrics in aws mode, the emulator does not)", choices=("api", "emf")),
     "label_wait_days": Param(int, 3, "days a window waits for delayed ground truth before it is closed and published", min=0, max=30),
     "now": Param(str, "", "clock of the run, ISO 8601 UTC (empty means real clock in aws mode, end of the simulated world in local mode)"),
     "data_path": Param(str, "", "the real UCI YearPredictionMSD.txt or .zip (local path or s3:// URI); empty means deterministic synthetic data"),

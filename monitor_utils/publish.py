@@ -171,3 +171,55 @@ def publish_aws_namespace(aws: Aws, namespace: str, datums: list[dict]) -> Publi
         stats.calls += 1
         stats.datums += len(batch)
     return stats
+
+
+def emf_documents(namespace: str, datums: list[dict]) -> list[dict]:
+    """Embedded Metric Format documents: one per (timestamp, dimension set), holding that group's values."""
+    groups: dict = {}
+    for d in datums:
+        validate_datum(d)
+        if "Value" not in d:
+            raise MetricDataError(f"metric {d['MetricName']!r}: EMF here carries single values only")
+        dims = tuple((x["Name"], x["Value"]) for x in d.get("Dimensions", []))
+        groups.setdefault((d["Timestamp"], dims), []).append(d)
+    docs = []
+    for (ts, dims), group in groups.items():
+        doc = {"_aws": {"Timestamp": int(ts.timestamp() * 1000), "CloudWatchMetrics": [{
+            "Namespace": namespace, "Dimensions": [[k for k, _ in dims]],
+            "Metrics": [{"Name": d["MetricName"], "Unit": d.get("Unit", "None")} for d in group]}]}}
+        doc.update({k: v for k, v in dims})
+        doc.update({d["MetricName"]: d["Value"] for d in group})
+        docs.append(doc)
+    return docs
+
+
+def write_emf(aws: Aws, log_group: str, stream: str, namespace: str, datums: list[dict]) -> PublishStats:
+    """Write datums as EMF log events (batches of at most 10,000 events and 1 MB, in time order)."""
+    logs = aws.client("logs")
+    try:
+        logs.create_log_stream(logGroupName=log_group, logStreamName=stream)
+    except logs.exceptions.ResourceAlreadyExistsException:
+        pass
+    events = sorted(({"timestamp": doc["_aws"]["Timestamp"], "message": json.dumps(doc)}
+                     for doc in emf_documents(namespace, datums)), key=lambda e: e["timestamp"])
+    stats = PublishStats()
+    batch: list[dict] = []
+    size = 0
+    for e in events + [None]:
+        if e is None or len(batch) >= 10_000 or size + len(e["message"]) + 26 > 1_000_000:
+            if batch:
+                logs.put_log_events(logGroupName=log_group, logStreamName=stream, logEvents=batch)
+                stats.calls += 1
+                stats.datums += sum(len(json.loads(b["message"])["_aws"]["CloudWatchMetrics"][0]["Metrics"]) for b in batch)
+            batch, size = [], 0
+        if e is not None:
+            batch.append(e)
+            size += len(e["message"]) + 26
+    return stats
+
+
+def send(aws: Aws, cfg, datums: list[dict], now: dt.datetime, stream: str) -> PublishStats:
+    """Publish through the configured transport (``metrics_transport``: PutMetricData or EMF log lines)."""
+    if cfg.metrics_transport == "emf":
+        return write_emf(aws, cfg.log_group, stream, cfg.namespace, datums)
+    return publish(aws, cfg.namespace, datums, now=now)

@@ -103,10 +103,15 @@ def test_metrics_match_an_independent_recomputation(make_world):
 def test_drift_stage_flags_the_drift_and_not_the_stable_world(make_world):
     cfg, aws, now = make_world(scenario="drift")
     stages.run("00_setup", cfg, aws, now)
-    hist = stages.run("20_drift", cfg, aws, now)["history"].set_index("window")["drift_detected"]
+    table = stages.run("20_drift", cfg, aws, now)["history"].set_index("window")
+    hist = table["drift_detected"]
     drift_day = int(round(cfg.world["drift_start_fraction"] * cfg.days))
     assert hist.iloc[:drift_day].sum() <= 1  # same-distribution windows: a rare false alarm at most
     assert hist.iloc[drift_day + 1:].all()
+    # target drift (newer songs) where labels have arrived; the newest window has none yet
+    target = table["target_drift"]
+    assert not target.iloc[:drift_day].astype(bool).any() and target.iloc[drift_day + 1:-2].astype(bool).all()
+    assert pd.isna(target.iloc[-1]) and table["labelled_rows"].iloc[-1] == 0
     scfg, saws, snow = make_world(scenario="stable")
     stages.run("00_setup", scfg, saws, snow)
     assert not stages.run("20_drift", scfg, saws, snow)["history"]["drift_detected"].any()
@@ -268,3 +273,29 @@ def test_a_deploy_rolls_back_when_a_rollback_alarm_fires(make_world):
     assert "rolled back" in result["outcome"] and _serving_config(aws, cfg) == before
     msgs = aws.client("sqs").receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
     assert any("rolled back" in m["Body"] for m in msgs)
+
+
+def test_segment_columns_from_params_break_metrics_down(make_world):
+    cfg, aws, now = make_world(scenario="stable", segment_columns=["timbre_avg_01"])
+    result = stages.run("10_metrics", cfg, aws, now)
+    segs = set(result["segments"]["segment"])
+    assert {"timbre_avg_01:q1", "timbre_avg_01:q4"} <= segs and any(s.endswith("0s") for s in segs)
+    from monitor_utils.stages.metrics import segment_labels
+
+    with pytest.raises(ValueError, match="no_such_column.*available"):
+        segment_labels(result["history"], "no_such_column")
+
+
+def test_emf_transport_writes_each_window_once_as_log_events(make_world):
+    cfg, aws, now = make_world(scenario="stable", metrics_transport="emf")
+    stages.run("00_setup", cfg, aws, now)  # creates the log group
+    first = stages.run("10_metrics", cfg, aws, now)
+    stages.run("10_metrics", cfg, aws, now)
+    events = aws.client("logs").get_log_events(logGroupName=cfg.log_group, logStreamName="metrics",
+                                               startFromHead=True)["events"]
+    docs = [json.loads(e["message"]) for e in events]
+    overall = [d for d in docs if "Segment" not in d and "RMSE" in d]
+    assert len(overall) == len(first["windows_published"])  # one document per window, none twice
+    assert overall[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == cfg.namespace
+    assert overall[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["EndpointName", "VariantName"]]
+    assert _samples_per_window(aws, cfg, "RMSE", now).empty  # nothing went through PutMetricData

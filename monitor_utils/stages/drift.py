@@ -8,7 +8,7 @@ import pandas as pd
 
 from .. import capture, data, drift, publish, watermark, windows
 from ..aws import Aws, get_json, put_json
-from ..baseline import PREDICTION, load_baseline
+from ..baseline import PREDICTION, load_baseline, load_target_baseline
 from ..config import Params
 from ..records import to_jsonable
 from .metrics import dimensions
@@ -43,6 +43,22 @@ def window_datums(cfg: Params, w: windows.Window, report: drift.DriftReport) -> 
     return out
 
 
+MIN_LABELLED_FOR_TARGET = 50
+
+
+def target_drift(target_baseline: drift.Baseline | None, current: pd.DataFrame, opts: dict) -> dict | None:
+    """KS test of the window's labels against the training labels (None when too few labels have arrived)."""
+    if target_baseline is None or data.TARGET not in current:
+        return None
+    labelled = current[[data.TARGET]].dropna().astype(float)
+    if len(labelled) < MIN_LABELLED_FOR_TARGET:
+        return None
+    rep = drift.detect_drift(target_baseline, labelled, **{k: v for k, v in opts.items() if not k.startswith("dataset")})
+    row = rep.table.loc[data.TARGET]
+    return {"drifted": bool(row["drifted"]), "rows": int(len(labelled)), "statistic": float(row["statistic"]),
+            "reason": row["reason"]}
+
+
 def _history_key(cfg: Params) -> str:
     return cfg.key("drift", "history.json")
 
@@ -74,10 +90,15 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
         span = windows.Window(todo[0].start, todo[-1].end)
         batch = capture.read_capture(aws, capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name, cfg.variant_name), span)
         quarantined = len(batch.quarantined)
-        t = batch.records["inference_time"]
+        target_baseline = load_target_baseline(aws, cfg)
+        records = batch.records
+        if target_baseline is not None:  # target drift where labels have arrived
+            labels, _ = capture.read_ground_truth(aws, cfg.ground_truth_uri, span.start, now + dt.timedelta(hours=1))
+            records = capture.join_ground_truth(records, labels)
+        t = records["inference_time"]
         datums, rows, feature_rows = [], [], []
         for w in todo:
-            current = batch.records[(t >= pd.Timestamp(w.start)) & (t < pd.Timestamp(w.end))]
+            current = records[(t >= pd.Timestamp(w.start)) & (t < pd.Timestamp(w.end))]
             if current.empty:
                 rows.append({"window": w.label, "end": w.end, "rows": 0, "drift_detected": None,
                              "reason": "no captured traffic in this window"})
@@ -86,17 +107,22 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
             reports[w.label] = report
             datums += window_datums(cfg, w, report)
             feats = [f for f in report.drifted_features if f != PREDICTION]
+            target = target_drift(target_baseline, current, opts)
+            if target is not None:
+                datums.append(publish.datum("TargetDrift", int(target["drifted"]), w.end, dimensions(cfg)))
             rows.append({"window": w.label, "end": w.end, "rows": int(len(current)),
                          "drift_detected": bool(report.drift_detected), "drifted_features": len(feats),
                          "drift_share": report.drift_share, "top_features": feats[:5],
-                         "prediction_drift": bool(report.table.loc[PREDICTION, "drifted"])})
+                         "prediction_drift": bool(report.table.loc[PREDICTION, "drifted"]),
+                         "target_drift": None if target is None else target["drifted"],
+                         "labelled_rows": 0 if target is None else target["rows"]})
             tab = report.table
             feature_rows += [{"window": w.label, "feature": f, "statistic": tab.at[f, "statistic"],
                               "p_adjusted": tab.at[f, "p_adjusted"], "effect": tab.at[f, "effect"],
                               "drifted": bool(tab.at[f, "drifted"])} for f in tab.index]
         labels = [w.label for w in todo]
         mark.begin(aws, cfg, labels)
-        stats = publish.publish(aws, cfg.namespace, datums, now=now)
+        stats = publish.send(aws, cfg, datums, now, stream=STAGE)
         mark.commit(aws, cfg, labels, todo[-1].end)
         history = pd.concat([history, pd.DataFrame(rows)], ignore_index=True)
         feature_history = pd.concat([feature_history, pd.DataFrame(feature_rows)], ignore_index=True)

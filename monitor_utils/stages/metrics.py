@@ -46,8 +46,20 @@ def window_datums(cfg: Params, w: windows.Window, row: dict, segments: pd.DataFr
     return out
 
 
-def evaluate_window(w: windows.Window, rows: pd.DataFrame, quarantined: int) -> tuple[dict, pd.DataFrame]:
-    """Metrics, bootstrap intervals, coverage and per-decade metrics of one window's joined records."""
+def segment_labels(frame: pd.DataFrame, column: str) -> pd.Series:
+    """Segment of each row by ``column``: its value, or its quartile ('col:q1'..'col:q4') for a numeric column."""
+    if column not in frame:
+        raise ValueError(f"segment column {column!r} (params segment_columns) is not in the captured records; "
+                         f"available: {', '.join(c for c in frame.columns if c != 'year')}")
+    values = frame[column]
+    if pd.api.types.is_numeric_dtype(values) and values.nunique() > 12:
+        return column + ":q" + (pd.qcut(values.rank(method="first"), 4, labels=False) + 1).astype(str)
+    return column + "=" + values.astype(str)
+
+
+def evaluate_window(w: windows.Window, rows: pd.DataFrame, quarantined: int,
+                    segment_columns: list[str] = ()) -> tuple[dict, pd.DataFrame]:
+    """Metrics, bootstrap intervals, coverage and per-segment (decade and ``segment_columns``) metrics of one window."""
     labelled = rows.dropna(subset=["year"])
     row = {"window": w.label, "start": w.start, "end": w.end, "captured": int(len(rows)),
            "labelled": int(len(labelled)), "label_coverage": float(len(labelled) / len(rows)) if len(rows) else 0.0,
@@ -56,8 +68,10 @@ def evaluate_window(w: windows.Window, rows: pd.DataFrame, quarantined: int) -> 
         row.update(metrics.regression_metrics(labelled["year"], labelled["prediction"]))
         ci = metrics.bootstrap_intervals(labelled["year"], labelled["prediction"], seed=int(w.start.timestamp()) % 2**31)
         row.update(rmse_low=ci["rmse"][0], rmse_high=ci["rmse"][1], r2_low=ci["r2"][0], r2_high=ci["r2"][1])
-        seg = labelled.assign(segment=data.decade(labelled["year"]))
-        segments = metrics.metrics_by_segment(seg, "segment", min_count=MIN_SEGMENT_ROWS)
+        parts = [labelled.assign(segment=data.decade(labelled["year"]))]
+        parts += [labelled.assign(segment=segment_labels(labelled, c)) for c in segment_columns]
+        segments = pd.concat([metrics.metrics_by_segment(p, "segment", min_count=MIN_SEGMENT_ROWS) for p in parts],
+                             ignore_index=True)
     else:
         row.update({k: None for k in metrics.METRIC_NAMES if k != "count"}, count=0)
         segments = pd.DataFrame(columns=["segment", *metrics.METRIC_NAMES])
@@ -108,13 +122,13 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
         datums, seg_frames = [], []
         for w in todo:
             rows = joined[(t >= pd.Timestamp(w.start)) & (t < pd.Timestamp(w.end))]
-            row, segments = evaluate_window(w, rows, bad_by_window.get(w.label, 0))
+            row, segments = evaluate_window(w, rows, bad_by_window.get(w.label, 0), cfg.segment_columns)
             new_rows.append(row)
             seg_frames.append(segments)
             datums += window_datums(cfg, w, row, segments)
         labels_done = [w.label for w in todo]
         mark.begin(aws, cfg, labels_done)
-        stats = publish.publish(aws, cfg.namespace, datums, now=now)
+        stats = publish.send(aws, cfg, datums, now, stream=STAGE)
         mark.commit(aws, cfg, labels_done, todo[-1].end)
         history = pd.concat([history, pd.DataFrame(new_rows)], ignore_index=True)
         seg_history = pd.concat([seg_history, *seg_frames], ignore_index=True)
