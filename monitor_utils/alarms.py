@@ -453,7 +453,9 @@ def _check_metrics(spec: Mapping[str, Any], known_metrics: set[tuple[str, str]] 
             spec, "Metrics", f"{n_metrics} metrics (MetricStat queries)", f"use at most {MAX_METRICS_IN_MATH_ALARM}"
         )
     returning = [q["Id"] for q in queries if q.get("ReturnData", True)]
-    if len(returning) != 1:
+    # an anomaly-detection alarm returns the watched metric and its band (ThresholdMetricId)
+    allowed = 2 if spec.get("ThresholdMetricId") in returning else 1
+    if len(returning) != allowed:
         raise _fail(
             spec,
             "Metrics[].ReturnData",

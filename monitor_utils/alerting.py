@@ -55,7 +55,81 @@ def alarm_specs(cfg: Params, topic_arn: str) -> list[dict]:
          "Period": HOUR, "EvaluationPeriods": 3, "DatapointsToAlarm": 2, "Threshold": t["latency_p99_ms_max"] * 1000.0,
          "ComparisonOperator": "GreaterThanThreshold", "TreatMissingData": "notBreaching", "Unit": "Microseconds", **actions},
     ]
-    return [alarms.validate_alarm_spec(s) for s in specs]
+    return [alarms.validate_alarm_spec(s) for s in apply_overrides(specs, cfg.alarm_overrides, name)]
+
+
+OVERRIDABLE = ("Period", "EvaluationPeriods", "DatapointsToAlarm", "Threshold", "TreatMissingData", "ActionsEnabled")
+
+
+def apply_overrides(specs: list[dict], overrides: dict, endpoint_name: str) -> list[dict]:
+    """Apply ``alarm_overrides`` from params; unknown alarms or fields fail naming them and what is accepted."""
+    keys = {s["AlarmName"].removeprefix(f"{endpoint_name}-"): s for s in specs}
+    for key, fields in (overrides or {}).items():
+        if key not in keys:
+            raise alarms.AlarmSpecError(f"alarm_overrides: unknown alarm {key!r}; alarms are {', '.join(keys)}")
+        if not isinstance(fields, dict):
+            raise alarms.AlarmSpecError(f"alarm_overrides.{key} must map PutMetricAlarm fields to values")
+        for field_name, value in fields.items():
+            if field_name not in OVERRIDABLE:
+                raise alarms.AlarmSpecError(f"alarm_overrides.{key}: field {field_name!r} cannot be overridden; "
+                                            f"accepted: {', '.join(OVERRIDABLE)}")
+            spec = keys[key]
+            if field_name == "Period" and "Metrics" in spec:
+                for q in spec["Metrics"]:
+                    if "MetricStat" in q:
+                        q["MetricStat"]["Period"] = value
+            else:
+                spec[field_name] = value
+    return specs
+
+
+COMPOSITE_CHILDREN = ("rmse", "r2", "error-rate")
+
+
+def composite_spec(cfg: Params, topic_arn: str) -> dict:
+    """The ModelUnhealthy composite alarm (aws mode): quality or endpoint errors, one page instead of three."""
+    rule = " OR ".join(f'ALARM("{cfg.endpoint_name}-{k}")' for k in COMPOSITE_CHILDREN)
+    return {"AlarmName": f"{cfg.endpoint_name}-ModelUnhealthy", "AlarmRule": rule,
+            "AlarmDescription": "Model quality or endpoint errors are in ALARM", "ActionsEnabled": True,
+            "AlarmActions": [topic_arn], "OKActions": [topic_arn]}
+
+
+def composite_state(cfg: Params, states: dict[str, str]) -> str:
+    """What CloudWatch would make of the composite rule given its children's states (used on the emulator)."""
+    children = [states.get(f"{cfg.endpoint_name}-{k}", alarms.INSUFFICIENT_DATA) for k in COMPOSITE_CHILDREN]
+    return alarms.ALARM if alarms.ALARM in children else alarms.OK
+
+
+def anomaly_spec(cfg: Params, topic_arn: str) -> dict:
+    """An anomaly-detection alarm on Invocations (aws mode; CloudWatch trains the band on two weeks of history)."""
+    metric = {"Namespace": "AWS/SageMaker", "MetricName": "Invocations", "Dimensions": _dims(cfg)}
+    return alarms.validate_alarm_spec({
+        "AlarmName": f"{cfg.endpoint_name}-invocations-anomaly",
+        "AlarmDescription": "Traffic outside its expected band (anomaly detection, 2 standard deviations)",
+        "Metrics": [{"Id": "m1", "MetricStat": {"Metric": metric, "Period": HOUR, "Stat": "Sum"}, "ReturnData": True},
+                    {"Id": "ad1", "Expression": "ANOMALY_DETECTION_BAND(m1, 2)", "ReturnData": True}],
+        "ThresholdMetricId": "ad1", "ComparisonOperator": "LessThanLowerOrGreaterThanUpperThreshold",
+        "EvaluationPeriods": 3, "DatapointsToAlarm": 3, "TreatMissingData": "breaching",
+        "AlarmActions": [topic_arn], "OKActions": [topic_arn]})
+
+
+def put_aws_only_alarms(aws: Aws, cfg: Params, topic_arn: str) -> list[str]:
+    """Composite and anomaly-detection alarms, which only real CloudWatch evaluates; put only when changed."""
+    cw = aws.client("cloudwatch")
+    put = []
+    composite = composite_spec(cfg, topic_arn)
+    current = cw.describe_alarms(AlarmNames=[composite["AlarmName"]], AlarmTypes=["CompositeAlarm"])["CompositeAlarms"]
+    if not current or current[0].get("AlarmRule") != composite["AlarmRule"]:
+        cw.put_composite_alarm(**composite)
+        put.append(composite["AlarmName"])
+    anomaly = anomaly_spec(cfg, topic_arn)
+    existing = describe(aws, [anomaly["AlarmName"]])
+    if anomaly["AlarmName"] not in existing or not _same(existing[anomaly["AlarmName"]], anomaly):
+        cw.put_anomaly_detector(SingleMetricAnomalyDetector={
+            "Namespace": "AWS/SageMaker", "MetricName": "Invocations", "Dimensions": _dims(cfg), "Stat": "Sum"})
+        cw.put_metric_alarm(**anomaly)
+        put.append(anomaly["AlarmName"])
+    return put
 
 
 _COMPARED = ("AlarmDescription", "ActionsEnabled", "AlarmActions", "OKActions", "InsufficientDataActions", "MetricName",

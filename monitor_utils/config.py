@@ -57,6 +57,7 @@ SCHEMA: dict[str, Param | Section] = {
     "alert_emails": Param(list, [], "e-mail addresses subscribed to the alert topic", item_type=str),
     "log_group": Param(str, "/msd-monitoring/msd-year-predictor", "CloudWatch Logs group for the suite's run logs", pattern=r"^[\.\-_/#A-Za-z0-9]{1,512}$"),
     "test_fire": Param(str, "local", "set the heartbeat alarm to ALARM and confirm the notification arrives: local: only on the emulator, always (pages subscribers in aws mode), never", choices=("local", "always", "never")),
+    "alarm_overrides": Param(dict, {}, "per alarm (rmse, r2, data-drift, heartbeat, error-rate, latency-p99), PutMetricAlarm fields to change: Period, EvaluationPeriods, DatapointsToAlarm, Threshold, TreatMissingData, ActionsEnabled"),
     "dashboard_name": Param(str, "MillionSongModel", "CloudWatch dashboard name", pattern=r"^[A-Za-z0-9_\-]{1,255}$"),
     "window": Param(str, "daily", "length of a monitoring window", choices=("hourly", "daily")),
     "segment_columns": Param(list, [], "extra columns of the joined records to break metrics down by, besides release decade (numeric ones are cut into quartiles)", item_type=str),

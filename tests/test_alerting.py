@@ -1,0 +1,65 @@
+"""Alarm specs from params (overrides, aws-only composite and anomaly alarms) against botocore's own model."""
+
+from __future__ import annotations
+
+import botocore.session
+import pytest
+from botocore.validate import ParamValidator
+
+from monitor_utils import alarms, alerting, config
+
+TOPIC = "arn:aws:sns:us-east-1:123456789012:alerts"
+CW = botocore.session.get_session().get_service_model("cloudwatch")
+
+
+def _valid(operation: str, request: dict) -> None:
+    report = ParamValidator().validate(request, CW.operation_model(operation).input_shape)
+    assert not report.has_errors(), report.generate_report()
+
+
+def test_every_spec_is_a_valid_put_metric_alarm_on_real_metric_names():
+    specs = alerting.alarm_specs(config.validate({}), TOPIC)
+    assert {s["AlarmName"].split("msd-year-predictor-")[1] for s in specs} == {
+        "rmse", "r2", "data-drift", "heartbeat", "error-rate", "latency-p99"}
+    for spec in specs:
+        _valid("PutMetricAlarm", spec)
+        if spec.get("Namespace") == "AWS/SageMaker":
+            assert spec["MetricName"] in alarms.SAGEMAKER_ENDPOINT_METRICS
+    heartbeat = next(s for s in specs if s["AlarmName"].endswith("heartbeat"))
+    assert heartbeat["TreatMissingData"] == "breaching"  # the suite stopped running = someone is told
+
+
+def test_overrides_from_params_change_the_spec():
+    cfg = config.validate({"alarm_overrides": {"rmse": {"EvaluationPeriods": 3, "DatapointsToAlarm": 3},
+                                               "error-rate": {"Period": 300}}})
+    specs = {s["AlarmName"]: s for s in alerting.alarm_specs(cfg, TOPIC)}
+    assert specs["msd-year-predictor-rmse"]["EvaluationPeriods"] == 3
+    assert all(q["MetricStat"]["Period"] == 300 for q in specs["msd-year-predictor-error-rate"]["Metrics"] if "MetricStat" in q)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"rmsee": {"Threshold": 1}}, "unknown alarm 'rmsee'; alarms are rmse"),
+    ({"rmse": {"Namespace": "x"}}, "field 'Namespace' cannot be overridden"),
+    ({"rmse": {"EvaluationPeriods": 300}}, "exceeds 604800 s"),
+    ({"error-rate": {"Period": 60, "EvaluationPeriods": 1441}}, "exceeds 86400 s"),
+    ({"r2": {"TreatMissingData": "sometimes"}}, "TreatMissingData"),
+])
+def test_bad_overrides_fail_before_any_call(overrides, message):
+    with pytest.raises(alarms.AlarmSpecError, match=message):
+        alerting.alarm_specs(config.validate({"alarm_overrides": overrides}), TOPIC)
+
+
+def test_aws_only_alarms_are_valid_requests():
+    cfg = config.validate({})
+    _valid("PutMetricAlarm", alerting.anomaly_spec(cfg, TOPIC))
+    composite = alerting.composite_spec(cfg, TOPIC)
+    _valid("PutCompositeAlarm", composite)
+    assert composite["AlarmRule"].count("ALARM(") == 3
+
+
+def test_composite_state_follows_its_children():
+    cfg = config.validate({})
+    assert alerting.composite_state(cfg, {"msd-year-predictor-rmse": "OK", "msd-year-predictor-r2": "OK",
+                                          "msd-year-predictor-error-rate": "ALARM"}) == "ALARM"
+    assert alerting.composite_state(cfg, {"msd-year-predictor-rmse": "OK", "msd-year-predictor-r2": "OK",
+                                          "msd-year-predictor-error-rate": "OK"}) == "OK"
