@@ -28,6 +28,7 @@ class Aws:
     region: str
     endpoint_url: str | None = None
     retry_config: Config | None = None
+    faults_injected: dict = field(default_factory=dict)
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def client(self, service: str):
@@ -44,8 +45,38 @@ class Aws:
         return self.client("sts").get_caller_identity()["Account"]
 
 
-def connect(cfg: Params, endpoint_url: str | None = None) -> Aws:
+def inject_throttling(session: boto3.Session, fraction: float, seed: int) -> dict:
+    """Local fault injection: answer a share of AWS calls with a throttling 503 on their first attempt,
+    before it leaves the process, so botocore's retry logic must absorb them. (Throttling every attempt at
+    that rate would also drain botocore's per-client retry quota, which then stops retrying.)"""
+    import random
+
+    from botocore.awsrequest import AWSResponse
+
+    rng = random.Random(seed)
+    injected = {"throttled": 0}
+
+    class _Raw:
+        def stream(self, **kwargs):
+            yield b""
+
+    def maybe_throttle(request, **kwargs):
+        first = b"attempt=1;" in (request.headers.get("amz-sdk-request") or b"") or \
+            "attempt=1;" in str(request.headers.get("amz-sdk-request") or "")
+        if first and rng.random() < fraction:
+            injected["throttled"] += 1
+            return AWSResponse(request.url, 503, {"x-amzn-errortype": "ThrottlingException"}, _Raw())
+        return None
+
+    session._session.register("before-send", maybe_throttle)  # noqa: SLF001 - botocore's event system
+    return injected
+
+
+def connect(cfg: Params, endpoint_url: str | None = None, *, faults: bool = True) -> Aws:
     """Open a session for ``cfg``: dummy credentials on the local emulator, the credential chain in aws mode.
+
+    In local mode ``faults.throttle_fraction`` injects throttling into every client (``faults=False`` opts
+    out, e.g. for building the simulated world, which stands in for AWS itself).
 
     Parameters
     ----------
@@ -59,7 +90,10 @@ def connect(cfg: Params, endpoint_url: str | None = None) -> Aws:
         if not endpoint_url:
             raise RuntimeError("local mode needs the emulator's URL: start it with monitor_utils.local.start()")
         session = boto3.Session(region_name=cfg.region, **DUMMY_CREDENTIALS)
-        return Aws(session, "local", cfg.region, endpoint_url, retry)
+        aws = Aws(session, "local", cfg.region, endpoint_url, retry)
+        if faults and cfg.faults["throttle_fraction"] > 0:
+            aws.faults_injected = inject_throttling(session, cfg.faults["throttle_fraction"], cfg.seed)
+        return aws
     session = boto3.Session(profile_name=cfg.profile or None, region_name=cfg.region)
     if cfg.role_arn:
         creds = session.client("sts", config=retry).assume_role(

@@ -173,6 +173,20 @@ def capture_uri_for(capture_base: str, endpoint_name: str, variant_name: str) ->
     return f"{capture_base.rstrip('/')}/{endpoint_name}/{variant_name}"
 
 
+def partition_hour(key: str) -> dt.datetime | None:
+    """The ``yyyy/mm/dd/hh`` partition a key sits in (None when it has none)."""
+    parts = key.split("/")
+    try:
+        return dt.datetime(int(parts[-5]), int(parts[-4]), int(parts[-3]), int(parts[-2]), tzinfo=dt.timezone.utc)
+    except (ValueError, IndexError):
+        return None
+
+
+def _owned(key: str, window: windows.Window) -> bool:
+    hour = partition_hour(key)
+    return hour is None or window.start <= hour < window.end
+
+
 def read_capture(aws: Aws, capture_uri: str, window: windows.Window) -> CaptureBatch:
     """Read every captured invocation whose inferenceTime lies in ``window``.
 
@@ -199,6 +213,8 @@ def read_capture(aws: Aws, capture_uri: str, window: windows.Window) -> CaptureB
                 raise ValueError(f"prediction {pred} is not finite")
             event_id = meta["eventId"]
         except Exception as exc:  # noqa: BLE001 - every failure is quarantined with its reason
+            if not _owned(key, window):
+                continue  # a neighbouring hour's file: that window's run quarantines (and counts) it, once
             reason = f"{type(exc).__name__}: {exc}" if not isinstance(exc, KeyError) else f"missing field {exc}"
             quarantined.append({"key": key, "line": n, "reason": reason, "text": line[:2000]})
             continue

@@ -110,7 +110,7 @@ SCHEMA: dict[str, Param | Section] = {
     }),
     "retries": Section("boto3 retry behaviour", {
         "mode": Param(str, "standard", "botocore retry mode", choices=("standard", "adaptive", "legacy")),
-        "max_attempts": Param(int, 8, "attempts per AWS call, first included", min=1, max=50),
+        "max_attempts": Param(int, 12, "attempts per AWS call, first included", min=1, max=50),
     }),
     "faults": Section("fault injection (local mode only)", {
         "throttle_fraction": Param(float, 0.0, "share of AWS calls answered with throttling", min=0.0, max=0.9),

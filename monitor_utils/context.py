@@ -60,7 +60,7 @@ class StageContext:
 def prepare_local(cfg: config.Params, aws: Aws, before: str, progress=print) -> None:
     """Local mode: build the simulated world if missing and run the package side of every stage before ``before``."""
     if world.read_manifest(aws, cfg) is None:
-        world.build(aws, cfg, progress=progress)
+        world.build(connect(cfg, aws.endpoint_url, faults=False), cfg, progress=progress)
     from . import stages
 
     now = run_clock(cfg, aws)

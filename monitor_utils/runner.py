@@ -113,7 +113,7 @@ def run(files: list[str] = (), overrides: list[str] = (), stages: str | None = N
     try:
         if cfg.aws_mode == "local":
             emulator = local.start()
-            aws = connect(cfg, emulator.url)
+            aws = connect(cfg, emulator.url, faults=False)
             say(f"local AWS emulator on {emulator.url}; building the simulated world ({cfg.scenario}, {cfg.days} days)")
             world.build(aws, cfg, progress=lambda m: say("  " + m))
             if selected[0] != STAGES[0]:

@@ -166,10 +166,8 @@ def _quarantine(aws: Aws, cfg: Params, bad: list[dict], todo: list[windows.Windo
     put_bytes(aws, cfg.bucket, cfg.key("quarantine", STAGE, f"{label}.jsonl"), body, "application/jsonl")
     counts: dict[str, int] = {}
     for b in bad:
-        parts = b["key"].split("/")
-        try:
-            t = dt.datetime(int(parts[-5]), int(parts[-4]), int(parts[-3]), int(parts[-2]), tzinfo=dt.timezone.utc)
-        except (ValueError, IndexError):
+        t = capture.partition_hour(b["key"])
+        if t is None:
             continue
         lab = windows.containing(t, cfg.window).label
         counts[lab] = counts.get(lab, 0) + 1

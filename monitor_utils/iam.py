@@ -1,0 +1,434 @@
+"""Least-privilege IAM policy for the suite, built from one table of the AWS operations it calls, and a call recorder."""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import itertools
+import re
+from dataclasses import dataclass
+from typing import Any, Iterator, NamedTuple
+
+from . import alerting, capture, workflow
+from .aws import Aws, split_s3_uri
+from .config import Params, ParamsError
+
+
+class Row(NamedTuple):
+    """One IAM permission an AWS operation needs.
+
+    ``resource`` and ``context`` values are templates: ``{Param}`` is the call's parameter (dotted for
+    nested ones, a list yields one ARN per item), ``{partition}``, ``{region}`` and ``{account}`` the
+    caller's; ``|lower`` lower-cases the value (SageMaker ARNs hold lower-case names). The policy fills
+    the same templates with the configured names (see :func:`_scopes`).
+    """
+
+    operation: str  # botocore service name and operation, e.g. "s3:GetObject"
+    action: str  # the IAM action it needs
+    resource: str  # ARN template, "*" when the action has no resource-level permissions
+    sid: str  # the statement that grants it
+    context: dict | None = None  # condition keys of the request, as templates
+
+
+_S3_BUCKET = "arn:{partition}:s3:::{Bucket}"
+_S3_OBJECT = "arn:{partition}:s3:::{Bucket}/{Key}"
+_ALARM = "arn:{partition}:cloudwatch:{region}:{account}:alarm:{%s}"
+_SM = "arn:{partition}:sagemaker:{region}:{account}:%s/{%s|lower}"
+_TOPIC = "arn:{partition}:sns:{region}:{account}:{Name}"
+_QUEUE = "arn:{partition}:sqs:{region}:{account}:{QueueName}"
+_SCHEDULE = "arn:{partition}:scheduler:{region}:{account}:schedule/default/{Name}"
+_PREFIX = {"s3:prefix": "{Prefix}"}
+
+TABLE: tuple[Row, ...] = (
+    # S3: the suite's prefix (read/write); capture, labels, training data and live artifacts (read)
+    Row("s3:HeadBucket", "s3:ListBucket", _S3_BUCKET, "S3ListSuiteBucketUnderItsPrefixes"),
+    Row("s3:ListObjectsV2", "s3:ListBucket", _S3_BUCKET, "S3ListSuiteBucketUnderItsPrefixes", _PREFIX),
+    Row("s3:ListObjectsV2", "s3:ListBucket", _S3_BUCKET, "S3ListCaptureAndLabelPrefixes", _PREFIX),
+    Row("s3:CreateBucket", "s3:CreateBucket", _S3_BUCKET, "S3CreateSuiteBucketWhenMissing"),
+    Row("s3:GetObject", "s3:GetObject", _S3_OBJECT, "S3ReadWriteSuitePrefix"),
+    Row("s3:PutObject", "s3:PutObject", _S3_OBJECT, "S3ReadWriteSuitePrefix"),
+    Row("s3:GetObject", "s3:GetObject", _S3_OBJECT, "S3ReadCaptureLabelsDataAndLiveModel"),
+    # CloudWatch metrics: no resource-level permissions; writes limited to the suite's namespace
+    Row("cloudwatch:PutMetricData", "cloudwatch:PutMetricData", "*", "CloudWatchPutMetricDataOnlyInSuiteNamespace",
+        {"cloudwatch:namespace": "{Namespace}"}),
+    Row("cloudwatch:GetMetricData", "cloudwatch:GetMetricData", "*", "CloudWatchReadMetricsHasNoResourceLevel"),
+    Row("cloudwatch:GetMetricStatistics", "cloudwatch:GetMetricStatistics", "*",
+        "CloudWatchReadMetricsHasNoResourceLevel"),
+    # CloudWatch alarms and dashboard
+    Row("cloudwatch:DescribeAlarms", "cloudwatch:DescribeAlarms", _ALARM % "AlarmNames", "CloudWatchReadSuiteAlarms"),
+    Row("cloudwatch:PutMetricAlarm", "cloudwatch:PutMetricAlarm", _ALARM % "AlarmName",
+        "CloudWatchPutSuiteAlarmsNotifyingOnlyAlertTopic",
+        {"cloudwatch:AlarmActions": "{AlarmActions}"}),
+    Row("cloudwatch:SetAlarmState", "cloudwatch:SetAlarmState", _ALARM % "AlarmName",
+        "CloudWatchSetHeartbeatStateForTestFire"),
+    Row("cloudwatch:GetDashboard", "cloudwatch:GetDashboard",
+        "arn:{partition}:cloudwatch::{account}:dashboard/{DashboardName}", "CloudWatchSuiteDashboard"),
+    Row("cloudwatch:PutDashboard", "cloudwatch:PutDashboard",
+        "arn:{partition}:cloudwatch::{account}:dashboard/{DashboardName}", "CloudWatchSuiteDashboard"),
+    # CloudWatch Logs
+    Row("logs:CreateLogGroup", "logs:CreateLogGroup",
+        "arn:{partition}:logs:{region}:{account}:log-group:{logGroupName}", "LogsSuiteLogGroup"),
+    Row("logs:PutRetentionPolicy", "logs:PutRetentionPolicy",
+        "arn:{partition}:logs:{region}:{account}:log-group:{logGroupName}", "LogsSuiteLogGroup"),
+    # SNS
+    Row("sns:ListTopics", "sns:ListTopics", "*", "SnsListTopicsHasNoResourceLevel"),
+    Row("sns:CreateTopic", "sns:CreateTopic", _TOPIC, "SnsAlertTopic"),
+    Row("sns:GetTopicAttributes", "sns:GetTopicAttributes", "{TopicArn}", "SnsAlertTopic"),
+    Row("sns:SetTopicAttributes", "sns:SetTopicAttributes", "{TopicArn}", "SnsAlertTopic"),
+    Row("sns:Publish", "sns:Publish", "{TopicArn}", "SnsAlertTopic"),
+    Row("sns:ListSubscriptionsByTopic", "sns:ListSubscriptionsByTopic", "{TopicArn}", "SnsAlertTopic"),
+    Row("sns:Subscribe", "sns:Subscribe", "{TopicArn}", "SnsSubscribeOnlyKnownEndpoints",
+        {"sns:Protocol": "{Protocol}", "sns:Endpoint": "{Endpoint}"}),
+    Row("sns:Unsubscribe", "sns:Unsubscribe", "*", "SnsUnsubscribeTestFireQueueHasNoResourceLevel"),
+    # SQS: the test-fire's temporary subscriber queue
+    Row("sqs:CreateQueue", "sqs:CreateQueue", _QUEUE, "SqsTestFireQueue"),
+    Row("sqs:GetQueueAttributes", "sqs:GetQueueAttributes", _QUEUE, "SqsTestFireQueue"),
+    Row("sqs:SetQueueAttributes", "sqs:SetQueueAttributes", _QUEUE, "SqsTestFireQueue"),
+    Row("sqs:ReceiveMessage", "sqs:ReceiveMessage", _QUEUE, "SqsTestFireQueue"),
+    Row("sqs:DeleteQueue", "sqs:DeleteQueue", _QUEUE, "SqsTestFireQueue"),
+    # SageMaker: read what the endpoint serves; create versions and deploy them blue/green
+    Row("sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpoint", _SM % ("endpoint", "EndpointName"),
+        "SageMakerReadLiveEndpoint"),
+    Row("sagemaker:DescribeEndpointConfig", "sagemaker:DescribeEndpointConfig",
+        _SM % ("endpoint-config", "EndpointConfigName"), "SageMakerReadLiveEndpoint"),
+    Row("sagemaker:DescribeModel", "sagemaker:DescribeModel", _SM % ("model", "ModelName"), "SageMakerReadLiveEndpoint"),
+    Row("sagemaker:CreateModel", "sagemaker:CreateModel", _SM % ("model", "ModelName"), "SageMakerCreateSuiteVersions"),
+    Row("sagemaker:CreateModel", "iam:PassRole", "{ExecutionRoleArn}", "PassSageMakerExecutionRole",
+        {"iam:PassedToService": "sagemaker.amazonaws.com"}),
+    Row("sagemaker:CreateEndpointConfig", "sagemaker:CreateEndpointConfig",
+        _SM % ("endpoint-config", "EndpointConfigName"), "SageMakerCreateSuiteVersions"),
+    Row("sagemaker:UpdateEndpoint", "sagemaker:UpdateEndpoint", _SM % ("endpoint", "EndpointName"),
+        "SageMakerDeploySuiteVersionsToEndpoint"),
+    Row("sagemaker:UpdateEndpoint", "sagemaker:UpdateEndpoint", _SM % ("endpoint-config", "EndpointConfigName"),
+        "SageMakerDeploySuiteVersionsToEndpoint"),
+    # Step Functions: the retraining state machine
+    Row("stepfunctions:ListStateMachines", "states:ListStateMachines", "*", "StatesListStateMachinesHasNoResourceLevel"),
+    Row("stepfunctions:DescribeStateMachine", "states:DescribeStateMachine", "{stateMachineArn}",
+        "StatesRetrainingStateMachine"),
+    Row("stepfunctions:UpdateStateMachine", "states:UpdateStateMachine", "{stateMachineArn}",
+        "StatesRetrainingStateMachine"),
+    Row("stepfunctions:CreateStateMachine", "states:CreateStateMachine",
+        "arn:{partition}:states:{region}:{account}:stateMachine:{name}", "StatesRetrainingStateMachine"),
+    Row("stepfunctions:CreateStateMachine", "iam:PassRole", "{roleArn}", "PassStateMachineRole",
+        {"iam:PassedToService": "states.amazonaws.com"}),
+    Row("stepfunctions:UpdateStateMachine", "iam:PassRole", "{roleArn}", "PassStateMachineRole",
+        {"iam:PassedToService": "states.amazonaws.com"}),
+    # EventBridge Scheduler (aws mode only)
+    Row("scheduler:GetSchedule", "scheduler:GetSchedule", _SCHEDULE, "SchedulerRetrainingSchedule"),
+    Row("scheduler:CreateSchedule", "scheduler:CreateSchedule", _SCHEDULE, "SchedulerRetrainingSchedule"),
+    Row("scheduler:UpdateSchedule", "scheduler:UpdateSchedule", _SCHEDULE, "SchedulerRetrainingSchedule"),
+    Row("scheduler:CreateSchedule", "iam:PassRole", "{Target.RoleArn}", "PassSchedulerRole",
+        {"iam:PassedToService": "scheduler.amazonaws.com"}),
+    Row("scheduler:UpdateSchedule", "iam:PassRole", "{Target.RoleArn}", "PassSchedulerRole",
+        {"iam:PassedToService": "scheduler.amazonaws.com"}),
+    # STS
+    Row("sts:GetCallerIdentity", "sts:GetCallerIdentity", "*", "StsGetCallerIdentityLocalModeNeedsNoPermission"),
+    Row("sts:AssumeRole", "sts:AssumeRole", "{RoleArn}", "ForTheCallerNotThisRoleAssumeMonitoringRole"),
+)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one statement is narrowed to: template values (one dict per resource), a condition, when it applies."""
+
+    fills: tuple[dict, ...]
+    condition: dict | None = None
+    when: str = "always"
+
+
+# --- values from params -------------------------------------------------------------------------
+
+_IAM_SPECIAL = re.compile(r"[*?$]")  # IAM wildcards and policy variables: a param must never widen a policy
+
+
+def partition(region: str) -> str:
+    """AWS partition of ``region`` (aws, aws-cn, aws-us-gov)."""
+    return "aws-cn" if region.startswith("cn-") else "aws-us-gov" if "-gov-" in region else "aws"
+
+
+def _literal(name: str, value: str) -> str:
+    if _IAM_SPECIAL.search(value):
+        raise ParamsError(f"parameter '{name}' is {value!r}: '*', '?' and '$' would widen the IAM policy; "
+                          "use the literal names")
+    return value
+
+
+def _features(cfg: Params) -> set[str]:
+    """Which parts of the suite run with these params (mirrors the stages' own conditions)."""
+    local = cfg.aws_mode == "local"
+    r = cfg.retraining
+    test_fire = cfg.test_fire == "always" or (cfg.test_fire == "local" and local)
+    on = {"always", "local"} if local else {"always"}
+    on |= {"deploy"} if not r["dry_run"] else set()
+    on |= {"test_fire", "set_alarm_state", "subscribe"} if test_fire else set()
+    on |= {"set_alarm_state"} if local else set()
+    on |= {"subscribe"} if cfg.alert_emails else set()
+    state_machine = bool(r["state_machine_role_arn"]) or local
+    on |= {"state_machine"} if state_machine else set()
+    on |= {"schedule"} if not local and state_machine and r["schedule"] and r["scheduler_role_arn"] else set()
+    on |= {"assume_role"} if not local and cfg.role_arn else set()
+    return on
+
+
+def _s3_locations(cfg: Params, model_data_urls: tuple[str, ...]) -> tuple[list, list]:
+    """(bucket, key pattern) the suite reads and writes, and those it only reads."""
+    prefix = _literal("prefix", cfg.prefix.strip("/"))
+    rw = [(_literal("bucket", cfg.bucket), f"{prefix}/*")]
+    uris = [("capture_prefix", capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name, cfg.variant_name) + "/"),
+            ("ground_truth_prefix", cfg.ground_truth_uri.rstrip("/") + "/")]
+    read = [(b, _literal(name, k) + "*") for name, (b, k) in ((n, split_s3_uri(u)) for n, u in uris)]
+    objects = ([("data_path", cfg.data_path)] if cfg.data_path.startswith("s3://") else [])
+    read += [(b, _literal(n, k)) for n, (b, k) in ((n, split_s3_uri(u)) for n, u in
+                                                  objects + [("--model-data-url", u) for u in model_data_urls])]
+    covered = lambda b, k: any(b == rb and fnmatch.fnmatchcase(k, rk) for rb, rk in rw)  # noqa: E731
+    return rw, sorted({(_literal("bucket", b), k) for b, k in read if not covered(b, k)})
+
+
+def _scopes(cfg: Params, account: str, sagemaker_role_arn: str, model_data_urls: tuple[str, ...]) -> dict[str, Scope]:
+    """Per statement, the configured names its resources (and condition) are narrowed to."""
+    p, region = partition(cfg.region), cfg.region
+    ep = _literal("endpoint_name", cfg.endpoint_name)
+    features = _features(cfg)
+    rw, read = _s3_locations(cfg, model_data_urls)
+    listed = [(b, k) for b, k in rw + read if k.endswith("*")]  # prefixes, not single objects
+    other_buckets = tuple({"Bucket": b} for b in sorted({b for b, _ in listed if b != cfg.bucket}))
+    topic = f"arn:{p}:sns:{region}:{account}:{_literal('sns_topic_name', cfg.sns_topic_name)}"
+    alarms = [s["AlarmName"] for s in alerting.alarm_specs(cfg, topic)]
+    queue = f"{ep}-heartbeat-testfire"[:80]  # alerting.test_fire's queue for the heartbeat alarm
+    emails = [_literal("alert_emails", e) for e in cfg.alert_emails]
+    r = cfg.retraining
+    sm_role = (_literal("retraining.state_machine_role_arn", r["state_machine_role_arn"])
+               or f"arn:{p}:iam::{account}:role/msd-monitoring-states")  # the retraining stage's local default
+    sched_role = _literal("retraining.scheduler_role_arn", r["scheduler_role_arn"])
+    sm_exec = _literal("--sagemaker-role-arn", sagemaker_role_arn) or f"arn:{p}:iam::{account}:role/*"
+    sm_name = workflow.state_machine_name(cfg)
+    sqs_subscriber = [f"arn:{p}:sqs:{region}:{account}:{queue}"] if "test_fire" in features else []
+    versions = {"ModelName": f"{ep}-v*", "EndpointConfigName": f"{ep}-config-v*"}  # registry.names
+    return {
+        # HeadBucket carries no prefix, and S3 answers a missing key with 404 (not 403) only to ListBucket
+        # holders: IfExists keeps both working while listing with a prefix stays under the suite's prefixes.
+        "S3ListSuiteBucketUnderItsPrefixes": Scope(
+            ({"Bucket": cfg.bucket},),
+            {"StringLikeIfExists": {"s3:prefix": sorted({k for b, k in listed if b == cfg.bucket})}}),
+        # capture and labels in other buckets (one statement: the prefixes of all of them)
+        "S3ListCaptureAndLabelPrefixes": Scope(
+            other_buckets, {"StringLike": {"s3:prefix": sorted({k for b, k in listed if b != cfg.bucket})}}),
+        "S3CreateSuiteBucketWhenMissing": Scope(({"Bucket": cfg.bucket},)),
+        "S3ReadWriteSuitePrefix": Scope(tuple({"Bucket": b, "Key": k} for b, k in rw)),
+        "S3ReadCaptureLabelsDataAndLiveModel": Scope(tuple({"Bucket": b, "Key": k} for b, k in read)),
+        "CloudWatchPutMetricDataOnlyInSuiteNamespace": Scope(
+            ({},), {"StringEquals": {"cloudwatch:namespace": _literal("namespace", cfg.namespace)}}),
+        "CloudWatchReadMetricsHasNoResourceLevel": Scope(({},)),
+        "CloudWatchReadSuiteAlarms": Scope(({"AlarmNames": alarms},)),
+        "CloudWatchPutSuiteAlarmsNotifyingOnlyAlertTopic": Scope(
+            ({"AlarmName": alarms},), {"ForAllValues:StringLike": {"cloudwatch:AlarmActions": [topic]}}),
+        "CloudWatchSetHeartbeatStateForTestFire": Scope(({"AlarmName": f"{ep}-heartbeat"},), when="set_alarm_state"),
+        "CloudWatchSuiteDashboard": Scope(({"DashboardName": _literal("dashboard_name", cfg.dashboard_name)},)),
+        "LogsSuiteLogGroup": Scope(({"logGroupName": _literal("log_group", cfg.log_group)},)),
+        "SnsListTopicsHasNoResourceLevel": Scope(({},)),
+        "SnsAlertTopic": Scope(({"Name": cfg.sns_topic_name, "TopicArn": topic},)),
+        "SnsSubscribeOnlyKnownEndpoints": Scope(
+            ({"TopicArn": topic},),
+            {"StringEquals": {"sns:Protocol": ["email"] * bool(emails) + ["sqs"] * bool(sqs_subscriber)},
+             "StringLike": {"sns:Endpoint": emails + sqs_subscriber}}, when="subscribe"),
+        "SnsUnsubscribeTestFireQueueHasNoResourceLevel": Scope(({},), when="test_fire"),
+        "SqsTestFireQueue": Scope(({"QueueName": queue},), when="test_fire"),
+        "SageMakerReadLiveEndpoint": Scope(({"EndpointName": ep, "EndpointConfigName": "*", "ModelName": "*"},)),
+        "SageMakerCreateSuiteVersions": Scope((versions,), when="deploy"),
+        "PassSageMakerExecutionRole": Scope(
+            ({"ExecutionRoleArn": sm_exec},), {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            when="deploy"),
+        "SageMakerDeploySuiteVersionsToEndpoint": Scope(({**versions, "EndpointName": ep},), when="deploy"),
+        "StatesListStateMachinesHasNoResourceLevel": Scope(({},), when="state_machine"),
+        "StatesRetrainingStateMachine": Scope(
+            ({"name": sm_name, "stateMachineArn": f"arn:{p}:states:{region}:{account}:stateMachine:{sm_name}"},),
+            when="state_machine"),
+        "PassStateMachineRole": Scope(
+            ({"roleArn": sm_role},), {"StringEquals": {"iam:PassedToService": "states.amazonaws.com"}},
+            when="state_machine"),
+        "SchedulerRetrainingSchedule": Scope(({"Name": f"{sm_name}-schedule"},), when="schedule"),
+        "PassSchedulerRole": Scope(
+            ({"Target.RoleArn": _literal("retraining.scheduler_role_arn", sched_role)},),
+            {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}, when="schedule"),
+        "StsGetCallerIdentityLocalModeNeedsNoPermission": Scope(({},), when="local"),
+        # belongs in the policy of the identity that starts the suite (role_arn), not in the role's own policy
+        "ForTheCallerNotThisRoleAssumeMonitoringRole": Scope(
+            ({"RoleArn": _literal("role_arn", cfg.role_arn)},), when="assume_role"),
+    }
+
+
+# --- templates ----------------------------------------------------------------------------------
+
+_FIELD = re.compile(r"\{([A-Za-z0-9_.]+)(\|lower)?\}")
+
+
+def _lookup(values: dict, dotted: str) -> Any:
+    if dotted in values:
+        return values[dotted]
+    value: Any = values
+    for part in dotted.split("."):
+        value = value[part]
+    return value
+
+
+def _render(template: str, values: dict, lower: bool = True) -> list[str]:
+    """Fill ``template`` from ``values``; a list value yields one string per item (KeyError when one is missing)."""
+    fields = _FIELD.findall(template)
+    options = []
+    for name, _ in fields:
+        v = _lookup(values, name)
+        options.append([str(x) for x in v] if isinstance(v, (list, tuple)) else [str(v)])
+    out = []
+    for combo in itertools.product(*options):
+        it = iter(combo)
+        out.append(_FIELD.sub(lambda m: (lambda v: v.lower() if lower and m.group(2) else v)(next(it)), template))
+    return out
+
+
+# --- the policy ---------------------------------------------------------------------------------
+
+def policy(cfg: Params, account: str = "*", sagemaker_role_arn: str = "",
+           model_data_urls: tuple[str, ...] = ()) -> tuple[dict, list[str]]:
+    """The IAM policy document the suite needs with ``cfg``, and notes for the person attaching it.
+
+    Parameters
+    ----------
+    cfg : Params
+        Validated parameters; names, region and roles are taken as literal values (IAM wildcards in them are
+        rejected so a parameter can never widen the policy).
+    account : str
+        Account id in resource ARNs; ``"*"`` (IAM allows a wildcard in the account field) when unknown.
+    sagemaker_role_arn : str
+        Execution role of the live model, passed to SageMaker when a retrained version is created; empty
+        allows passing any role of the account, but only to SageMaker.
+    model_data_urls : tuple of str
+        S3 URIs of live model artifacts outside the suite's prefix (read for the baseline and the comparison).
+
+    Returns
+    -------
+    tuple[dict, list[str]]
+        The policy document (no wildcard actions; ``"*"`` resources only where the action has no
+        resource-level permissions) and notes.
+
+    Raises
+    ------
+    ParamsError
+        A parameter holds an IAM wildcard or policy variable.
+    """
+    if account != "*" and not re.fullmatch(r"\d{12}", account):
+        raise ParamsError(f"account id {account!r} must be 12 digits")
+    features, scopes = _features(cfg), _scopes(cfg, account, sagemaker_role_arn, model_data_urls)
+    base = {"partition": partition(cfg.region), "region": cfg.region, "account": account}
+    statements = []
+    for sid, scope in scopes.items():
+        rows = [row for row in TABLE if row.sid == sid]
+        if scope.when not in features or not scope.fills or not rows:
+            continue
+        resources = sorted({arn for row in rows for fill in scope.fills for lower in (True, False)
+                            for arn in _render(row.resource, {**base, **fill}, lower)})
+        statement = {"Sid": sid, "Effect": "Allow", "Action": sorted({row.action for row in rows}),
+                     "Resource": "*" if resources == ["*"] else resources}
+        if scope.condition:
+            statement["Condition"] = scope.condition
+        statements.append(statement)
+    notes = []
+    if "deploy" in features and not sagemaker_role_arn:
+        notes.append("iam:PassRole allows any role of the account to be passed to SageMaker; "
+                     "narrow it with --sagemaker-role-arn (the live model's ExecutionRoleArn)")
+    if "assume_role" in features:
+        notes.append("statement ForTheCallerNotThisRoleAssumeMonitoringRole belongs in the policy of the identity "
+                     f"that runs the suite, which assumes {cfg.role_arn}; attach the rest to that role")
+    if account == "*":
+        notes.append("resource ARNs match any account ('*'); pass --account-id or --resolve-account to pin it")
+    return {"Version": "2012-10-17", "Statement": statements}, notes
+
+
+# --- recording and checking calls ---------------------------------------------------------------
+
+class Call(NamedTuple):
+    """One AWS API call: botocore service name, operation name and its parameters (bodies left out)."""
+
+    service: str
+    operation: str
+    params: dict
+
+
+class Need(NamedTuple):
+    """One permission a call needs: IAM action, resource ARN and the request's condition keys."""
+
+    action: str
+    resource: str
+    context: dict
+
+
+@contextlib.contextmanager
+def record_calls(aws: Aws) -> Iterator[list[Call]]:
+    """Record every API call made through ``aws``'s clients (existing and new) while the block runs.
+
+    Registers botocore ``before-parameter-build`` (to keep the call's parameters) and ``before-call``
+    handlers on each client; ``Aws.client`` is wrapped on this instance only and restored afterwards.
+
+    Yields
+    ------
+    list[Call]
+        Filled as calls are made (in order; thread-safe appends).
+    """
+    calls: list[Call] = []
+    hooked: list = []
+
+    def keep(params, context, **_):
+        context["monitor_utils_iam_params"] = {k: v for k, v in params.items() if k != "Body"}
+
+    def record(model, context, **_):
+        calls.append(Call(model.service_model.service_name, model.name, context.get("monitor_utils_iam_params", {})))
+
+    def hook(client):
+        if not any(c is client for c in hooked):
+            client.meta.events.register("before-parameter-build", keep, unique_id="monitor_utils.iam.keep")
+            client.meta.events.register("before-call", record, unique_id="monitor_utils.iam.record")
+            hooked.append(client)
+        return client
+
+    had_own = "client" in vars(aws)
+    original = aws.client
+    for client in list(aws._clients.values()):
+        hook(client)
+    aws.client = lambda service: hook(original(service))
+    try:
+        yield calls
+    finally:
+        if had_own:
+            aws.client = original
+        else:
+            del aws.client
+        for client in hooked:
+            client.meta.events.unregister("before-parameter-build", unique_id="monitor_utils.iam.keep")
+            client.meta.events.unregister("before-call", unique_id="monitor_utils.iam.record")
+
+
+def needs(call: Call, region: str, account: str) -> list[Need]:
+    """The permissions ``call`` needs, from :data:`TABLE` (resource ARNs from the call's own parameters).
+
+    Raises
+    ------
+    KeyError
+        The operation is not in the table (the suite calls something the policy does not cover).
+    """
+    op = f"{call.service}:{call.operation}"
+    rows = {(r.action, r.resource, tuple(sorted((r.context or {}).items()))) for r in TABLE if r.operation == op}
+    if not rows:
+        raise KeyError(f"{op} is not in monitor_utils.iam.TABLE: add its IAM action and resource")
+    values = {**call.params, "partition": partition(region), "region": region, "account": account}
+    if "QueueUrl" in values:
+        values.setdefault("QueueName", values["QueueUrl"].rstrip("/").rsplit("/", 1)[-1])
+    out = []
+    for action, resource, context in sorted(rows):
+        ctx = {}
+        for key, template in context:
+            try:
+                whole = _FIELD.fullmatch(template)
+                ctx[key] = _lookup(values, whole.group(1)) if whole else _render(template, values)[0]
+            except (KeyError, TypeError):
+                pass  # the request does not carry this key
+        out += [Need(action, arn, ctx) for arn in _render(resource, values)]
+    return out
