@@ -240,7 +240,8 @@ def evaluate_now(alarm: dict, history: pd.Series, current_state: str) -> str:
     return alarms.evaluate(alarm, tail, current_state)
 
 
-def drive_local_alarm(aws: Aws, alarm: dict, new_state: str, reason: str, when: dt.datetime) -> bool:
+def drive_local_alarm(aws: Aws, alarm: dict, new_state: str, reason: str, when: dt.datetime,
+                      cfg_for_outbox: Params | None = None) -> bool:
     """Local mode: do what CloudWatch would on a state change (set the state, notify the state's actions)."""
     cw = aws.client("cloudwatch")
     current = cw.describe_alarms(AlarmNames=[alarm["AlarmName"]])["MetricAlarms"][0]["StateValue"]
@@ -253,9 +254,23 @@ def drive_local_alarm(aws: Aws, alarm: dict, new_state: str, reason: str, when: 
                "StateChangeTime": when.isoformat(), "Region": aws.region}
     for arn in alarm.get(actions, []):
         if ":sns:" in arn:
-            aws.client("sns").publish(TopicArn=arn, Subject=f"{new_state}: \"{alarm['AlarmName']}\""[:99],
-                                      Message=json.dumps(message))
+            notify(aws, cfg_for_outbox, {"TopicArn": arn, "Subject": f"{new_state}: \"{alarm['AlarmName']}\""[:99],
+                                         "Message": json.dumps(message)})
     return True
+
+
+def notify(aws: Aws, cfg: Params | None, request: dict) -> bool:
+    """SNS Publish; when it still fails after retries the message waits in the outbox (True when sent now)."""
+    from . import outbox
+
+    try:
+        aws.client("sns").publish(**request)
+        return True
+    except outbox.DELIVERY_ERRORS as exc:
+        if cfg is None:
+            raise
+        outbox.store(aws, cfg, "sns", request, f"{type(exc).__name__}: {exc}")
+        return False
 
 
 def test_fire(aws: Aws, alarm_name: str, topic_arn: str, timeout_s: float = 10.0) -> dict:

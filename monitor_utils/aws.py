@@ -29,6 +29,7 @@ class Aws:
     endpoint_url: str | None = None
     retry_config: Config | None = None
     faults_injected: dict = field(default_factory=dict)
+    kms_key_id: str = ""
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def client(self, service: str):
@@ -90,7 +91,7 @@ def connect(cfg: Params, endpoint_url: str | None = None, *, faults: bool = True
         if not endpoint_url:
             raise RuntimeError("local mode needs the emulator's URL: start it with monitor_utils.local.start()")
         session = boto3.Session(region_name=cfg.region, **DUMMY_CREDENTIALS)
-        aws = Aws(session, "local", cfg.region, endpoint_url, retry)
+        aws = Aws(session, "local", cfg.region, endpoint_url, retry, kms_key_id=cfg.kms_key_id)
         if faults and cfg.faults["throttle_fraction"] > 0:
             aws.faults_injected = inject_throttling(session, cfg.faults["throttle_fraction"], cfg.seed)
         return aws
@@ -101,7 +102,7 @@ def connect(cfg: Params, endpoint_url: str | None = None, *, faults: bool = True
         session = boto3.Session(
             aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
             aws_session_token=creds["SessionToken"], region_name=cfg.region)
-    return Aws(session, "aws", cfg.region, os.environ.get("AWS_ENDPOINT_URL") or None, retry)
+    return Aws(session, "aws", cfg.region, os.environ.get("AWS_ENDPOINT_URL") or None, retry, kms_key_id=cfg.kms_key_id)
 
 
 def error_code(exc: BaseException) -> str:
@@ -134,8 +135,9 @@ def ensure_bucket(aws: Aws, bucket: str) -> bool:
 
 
 def put_bytes(aws: Aws, bucket: str, key: str, body: bytes, content_type: str = "application/octet-stream") -> None:
-    """Write one object."""
-    aws.client("s3").put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+    """Write one object (SSE-KMS with the configured key, if any)."""
+    sse = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": aws.kms_key_id} if aws.kms_key_id else {}
+    aws.client("s3").put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, **sse)
 
 
 def get_bytes(aws: Aws, bucket: str, key: str) -> bytes | None:
@@ -201,9 +203,9 @@ def ensure_log_group(aws: Aws, name: str, retention_days: int = 90) -> bool:
     return created
 
 
-def ensure_topic(aws: Aws, name: str, kms_key_id: str = "") -> str:
-    """Create (or find: CreateTopic is idempotent) the SNS topic; return its ARN."""
-    attrs = {"KmsMasterKeyId": kms_key_id} if kms_key_id else {}
+def ensure_topic(aws: Aws, name: str) -> str:
+    """Create (or find: CreateTopic is idempotent) the SNS topic, KMS-encrypted when a key is configured; return its ARN."""
+    attrs = {"KmsMasterKeyId": aws.kms_key_id} if aws.kms_key_id else {}
     return aws.client("sns").create_topic(Name=name, Attributes=attrs)["TopicArn"]
 
 

@@ -1,4 +1,4 @@
-"""Command line: ``python -m monitor_utils run ...`` (and ``monitor-utils run ...``)."""
+"""Command line: ``python -m monitor_utils run ...`` and ``... iam-policy ...`` (and ``monitor-utils ...``)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,58 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--stages", metavar="A,B", help="comma-separated stages to run (setup, metrics, drift, alerting, "
                                                    "dashboard, retraining); default all")
     r.add_argument("--output", metavar="DIR", help="run folder (default runs/<run_id>)")
+    i = sub.add_parser("iam-policy", help="print the least-privilege IAM policy (JSON) the suite needs with these params",
+                       description="Print the IAM policy document the suite needs with these params: no wildcard "
+                                   "actions, resources scoped to the configured names. Without --account-id or "
+                                   "--resolve-account the account field of ARNs is '*' (IAM allows it).")
+    i.add_argument("-f", "--file", action="append", metavar="PARAMS", help="YAML params file; repeat to merge in order")
+    i.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="override one parameter, applied last")
+    acct = i.add_mutually_exclusive_group()
+    acct.add_argument("--account-id", metavar="ID", default="*", help="12-digit account id in resource ARNs")
+    acct.add_argument("--resolve-account", action="store_true",
+                      help="ask STS (GetCallerIdentity) for the account, with the params' credentials (aws mode)")
+    i.add_argument("--sagemaker-role-arn", metavar="ARN", default="",
+                   help="the live model's execution role, passed to SageMaker when a retrained version is created "
+                        "(default: any role of the account, only to SageMaker)")
+    i.add_argument("--model-data-url", action="append", metavar="S3URI", default=[],
+                   help="the live model's artifact when it lies outside the suite's prefix (read); repeatable")
     return p
+
+
+def _iam_policy(args) -> int:
+    """CLI entry for ``iam-policy``: the policy JSON on stdout, notes on stderr."""
+    import json
+    import re
+
+    from . import config, iam
+
+    try:
+        cfg = config.load(args.file or [], args.param or [])
+        if args.sagemaker_role_arn and not re.fullmatch(r"arn:aws[a-z-]*:iam::\d{12}:role/.+", args.sagemaker_role_arn):
+            raise config.ParamsError(f"--sagemaker-role-arn {args.sagemaker_role_arn!r} is not an IAM role ARN")
+        bad_urls = [u for u in args.model_data_url if not re.fullmatch(r"s3://[^/]+/.+", u)]
+        if bad_urls:
+            raise config.ParamsError(f"--model-data-url {bad_urls[0]!r} is not an S3 object URI (s3://bucket/key)")
+        account = args.account_id
+        if args.resolve_account:
+            if cfg.aws_mode != "aws":
+                raise config.ParamsError("--resolve-account needs aws_mode: aws (local mode has no real account); "
+                                         "use --account-id")
+            from .aws import connect
+
+            try:
+                account = connect(cfg).account_id
+            except Exception as exc:  # noqa: BLE001 - no credentials, no network: say so, no traceback
+                print(f"error: could not resolve the account with STS: {exc}", file=sys.stderr)
+                return 1
+        document, notes = iam.policy(cfg, account, args.sagemaker_role_arn, tuple(args.model_data_url))
+    except config.ParamsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(document, indent=2))
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         from .runner import main_run
 
         return main_run(args)
+    if args.command == "iam-policy":
+        return _iam_policy(args)
     return 2
 
 

@@ -54,6 +54,7 @@ SCHEMA: dict[str, Param | Section] = {
     "capture_prefix": Param(str, "", "S3 URI of Data Capture (the endpoint config's DestinationS3Uri; empty means s3://BUCKET/PREFIX/datacapture)", pattern=r"^(|s3://.+)$"),
     "ground_truth_prefix": Param(str, "", "S3 URI where labels land as ground-truth JSONL (empty means s3://BUCKET/PREFIX/ground-truth)", pattern=r"^(|s3://.+)$"),
     "sns_topic_name": Param(str, "msd-year-predictor-alerts", "SNS topic that alarms notify", pattern=r"^[A-Za-z0-9_\-]{1,256}$"),
+    "kms_key_id": Param(str, "", "KMS key (id, alias or ARN) encrypting the SNS topic and the S3 objects the suite writes; empty means the services' defaults"),
     "alert_emails": Param(list, [], "e-mail addresses subscribed to the alert topic", item_type=str),
     "log_group": Param(str, "/msd-monitoring/msd-year-predictor", "CloudWatch Logs group for the suite's run logs", pattern=r"^[\.\-_/#A-Za-z0-9]{1,512}$"),
     "test_fire": Param(str, "local", "set the heartbeat alarm to ALARM and confirm the notification arrives: local: only on the emulator, always (pages subscribers in aws mode), never", choices=("local", "always", "never")),
@@ -68,6 +69,7 @@ SCHEMA: dict[str, Param | Section] = {
     "scenario": Param(str, "drift", "simulated world (local mode): drift: newer songs and a broken feature part-way through; stable: no drift", choices=("drift", "stable")),
     "days": Param(int, 30, "days of simulated production traffic (local mode)", min=2, max=365),
     "seed": Param(int, 7, "seed of the simulated world; same seed, same world", min=0, max=2**31 - 1),
+    "outbox_dir": Param(str, "", "local folder keeping undelivered metrics and notifications for the next run (empty means runs/outbox at the repo root)"),
     "run_dir": Param(str, "", "folder for this stage's JSON record (empty means runs/interactive at the repo root)"),
     "world": Section("size and shape of the simulated production world (local mode)", {
         "requests_per_day": Param(int, 1000, "captured invocations per simulated day", min=24, max=200_000),
@@ -116,6 +118,7 @@ SCHEMA: dict[str, Param | Section] = {
         "throttle_fraction": Param(float, 0.0, "share of AWS calls answered with throttling", min=0.0, max=0.9),
         "malformed_capture_fraction": Param(float, 0.0, "share of capture lines written corrupt", min=0.0, max=0.5),
     }),
+    "lock_wait_seconds": Param(int, 0, "how long a run waits for an overlapping run of the same params to finish (0: exit at once with a message)", min=0, max=86_400),
     "stage_timeout_seconds": Param(int, 900, "timeout of one stage (seconds) when run by the runner", min=10, max=86_400),
 }
 

@@ -37,6 +37,7 @@ _SM = "arn:{partition}:sagemaker:{region}:{account}:%s/{%s|lower}"
 _TOPIC = "arn:{partition}:sns:{region}:{account}:{Name}"
 _QUEUE = "arn:{partition}:sqs:{region}:{account}:{QueueName}"
 _SCHEDULE = "arn:{partition}:scheduler:{region}:{account}:schedule/default/{Name}"
+_STREAM = "arn:{partition}:logs:{region}:{account}:log-group:{logGroupName}:log-stream:{logStreamName}"
 _PREFIX = {"s3:prefix": "{Prefix}"}
 
 TABLE: tuple[Row, ...] = (
@@ -48,6 +49,7 @@ TABLE: tuple[Row, ...] = (
     Row("s3:GetObject", "s3:GetObject", _S3_OBJECT, "S3ReadWriteSuitePrefix"),
     Row("s3:PutObject", "s3:PutObject", _S3_OBJECT, "S3ReadWriteSuitePrefix"),
     Row("s3:GetObject", "s3:GetObject", _S3_OBJECT, "S3ReadCaptureLabelsDataAndLiveModel"),
+    Row("s3:DeleteObject", "s3:DeleteObject", _S3_OBJECT, "S3DeleteDeliveredOutboxItems"),
     # CloudWatch metrics: no resource-level permissions; writes limited to the suite's namespace
     Row("cloudwatch:PutMetricData", "cloudwatch:PutMetricData", "*", "CloudWatchPutMetricDataOnlyInSuiteNamespace",
         {"cloudwatch:namespace": "{Namespace}"}),
@@ -59,8 +61,11 @@ TABLE: tuple[Row, ...] = (
     Row("cloudwatch:PutMetricAlarm", "cloudwatch:PutMetricAlarm", _ALARM % "AlarmName",
         "CloudWatchPutSuiteAlarmsNotifyingOnlyAlertTopic",
         {"cloudwatch:AlarmActions": "{AlarmActions}"}),
-    Row("cloudwatch:SetAlarmState", "cloudwatch:SetAlarmState", _ALARM % "AlarmName",
-        "CloudWatchSetHeartbeatStateForTestFire"),
+    Row("cloudwatch:PutCompositeAlarm", "cloudwatch:PutCompositeAlarm", _ALARM % "AlarmName",
+        "CloudWatchPutSuiteAlarmsNotifyingOnlyAlertTopic", {"cloudwatch:AlarmActions": "{AlarmActions}"}),
+    Row("cloudwatch:PutAnomalyDetector", "cloudwatch:PutAnomalyDetector", "*",
+        "CloudWatchPutAnomalyDetectorHasNoResourceLevel"),
+    Row("cloudwatch:SetAlarmState", "cloudwatch:SetAlarmState", _ALARM % "AlarmName", "CloudWatchSetSuiteAlarmStates"),
     Row("cloudwatch:GetDashboard", "cloudwatch:GetDashboard",
         "arn:{partition}:cloudwatch::{account}:dashboard/{DashboardName}", "CloudWatchSuiteDashboard"),
     Row("cloudwatch:PutDashboard", "cloudwatch:PutDashboard",
@@ -70,6 +75,8 @@ TABLE: tuple[Row, ...] = (
         "arn:{partition}:logs:{region}:{account}:log-group:{logGroupName}", "LogsSuiteLogGroup"),
     Row("logs:PutRetentionPolicy", "logs:PutRetentionPolicy",
         "arn:{partition}:logs:{region}:{account}:log-group:{logGroupName}", "LogsSuiteLogGroup"),
+    Row("logs:CreateLogStream", "logs:CreateLogStream", _STREAM, "LogsWriteEmfMetricsToSuiteLogGroup"),
+    Row("logs:PutLogEvents", "logs:PutLogEvents", _STREAM, "LogsWriteEmfMetricsToSuiteLogGroup"),
     # SNS
     Row("sns:ListTopics", "sns:ListTopics", "*", "SnsListTopicsHasNoResourceLevel"),
     Row("sns:CreateTopic", "sns:CreateTopic", _TOPIC, "SnsAlertTopic"),
@@ -146,11 +153,24 @@ def partition(region: str) -> str:
     return "aws-cn" if region.startswith("cn-") else "aws-us-gov" if "-gov-" in region else "aws"
 
 
-def _literal(name: str, value: str) -> str:
-    if _IAM_SPECIAL.search(value):
-        raise ParamsError(f"parameter '{name}' is {value!r}: '*', '?' and '$' would widen the IAM policy; "
-                          "use the literal names")
-    return value
+_LITERAL_PARAMS = ("bucket", "prefix", "endpoint_name", "variant_name", "namespace", "capture_prefix",
+                   "ground_truth_prefix", "data_path", "sns_topic_name", "alert_emails", "log_group", "dashboard_name",
+                   "role_arn", "retraining.state_machine_role_arn", "retraining.scheduler_role_arn")
+
+
+def check_literal(values: dict[str, Any]) -> None:
+    """Reject IAM wildcards and policy variables in values that go into the policy (a parameter must never widen it).
+
+    Raises
+    ------
+    ParamsError
+        Naming the parameter.
+    """
+    for name, value in values.items():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and _IAM_SPECIAL.search(item):
+                raise ParamsError(f"parameter '{name}' is {item!r}: '*', '?' and '$' would widen the IAM policy; "
+                                  "use literal names")
 
 
 def _features(cfg: Params) -> set[str]:
@@ -158,7 +178,8 @@ def _features(cfg: Params) -> set[str]:
     local = cfg.aws_mode == "local"
     r = cfg.retraining
     test_fire = cfg.test_fire == "always" or (cfg.test_fire == "local" and local)
-    on = {"always", "local"} if local else {"always"}
+    on = {"always", "local"} if local else {"always", "aws"}
+    on |= {"emf"} if cfg.metrics_transport == "emf" else {"api"}
     on |= {"deploy"} if not r["dry_run"] else set()
     on |= {"test_fire", "set_alarm_state", "subscribe"} if test_fire else set()
     on |= {"set_alarm_state"} if local else set()
@@ -171,73 +192,74 @@ def _features(cfg: Params) -> set[str]:
 
 
 def _s3_locations(cfg: Params, model_data_urls: tuple[str, ...]) -> tuple[list, list]:
-    """(bucket, key pattern) the suite reads and writes, and those it only reads."""
-    prefix = _literal("prefix", cfg.prefix.strip("/"))
-    rw = [(_literal("bucket", cfg.bucket), f"{prefix}/*")]
-    uris = [("capture_prefix", capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name, cfg.variant_name) + "/"),
-            ("ground_truth_prefix", cfg.ground_truth_uri.rstrip("/") + "/")]
-    read = [(b, _literal(name, k) + "*") for name, (b, k) in ((n, split_s3_uri(u)) for n, u in uris)]
-    objects = ([("data_path", cfg.data_path)] if cfg.data_path.startswith("s3://") else [])
-    read += [(b, _literal(n, k)) for n, (b, k) in ((n, split_s3_uri(u)) for n, u in
-                                                  objects + [("--model-data-url", u) for u in model_data_urls])]
+    """(bucket, key pattern) the suite reads and writes, and those it only reads (outside the former)."""
+    rw = [(cfg.bucket, cfg.prefix.strip("/") + "/*")]
+    prefixes = [capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name, cfg.variant_name), cfg.ground_truth_uri]
+    read = [(b, k.rstrip("/") + "/*" if k.strip("/") else "*") for b, k in map(split_s3_uri, prefixes)]
+    objects = [cfg.data_path] * cfg.data_path.startswith("s3://") + list(model_data_urls)
+    read += [split_s3_uri(u) for u in objects]
     covered = lambda b, k: any(b == rb and fnmatch.fnmatchcase(k, rk) for rb, rk in rw)  # noqa: E731
-    return rw, sorted({(_literal("bucket", b), k) for b, k in read if not covered(b, k)})
+    return rw, sorted({(b, k) for b, k in read if not covered(b, k)})
 
 
 def _scopes(cfg: Params, account: str, sagemaker_role_arn: str, model_data_urls: tuple[str, ...]) -> dict[str, Scope]:
-    """Per statement, the configured names its resources (and condition) are narrowed to."""
-    p, region = partition(cfg.region), cfg.region
-    ep = _literal("endpoint_name", cfg.endpoint_name)
+    """Per statement (Sid), the configured names its resources and condition are narrowed to, and when it applies."""
+    p, region, ep, r = partition(cfg.region), cfg.region, cfg.endpoint_name, cfg.retraining
     features = _features(cfg)
     rw, read = _s3_locations(cfg, model_data_urls)
     listed = [(b, k) for b, k in rw + read if k.endswith("*")]  # prefixes, not single objects
-    other_buckets = tuple({"Bucket": b} for b in sorted({b for b, _ in listed if b != cfg.bucket}))
-    topic = f"arn:{p}:sns:{region}:{account}:{_literal('sns_topic_name', cfg.sns_topic_name)}"
+    topic = f"arn:{p}:sns:{region}:{account}:{cfg.sns_topic_name}"
     alarms = [s["AlarmName"] for s in alerting.alarm_specs(cfg, topic)]
+    if "aws" in features:  # only real CloudWatch evaluates these two
+        alarms += [alerting.composite_spec(cfg, topic)["AlarmName"], alerting.anomaly_spec(cfg, topic)["AlarmName"]]
     queue = f"{ep}-heartbeat-testfire"[:80]  # alerting.test_fire's queue for the heartbeat alarm
-    emails = [_literal("alert_emails", e) for e in cfg.alert_emails]
-    r = cfg.retraining
-    sm_role = (_literal("retraining.state_machine_role_arn", r["state_machine_role_arn"])
-               or f"arn:{p}:iam::{account}:role/msd-monitoring-states")  # the retraining stage's local default
-    sched_role = _literal("retraining.scheduler_role_arn", r["scheduler_role_arn"])
-    sm_exec = _literal("--sagemaker-role-arn", sagemaker_role_arn) or f"arn:{p}:iam::{account}:role/*"
-    sm_name = workflow.state_machine_name(cfg)
     sqs_subscriber = [f"arn:{p}:sqs:{region}:{account}:{queue}"] if "test_fire" in features else []
+    sm_name = workflow.state_machine_name(cfg)
+    sm_role = r["state_machine_role_arn"] or f"arn:{p}:iam::{account}:role/msd-monitoring-states"  # stage's local default
     versions = {"ModelName": f"{ep}-v*", "EndpointConfigName": f"{ep}-config-v*"}  # registry.names
     return {
         # HeadBucket carries no prefix, and S3 answers a missing key with 404 (not 403) only to ListBucket
-        # holders: IfExists keeps both working while listing with a prefix stays under the suite's prefixes.
+        # holders: IfExists keeps both working while a listing with a prefix stays under the suite's prefixes.
         "S3ListSuiteBucketUnderItsPrefixes": Scope(
             ({"Bucket": cfg.bucket},),
             {"StringLikeIfExists": {"s3:prefix": sorted({k for b, k in listed if b == cfg.bucket})}}),
-        # capture and labels in other buckets (one statement: the prefixes of all of them)
+        # capture and labels kept in other buckets (one statement for all of them)
         "S3ListCaptureAndLabelPrefixes": Scope(
-            other_buckets, {"StringLike": {"s3:prefix": sorted({k for b, k in listed if b != cfg.bucket})}}),
+            tuple({"Bucket": b} for b in sorted({b for b, _ in listed if b != cfg.bucket})),
+            {"StringLike": {"s3:prefix": sorted({k for b, k in listed if b != cfg.bucket})}}),
         "S3CreateSuiteBucketWhenMissing": Scope(({"Bucket": cfg.bucket},)),
         "S3ReadWriteSuitePrefix": Scope(tuple({"Bucket": b, "Key": k} for b, k in rw)),
         "S3ReadCaptureLabelsDataAndLiveModel": Scope(tuple({"Bucket": b, "Key": k} for b, k in read)),
+        "S3DeleteDeliveredOutboxItems": Scope(({"Bucket": cfg.bucket, "Key": cfg.key("outbox", "*")},)),
         "CloudWatchPutMetricDataOnlyInSuiteNamespace": Scope(
-            ({},), {"StringEquals": {"cloudwatch:namespace": _literal("namespace", cfg.namespace)}}),
+            ({},), {"StringEquals": {"cloudwatch:namespace": cfg.namespace}}, when="api"),
         "CloudWatchReadMetricsHasNoResourceLevel": Scope(({},)),
         "CloudWatchReadSuiteAlarms": Scope(({"AlarmNames": alarms},)),
         "CloudWatchPutSuiteAlarmsNotifyingOnlyAlertTopic": Scope(
             ({"AlarmName": alarms},), {"ForAllValues:StringLike": {"cloudwatch:AlarmActions": [topic]}}),
-        "CloudWatchSetHeartbeatStateForTestFire": Scope(({"AlarmName": f"{ep}-heartbeat"},), when="set_alarm_state"),
-        "CloudWatchSuiteDashboard": Scope(({"DashboardName": _literal("dashboard_name", cfg.dashboard_name)},)),
-        "LogsSuiteLogGroup": Scope(({"logGroupName": _literal("log_group", cfg.log_group)},)),
+        "CloudWatchPutAnomalyDetectorHasNoResourceLevel": Scope(({},), when="aws"),
+        # local mode drives every alarm's state itself; aws mode only test-fires the heartbeat
+        "CloudWatchSetSuiteAlarmStates": Scope(
+            ({"AlarmName": alarms if "local" in features else f"{ep}-heartbeat"},), when="set_alarm_state"),
+        "CloudWatchSuiteDashboard": Scope(({"DashboardName": cfg.dashboard_name},)),
+        # the log group's ARN, and the form ending in ':*' that CloudWatch Logs also evaluates
+        "LogsSuiteLogGroup": Scope(tuple({"logGroupName": cfg.log_group + end} for end in ("", ":*"))),
+        "LogsWriteEmfMetricsToSuiteLogGroup": Scope(
+            ({"logGroupName": cfg.log_group, "logStreamName": "*"},), when="emf"),
         "SnsListTopicsHasNoResourceLevel": Scope(({},)),
         "SnsAlertTopic": Scope(({"Name": cfg.sns_topic_name, "TopicArn": topic},)),
         "SnsSubscribeOnlyKnownEndpoints": Scope(
             ({"TopicArn": topic},),
-            {"StringEquals": {"sns:Protocol": ["email"] * bool(emails) + ["sqs"] * bool(sqs_subscriber)},
-             "StringLike": {"sns:Endpoint": emails + sqs_subscriber}}, when="subscribe"),
+            {"StringEquals": {"sns:Protocol": ["email"] * bool(cfg.alert_emails) + ["sqs"] * bool(sqs_subscriber)},
+             "StringLike": {"sns:Endpoint": list(cfg.alert_emails) + sqs_subscriber}}, when="subscribe"),
         "SnsUnsubscribeTestFireQueueHasNoResourceLevel": Scope(({},), when="test_fire"),
         "SqsTestFireQueue": Scope(({"QueueName": queue},), when="test_fire"),
+        # the live endpoint's config and model can have any name (the suite's own are <endpoint>-config-vNNNN)
         "SageMakerReadLiveEndpoint": Scope(({"EndpointName": ep, "EndpointConfigName": "*", "ModelName": "*"},)),
         "SageMakerCreateSuiteVersions": Scope((versions,), when="deploy"),
         "PassSageMakerExecutionRole": Scope(
-            ({"ExecutionRoleArn": sm_exec},), {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-            when="deploy"),
+            ({"ExecutionRoleArn": sagemaker_role_arn or f"arn:{p}:iam::{account}:role/*"},),
+            {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}, when="deploy"),
         "SageMakerDeploySuiteVersionsToEndpoint": Scope(({**versions, "EndpointName": ep},), when="deploy"),
         "StatesListStateMachinesHasNoResourceLevel": Scope(({},), when="state_machine"),
         "StatesRetrainingStateMachine": Scope(
@@ -248,12 +270,12 @@ def _scopes(cfg: Params, account: str, sagemaker_role_arn: str, model_data_urls:
             when="state_machine"),
         "SchedulerRetrainingSchedule": Scope(({"Name": f"{sm_name}-schedule"},), when="schedule"),
         "PassSchedulerRole": Scope(
-            ({"Target.RoleArn": _literal("retraining.scheduler_role_arn", sched_role)},),
+            ({"Target.RoleArn": r["scheduler_role_arn"]},),
             {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}, when="schedule"),
+        # GetCallerIdentity needs no permission; listed because local mode calls it
         "StsGetCallerIdentityLocalModeNeedsNoPermission": Scope(({},), when="local"),
-        # belongs in the policy of the identity that starts the suite (role_arn), not in the role's own policy
-        "ForTheCallerNotThisRoleAssumeMonitoringRole": Scope(
-            ({"RoleArn": _literal("role_arn", cfg.role_arn)},), when="assume_role"),
+        # belongs in the policy of the identity that starts the suite and assumes role_arn, not in the role's own
+        "ForTheCallerNotThisRoleAssumeMonitoringRole": Scope(({"RoleArn": cfg.role_arn},), when="assume_role"),
     }
 
 
@@ -317,6 +339,9 @@ def policy(cfg: Params, account: str = "*", sagemaker_role_arn: str = "",
     """
     if account != "*" and not re.fullmatch(r"\d{12}", account):
         raise ParamsError(f"account id {account!r} must be 12 digits")
+    literal = {name: _lookup(cfg, name) for name in _LITERAL_PARAMS}
+    literal["data_path"] = cfg.data_path if cfg.data_path.startswith("s3://") else ""  # a local path stays local
+    check_literal({**literal, "--sagemaker-role-arn": sagemaker_role_arn, "--model-data-url": list(model_data_urls)})
     features, scopes = _features(cfg), _scopes(cfg, account, sagemaker_role_arn, model_data_urls)
     base = {"partition": partition(cfg.region), "region": cfg.region, "account": account}
     statements = []

@@ -31,12 +31,14 @@ class PublishStats:
     datums: int = 0
     values: int = 0
     dropped_too_old: int = 0
+    outboxed: int = 0
 
     def __iadd__(self, other: "PublishStats") -> "PublishStats":
         self.calls += other.calls
         self.datums += other.datums
         self.values += other.values
         self.dropped_too_old += other.dropped_too_old
+        self.outboxed += other.outboxed
         return self
 
 
@@ -218,8 +220,37 @@ def write_emf(aws: Aws, log_group: str, stream: str, namespace: str, datums: lis
     return stats
 
 
-def send(aws: Aws, cfg, datums: list[dict], now: dt.datetime, stream: str) -> PublishStats:
-    """Publish through the configured transport (``metrics_transport``: PutMetricData or EMF log lines)."""
+def _transport(aws: Aws, cfg, datums: list[dict], now: dt.datetime, stream: str) -> PublishStats:
     if cfg.metrics_transport == "emf":
         return write_emf(aws, cfg.log_group, stream, cfg.namespace, datums)
     return publish(aws, cfg.namespace, datums, now=now)
+
+
+def send(aws: Aws, cfg, datums: list[dict], now: dt.datetime, stream: str) -> PublishStats:
+    """Publish through the configured transport (``metrics_transport``: PutMetricData or EMF log lines).
+
+    Invalid data raises at once. Data that CloudWatch still refuses after retries (unreachable, throttled
+    out) goes to the outbox, which the next run delivers first; ``outboxed`` counts it.
+    """
+    from . import outbox
+
+    for d in datums:
+        validate_datum(d)
+    try:
+        return _transport(aws, cfg, datums, now, stream)
+    except outbox.DELIVERY_ERRORS as exc:
+        outbox.store(aws, cfg, "metrics", {"datums": datums, "stream": stream, "now": now}, f"{type(exc).__name__}: {exc}")
+        return PublishStats(outboxed=len(datums))
+
+
+def deliver_outbox(aws: Aws, cfg) -> dict:
+    """Deliver what earlier runs could not publish or notify (before this run publishes anything)."""
+    from . import outbox
+
+    def metrics(p: dict) -> None:
+        _transport(aws, cfg, p["datums"], p["now"], p["stream"])
+
+    def sns(p: dict) -> None:
+        aws.client("sns").publish(**p)
+
+    return outbox.deliver(aws, cfg, {"metrics": metrics, "sns": sns})

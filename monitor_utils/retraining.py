@@ -165,6 +165,8 @@ def act(cfg: Params, aws: Aws, decision: Decision, now: dt.datetime) -> dict:
     if not outcome["deployed"]:
         from .aws import ensure_topic
 
-        aws.client("sns").publish(TopicArn=ensure_topic(aws, cfg.sns_topic_name),
-                                  Subject=f"{cfg.endpoint_name}: deployment failed"[:99], Message=result["outcome"])
+        from .alerting import notify
+
+        notify(aws, cfg, {"TopicArn": ensure_topic(aws, cfg.sns_topic_name),
+                          "Subject": f"{cfg.endpoint_name}: deployment failed"[:99], "Message": result["outcome"]})
     return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -79,6 +80,37 @@ def _error_of(exc: BaseException) -> str:
     return f"{ename}: {evalue}" if ename else f"{type(exc).__name__}: {exc}"
 
 
+@contextlib.contextmanager
+def run_lock(cfg: config.Params, wait_s: int):
+    """One run at a time per bucket/prefix/endpoint on this machine: the next waits up to ``wait_s`` or stops."""
+    import fcntl
+
+    folder = repo_root(Path.cwd()) / "runs"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f".lock-{cfg.bucket}-{cfg.prefix.replace('/', '_')}-{cfg.endpoint_name}"
+    with open(path, "a+") as fh:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    fh.seek(0)
+                    holder = fh.read().strip() or "another process"
+                    raise RunnerError(f"another run is in progress ({holder}, lock {path}); waited {wait_s} s. "
+                                      "Let it finish, or raise lock_wait_seconds to queue behind it") from None
+                time.sleep(1)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} since {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def run(files: list[str] = (), overrides: list[str] = (), stages: str | None = None, output: str | None = None,
         notebooks_dir: Path | None = None, progress: Callable[[str], None] | None = None) -> tuple[int, Path]:
     """Run the suite; return (exit code, run folder).
@@ -87,10 +119,15 @@ def run(files: list[str] = (), overrides: list[str] = (), stages: str | None = N
     the simulated world built, and stopped at the end. Each notebook gets only the parameters it declares
     and a per-cell timeout of ``stage_timeout_seconds``. The run stops at the first failed stage.
     """
+    cfg = config.load(files, overrides)
+    with run_lock(cfg, cfg.lock_wait_seconds):
+        return _run(cfg, files, overrides, stages, output, notebooks_dir, progress)
+
+
+def _run(cfg: config.Params, files, overrides, stages, output, notebooks_dir, progress) -> tuple[int, Path]:
     import papermill
 
     say = progress or (lambda m: print(m, flush=True))
-    cfg = config.load(files, overrides)
     selected = resolve_stages(stages)
     nb_dir = notebooks_dir or repo_root(Path(__file__).parent) / "notebooks"
     plan = []

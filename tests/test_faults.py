@@ -44,3 +44,31 @@ def test_quarantine_count_equals_the_corrupt_lines_injected(emulator):
     metrics = stages.run("10_metrics", cfg, aws, now)  # the complete windows only, each line counted once
     assert 0 < metrics["quarantined"] <= manifest["malformed_lines"]
     assert metrics["history"]["quarantined"].sum() == metrics["quarantined"]
+
+
+def test_cloudwatch_unreachable_for_a_run_then_the_backlog_is_published_once(emulator, tmp_path, monkeypatch):
+    from botocore.exceptions import EndpointConnectionError
+
+    from monitor_utils import outbox
+
+    cfg, aws, now = _world(emulator, "faults-outage", scenario="stable", outbox_dir=str(tmp_path / "outbox"))
+    cw = aws.client("cloudwatch")
+
+    def unreachable(**kwargs):
+        raise EndpointConnectionError(endpoint_url="https://monitoring.us-east-1.amazonaws.com")
+
+    monkeypatch.setattr(cw, "put_metric_data", unreachable)
+    down = stages.run("10_metrics", cfg, aws, now)
+    assert down["windows_published"] and down["datums_published"] == 0 and down["datums_outboxed"] > 0
+    assert len(outbox.pending(aws, cfg)) == 2  # the windows' batch and the heartbeat
+    assert list((tmp_path / "outbox").rglob("*.json"))  # a local copy as well
+    monkeypatch.undo()
+    back = stages.run("10_metrics", cfg, aws, now)
+    assert back["outbox_delivered"] == 2 and back["windows_published"] == []
+    again = stages.run("10_metrics", cfg, aws, now)
+    assert again["outbox_delivered"] == 0 and outbox.pending(aws, cfg) == []
+    got = cw.get_metric_statistics(Namespace=cfg.namespace, MetricName="RMSE", Period=86400, Statistics=["SampleCount"],
+                                   StartTime=now - pd.Timedelta(days=30), EndTime=now,
+                                   Dimensions=[{"Name": "EndpointName", "Value": cfg.endpoint_name},
+                                               {"Name": "VariantName", "Value": cfg.variant_name}])["Datapoints"]
+    assert len(got) == len(down["windows_published"]) and all(p["SampleCount"] == 1 for p in got)

@@ -93,3 +93,38 @@ def test_unknown_stage_name_lists_the_stages():
     with pytest.raises(runner.RunnerError, match="setup, metrics, drift"):
         runner.resolve_stages("drfit")
     assert runner.resolve_stages("drift,setup") == ["00_setup", "20_drift"]
+
+
+def test_a_second_run_exits_with_a_clear_message_while_one_is_running(tmp_path, clean_env, monkeypatch):
+    import fcntl
+
+    monkeypatch.chdir(ROOT)
+    cfg = config.load([str(ROOT / "params" / "local.yaml")])
+    lock = ROOT / "runs" / f".lock-{cfg.bucket}-{cfg.prefix}-{cfg.endpoint_name}"
+    lock.parent.mkdir(exist_ok=True)
+    with open(lock, "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("pid 4242 since now")
+        held.flush()
+        with pytest.raises(runner.RunnerError, match="another run is in progress"):
+            runner.run([str(ROOT / "params" / "local.yaml")], ["lock_wait_seconds=1"], output=str(tmp_path / "r"),
+                       progress=lambda m: None)
+        fcntl.flock(held, fcntl.LOCK_UN)
+    assert not (tmp_path / "r").exists()
+
+
+def test_reports_and_records_never_hold_credentials(tmp_path, clean_env, monkeypatch):
+    secrets = {"AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7REALKEY1", "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYREALSECRET",
+               "AWS_SESSION_TOKEN": "FwoGZXIvYXdzEREALSESSIONTOKEN0123456789"}
+    for k, v in secrets.items():
+        monkeypatch.setenv(k, v)
+    out = tmp_path / "run"
+    code, _ = runner.run([str(ROOT / "params" / "local.yaml")], SMALL, stages="setup,metrics", output=str(out),
+                         progress=lambda m: None)
+    assert code == 0
+    for path in out.rglob("*"):
+        if path.is_file():
+            text = path.read_text(errors="ignore")
+            for value in secrets.values():
+                assert value not in text, f"{path.name} leaks a credential"
+            assert "X-Amz-Signature" not in text and "X-Amz-Credential" not in text  # no presigned URLs

@@ -299,3 +299,20 @@ def test_emf_transport_writes_each_window_once_as_log_events(make_world):
     assert overall[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == cfg.namespace
     assert overall[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["EndpointName", "VariantName"]]
     assert _samples_per_window(aws, cfg, "RMSE", now).empty  # nothing went through PutMetricData
+
+
+def test_kms_key_encrypts_the_topic_and_the_objects_written(make_world):
+    cfg, aws, now = make_world(scenario="stable", kms_key_id="alias/msd-monitoring")
+    setup = stages.run("00_setup", cfg, aws, now)
+    attrs = aws.client("sns").get_topic_attributes(TopicArn=setup["topic_arn"])["Attributes"]
+    assert attrs.get("KmsMasterKeyId") == "alias/msd-monitoring"
+    key = setup["baseline"]["uri"].split(f"s3://{cfg.bucket}/")[1] + "info.json"
+    head = aws.client("s3").head_object(Bucket=cfg.bucket, Key=key)
+    assert head["ServerSideEncryption"] == "aws:kms"
+
+
+def test_params_are_values_only(tmp_path):
+    evil = tmp_path / "evil.yaml"
+    evil.write_text("region: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(config.ParamsError, match="not valid YAML"):
+        config.load([evil])

@@ -30,7 +30,7 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
         if aws.mode == "local":
             if "ExtendedStatistic" in spec:
                 note = "local: p99 is not computed by the emulator; Maximum used as an upper bound"
-            alerting.drive_local_alarm(aws, spec, state, f"evaluated by the suite at {now.isoformat()}", now)
+            alerting.drive_local_alarm(aws, spec, state, f"evaluated by the suite at {now.isoformat()}", now, cfg)
         else:
             state = states.get(name, {}).get("StateValue", state)  # CloudWatch evaluates real alarms itself
         for t in (result.transitions if result is not None else []):

@@ -77,6 +77,7 @@ def window_records(aws: Aws, cfg: Params, w: windows.Window) -> pd.DataFrame:
 
 def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
     """Check every complete, unchecked window against the baseline; publish and record the verdicts."""
+    backlog = publish.deliver_outbox(aws, cfg)
     mark = watermark.load(aws, cfg, STAGE)
     start = mark.last_end_time or windows.floor(now - dt.timedelta(days=cfg.days), cfg.window)
     todo = [w for w in windows.windows_between(start, now, cfg.window) if w.label not in set(mark.published)]
@@ -139,6 +140,7 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
         latest_report = reports.get(w.label) or drift.detect_drift(
             baseline, latest_current[data.FEATURES + [PREDICTION]], **opts)
     return {"windows_checked": list(reports), "put_metric_data_calls": stats.calls, "datums_published": stats.datums,
+            "datums_outboxed": stats.outboxed, "outbox_delivered": backlog["delivered"],
             "quarantined": quarantined, "options": opts, "baseline": info, "history": history,
             "latest": latest, "_feature_history": feature_history, "_baseline": baseline,
             "_latest_report": latest_report, "_latest_current": latest_current}

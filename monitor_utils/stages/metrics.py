@@ -100,6 +100,7 @@ def load_history(aws: Aws, cfg: Params) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
     """Publish every complete, unpublished window since the watermark; return the history and this run's counts."""
+    backlog = publish.deliver_outbox(aws, cfg)
     mark = watermark.load(aws, cfg, STAGE)
     wait = dt.timedelta(days=cfg.label_wait_days)
     for label in list(mark.pending):  # a previous run died between publishing and committing
@@ -135,11 +136,13 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
         from ..records import to_jsonable
 
         put_json(aws, cfg.bucket, _history_key(cfg), to_jsonable({"windows": history, "segments": seg_history}))
-    hb = publish.publish(aws, cfg.namespace, [publish.datum("SuiteHeartbeat", 1, now, {"EndpointName": cfg.endpoint_name})],
-                         now=now)
+    hb = publish.send(aws, cfg, [publish.datum("SuiteHeartbeat", 1, now, {"EndpointName": cfg.endpoint_name})],
+                      now, stream="heartbeat")
     baseline_info = _baseline_test_metrics(aws, cfg)
     return {"windows_published": [r["window"] for r in new_rows], "windows_pending_labels": _waiting(cfg, now, wait),
             "put_metric_data_calls": stats.calls, "datums_published": stats.datums, "heartbeat_calls": hb.calls,
+            "datums_outboxed": stats.outboxed + hb.outboxed, "outbox_delivered": backlog["delivered"],
+            "outbox_still_pending": backlog["still_pending"],
             "quarantined": quarantined_total, "history": history, "segments": seg_history,
             "baseline_test_metrics": baseline_info,
             "latest": history.iloc[-1].to_dict() if len(history) else None}
