@@ -5,14 +5,13 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import os
 import re
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from monitor_utils import aws, capture as C, config, data as D, local, windows as W
+from monitor_utils import aws, capture as C, config, data as D, windows as W
 
 UTC = dt.timezone.utc
 BUCKET = "unit-test-capture-bucket"
@@ -27,16 +26,9 @@ def t(*args) -> dt.datetime:
 
 
 @pytest.fixture(scope="session")
-def capture_local_aws():
-    """This file's own moto server (the environment it changes is put back afterwards)."""
-    saved = dict(os.environ)
-    loc = local.start()
-    try:
-        yield loc
-    finally:
-        loc.stop()
-        os.environ.clear()
-        os.environ.update(saved)
+def capture_local_aws(emulator):
+    """The session's local AWS emulator (tests/conftest.py)."""
+    return emulator
 
 
 @pytest.fixture(scope="module")

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import io
-import os
 import zipfile
 
 import numpy as np
 import pandas as pd
 import pytest
-from botocore.exceptions import ClientError
 from scipy import stats
 from sklearn.linear_model import Ridge
 from sklearn.metrics import r2_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from monitor_utils import aws, config, data as D, local
+from monitor_utils import aws, config, data as D
 from monitor_utils.data import SchemaError
 
 BUCKET = "unit-test-data-bucket"
@@ -26,16 +24,9 @@ BUCKET = "unit-test-data-bucket"
 
 
 @pytest.fixture(scope="session")
-def data_local_aws():
-    """This file's own moto server (the environment it changes is put back afterwards)."""
-    saved = dict(os.environ)
-    loc = local.start()
-    try:
-        yield loc
-    finally:
-        loc.stop()
-        os.environ.clear()
-        os.environ.update(saved)
+def data_local_aws(emulator):
+    """The session's local AWS emulator (tests/conftest.py)."""
+    return emulator
 
 
 @pytest.fixture(scope="module")

@@ -23,16 +23,9 @@ IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/unit-test-image:latest"
 
 
 @pytest.fixture(scope="session")
-def local_local_aws():
-    """This file's own moto server (the environment it changes is put back afterwards)."""
-    saved = dict(os.environ)
-    loc = local.start()
-    try:
-        yield loc
-    finally:
-        loc.stop()
-        os.environ.clear()
-        os.environ.update(saved)
+def local_local_aws(emulator):
+    """The session's local AWS emulator (tests/conftest.py)."""
+    return emulator
 
 
 @pytest.fixture()

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
 
 import botocore.session
 import pytest
 from botocore.validate import ParamValidator
 
-from monitor_utils import aws, config, local, publish as P
+from monitor_utils import aws, config, publish as P
 from monitor_utils.publish import MetricDataError
 
 UTC = dt.timezone.utc
@@ -32,16 +31,9 @@ def botocore_errors(shape, params: dict) -> str:
 
 
 @pytest.fixture(scope="session")
-def publish_local_aws():
-    """This file's own moto server (the environment it changes is put back afterwards)."""
-    saved = dict(os.environ)
-    loc = local.start()
-    try:
-        yield loc
-    finally:
-        loc.stop()
-        os.environ.clear()
-        os.environ.update(saved)
+def publish_local_aws(emulator):
+    """The session's local AWS emulator (tests/conftest.py)."""
+    return emulator
 
 
 class Recorder:

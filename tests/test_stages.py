@@ -5,13 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from monitor_utils import alerting, config, model, registry, stages, watermark, windows
-from monitor_utils.aws import connect
-from monitor_utils.stages import metrics as metrics_stage
 
 
 def _samples_per_window(aws, cfg, metric: str, now: dt.datetime) -> pd.Series:

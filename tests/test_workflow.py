@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitor_utils import data, model, registry, stages, workflow
+from monitor_utils import model, registry, stages, workflow
 from monitor_utils.aws import get_frame
 from monitor_utils.stages.setup import deployment_config
 
