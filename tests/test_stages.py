@@ -313,3 +313,13 @@ def test_params_are_values_only(tmp_path):
     evil.write_text("region: !!python/object/apply:os.system ['echo pwned']\n")
     with pytest.raises(config.ParamsError, match="not valid YAML"):
         config.load([evil])
+
+
+def test_email_subscriptions_are_not_duplicated_and_the_topic_lets_cloudwatch_publish(make_world):
+    cfg, aws, now = make_world(scenario="stable", alert_emails=["oncall@example.com"], test_fire="never")
+    for _ in range(2):
+        topic, _ = alerting.ensure_paging(aws, cfg)
+    subs = aws.client("sns").list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
+    assert [(s["Protocol"], s["Endpoint"]) for s in subs] == [("email", "oncall@example.com")]
+    policy = json.loads(aws.client("sns").get_topic_attributes(TopicArn=topic)["Attributes"]["Policy"])
+    assert policy["Statement"][0]["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
