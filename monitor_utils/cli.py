@@ -19,7 +19,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--stages", metavar="A,B", help="comma-separated stages to run (setup, metrics, drift, alerting, "
                                                    "dashboard, retraining); default all")
     r.add_argument("--output", metavar="DIR", help="run folder (default runs/<run_id>)")
-    i = sub.add_parser("iam-policy", help="print the least-privilege IAM policy (JSON) the suite needs with these params",
+    i = sub.add_parser("iam-policy", help="print the least-privilege IAM policy (JSON) these params need",
                        description="Print the IAM policy document the suite needs with these params: no wildcard "
                                    "actions, resources scoped to the configured names. Without --account-id or "
                                    "--resolve-account the account field of ARNs is '*' (IAM allows it).")

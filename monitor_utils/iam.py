@@ -1,4 +1,4 @@
-"""Least-privilege IAM policy for the suite, built from one table of the AWS operations it calls, and a call recorder."""
+"""Least-privilege IAM policy from one table of the AWS operations the suite calls, and a recorder of those calls."""
 
 from __future__ import annotations
 
@@ -98,7 +98,8 @@ TABLE: tuple[Row, ...] = (
         "SageMakerReadLiveEndpoint"),
     Row("sagemaker:DescribeEndpointConfig", "sagemaker:DescribeEndpointConfig",
         _SM % ("endpoint-config", "EndpointConfigName"), "SageMakerReadLiveEndpoint"),
-    Row("sagemaker:DescribeModel", "sagemaker:DescribeModel", _SM % ("model", "ModelName"), "SageMakerReadLiveEndpoint"),
+    Row("sagemaker:DescribeModel", "sagemaker:DescribeModel", _SM % ("model", "ModelName"),
+        "SageMakerReadLiveEndpoint"),
     Row("sagemaker:CreateModel", "sagemaker:CreateModel", _SM % ("model", "ModelName"), "SageMakerCreateSuiteVersions"),
     Row("sagemaker:CreateModel", "iam:PassRole", "{ExecutionRoleArn}", "PassSageMakerExecutionRole",
         {"iam:PassedToService": "sagemaker.amazonaws.com"}),
@@ -109,7 +110,8 @@ TABLE: tuple[Row, ...] = (
     Row("sagemaker:UpdateEndpoint", "sagemaker:UpdateEndpoint", _SM % ("endpoint-config", "EndpointConfigName"),
         "SageMakerDeploySuiteVersionsToEndpoint"),
     # Step Functions: the retraining state machine
-    Row("stepfunctions:ListStateMachines", "states:ListStateMachines", "*", "StatesListStateMachinesHasNoResourceLevel"),
+    Row("stepfunctions:ListStateMachines", "states:ListStateMachines", "*",
+        "StatesListStateMachinesHasNoResourceLevel"),
     Row("stepfunctions:DescribeStateMachine", "states:DescribeStateMachine", "{stateMachineArn}",
         "StatesRetrainingStateMachine"),
     Row("stepfunctions:UpdateStateMachine", "states:UpdateStateMachine", "{stateMachineArn}",
@@ -215,7 +217,8 @@ def _scopes(cfg: Params, account: str, sagemaker_role_arn: str, model_data_urls:
     queue = f"{ep}-heartbeat-testfire"[:80]  # alerting.test_fire's queue for the heartbeat alarm
     sqs_subscriber = [f"arn:{p}:sqs:{region}:{account}:{queue}"] if "test_fire" in features else []
     sm_name = workflow.state_machine_name(cfg)
-    sm_role = r["state_machine_role_arn"] or f"arn:{p}:iam::{account}:role/msd-monitoring-states"  # stage's local default
+    # without a configured role, local mode uses the retraining stage's placeholder role
+    sm_role = r["state_machine_role_arn"] or f"arn:{p}:iam::{account}:role/msd-monitoring-states"
     versions = {"ModelName": f"{ep}-v*", "EndpointConfigName": f"{ep}-config-v*"}  # registry.names
     return {
         # HeadBucket carries no prefix, and S3 answers a missing key with 404 (not 403) only to ListBucket
