@@ -304,10 +304,7 @@ def test_fire(aws: Aws, alarm_name: str, topic_arn: str, timeout_s: float = 10.0
                 if inner.get("AlarmName") == alarm_name and inner.get("NewStateValue") == "ALARM":
                     received = inner
     finally:
-        if aws.mode == "local":
-            cw.set_alarm_state(AlarmName=alarm_name, StateValue=before, StateReason="restored after test-fire")
-        else:
-            cw.set_alarm_state(AlarmName=alarm_name, StateValue=before, StateReason="restored after test-fire")
+        cw.set_alarm_state(AlarmName=alarm_name, StateValue=before, StateReason="restored after test-fire")
         sns.unsubscribe(SubscriptionArn=sub)
         sqs.delete_queue(QueueUrl=queue_url)
     return {"alarm": alarm_name, "delivered": received is not None, "restored_state": before,

@@ -8,7 +8,7 @@ import re
 import pandas as pd
 
 from . import data, drift, metrics, model
-from .aws import Aws, get_bytes, get_frame, get_json, put_bytes, put_json
+from .aws import Aws, get_bytes, get_frame, get_json, put_bytes, put_json, split_s3_uri
 from .config import Params
 
 PREDICTION = "prediction"
@@ -46,7 +46,7 @@ def ensure_baseline(aws: Aws, cfg: Params) -> tuple[dict, bool]:
     info = get_json(aws, cfg.bucket, f"{prefix}/info.json")
     if info is not None:
         return info, False
-    served = model.from_artifact(get_bytes(aws, *_split(url)))
+    served = model.from_artifact(get_bytes(aws, *split_s3_uri(url)))
     train, test = training_data(aws, cfg)
     reference = train[data.FEATURES].copy()
     reference[PREDICTION] = model.predict(served, train)
@@ -75,12 +75,6 @@ def load_baseline(aws: Aws, cfg: Params) -> tuple[drift.Baseline, dict]:
         raise FileNotFoundError(f"no baseline at s3://{cfg.bucket}/{prefix}/ for the served model; "
                                 "run the setup stage (notebooks/00_setup.ipynb) first")
     return drift.Baseline.from_bytes(blob), get_json(aws, cfg.bucket, f"{prefix}/info.json") or {}
-
-
-def _split(url: str) -> tuple[str, str]:
-    from .aws import split_s3_uri
-
-    return split_s3_uri(url)
 
 
 def load_target_baseline(aws: Aws, cfg: Params) -> drift.Baseline | None:

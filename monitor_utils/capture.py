@@ -203,8 +203,8 @@ def read_capture(aws: Aws, capture_uri: str, window: windows.Window) -> CaptureB
                 raise ValueError(f"file is not UTF-8 ({line[14:]})")
             rec = json.loads(line)
             meta = rec["eventMetadata"]
-            t = pd.Timestamp(meta["inferenceTime"]).tz_convert("UTC") if pd.Timestamp(meta["inferenceTime"]).tzinfo \
-                else pd.Timestamp(meta["inferenceTime"], tz="UTC")
+            t = pd.Timestamp(meta["inferenceTime"])
+            t = t.tz_convert("UTC") if t.tzinfo else t.tz_localize("UTC")
             if not (window.start <= t.to_pydatetime() < window.end):
                 continue
             x = _parse_features(rec["captureData"]["endpointInput"])

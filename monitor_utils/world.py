@@ -28,10 +28,14 @@ def world_clock(cfg: Params) -> dt.datetime:
 
 def read_manifest(aws: Aws, cfg: Params) -> dict | None:
     """The manifest of the world in this bucket, if one was built."""
+    from .aws import error_code
+
     try:
         return get_json(aws, cfg.bucket, cfg.key(MANIFEST_KEY))
-    except Exception:  # noqa: BLE001 - no bucket yet means no world
-        return None
+    except Exception as exc:  # noqa: BLE001
+        if error_code(exc) in ("NoSuchBucket", "404"):
+            return None  # no bucket yet means no world
+        raise
 
 
 def placeholder_container(aws: Aws) -> dict:
