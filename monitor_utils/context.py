@@ -49,6 +49,13 @@ class StageContext:
     notes: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
 
+    def parameters_table(self, namespace: Mapping[str, Any]):
+        """The parameters this notebook declares, with the values in effect (for the report, where code is hidden)."""
+        import pandas as pd
+
+        rows = [(k, repr(self.cfg[k])) for k in config.SCHEMA if k in namespace]
+        return pd.DataFrame(rows, columns=["parameter", "value"]).set_index("parameter")
+
     def save(self, result: Mapping[str, Any]) -> Path:
         """Write ``<run_dir>/<stage>.json`` with the stage's key results (keys starting with '_' are left out)."""
         record = {"stage": self.stage, "aws_mode": self.cfg.aws_mode, "now": self.now.isoformat(),
