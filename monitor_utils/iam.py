@@ -78,7 +78,6 @@ TABLE: tuple[Row, ...] = (
     Row("logs:CreateLogStream", "logs:CreateLogStream", _STREAM, "LogsWriteEmfMetricsToSuiteLogGroup"),
     Row("logs:PutLogEvents", "logs:PutLogEvents", _STREAM, "LogsWriteEmfMetricsToSuiteLogGroup"),
     # SNS
-    Row("sns:ListTopics", "sns:ListTopics", "*", "SnsListTopicsHasNoResourceLevel"),
     Row("sns:CreateTopic", "sns:CreateTopic", _TOPIC, "SnsAlertTopic"),
     Row("sns:GetTopicAttributes", "sns:GetTopicAttributes", "{TopicArn}", "SnsAlertTopic"),
     Row("sns:SetTopicAttributes", "sns:SetTopicAttributes", "{TopicArn}", "SnsAlertTopic"),
@@ -131,7 +130,7 @@ TABLE: tuple[Row, ...] = (
     Row("scheduler:UpdateSchedule", "iam:PassRole", "{Target.RoleArn}", "PassSchedulerRole",
         {"iam:PassedToService": "scheduler.amazonaws.com"}),
     # STS
-    Row("sts:GetCallerIdentity", "sts:GetCallerIdentity", "*", "StsGetCallerIdentityLocalModeNeedsNoPermission"),
+    Row("sts:GetCallerIdentity", "sts:GetCallerIdentity", "*", "StsGetCallerIdentityNeedsNoPermission"),
     Row("sts:AssumeRole", "sts:AssumeRole", "{RoleArn}", "ForTheCallerNotThisRoleAssumeMonitoringRole"),
 )
 
@@ -249,7 +248,6 @@ def _scopes(cfg: Params, account: str, sagemaker_role_arn: str, model_data_urls:
         "LogsSuiteLogGroup": Scope(tuple({"logGroupName": cfg.log_group + end} for end in ("", ":*"))),
         "LogsWriteEmfMetricsToSuiteLogGroup": Scope(
             ({"logGroupName": cfg.log_group, "logStreamName": "*"},), when="emf"),
-        "SnsListTopicsHasNoResourceLevel": Scope(({},)),
         "SnsAlertTopic": Scope(({"Name": cfg.sns_topic_name, "TopicArn": topic},)),
         "SnsSubscribeOnlyKnownEndpoints": Scope(
             ({"TopicArn": topic},),
@@ -275,8 +273,8 @@ def _scopes(cfg: Params, account: str, sagemaker_role_arn: str, model_data_urls:
         "PassSchedulerRole": Scope(
             ({"Target.RoleArn": r["scheduler_role_arn"]},),
             {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}, when="schedule"),
-        # GetCallerIdentity needs no permission; listed because local mode calls it
-        "StsGetCallerIdentityLocalModeNeedsNoPermission": Scope(({},), when="local"),
+        # GetCallerIdentity needs no permission; listed because the suite calls it (account id for ARNs)
+        "StsGetCallerIdentityNeedsNoPermission": Scope(({},)),
         # belongs in the policy of the identity that starts the suite and assumes role_arn, not in the role's own
         "ForTheCallerNotThisRoleAssumeMonitoringRole": Scope(({"RoleArn": cfg.role_arn},), when="assume_role"),
     }

@@ -197,7 +197,7 @@ def test_dry_run_and_mode_leave_out_what_does_not_run():
     dry, _ = iam.policy(config.validate({**AWS_PARAMS, "retraining": {"dry_run": True}, "test_fire": "never"}))
     actions = {a for st in dry["Statement"] for a in st["Action"]}
     assert not actions & {"sagemaker:CreateModel", "sagemaker:UpdateEndpoint", "sqs:CreateQueue", "sns:Unsubscribe",
-                          "cloudwatch:SetAlarmState", "states:CreateStateMachine", "sts:GetCallerIdentity"}
+                          "cloudwatch:SetAlarmState", "states:CreateStateMachine"}
 
 
 def test_s3_statements_are_scoped_to_the_bucket_and_prefix(local_run):

@@ -58,11 +58,14 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
         changes.append(f"created bucket {cfg.bucket}")
     if ensure_log_group(aws, cfg.log_group):
         changes.append(f"created log group {cfg.log_group}")
-    sns = aws.client("sns")
-    existing_topics = {t["TopicArn"].rsplit(":", 1)[-1] for p in sns.get_paginator("list_topics").paginate()
-                       for t in p["Topics"]}
+    expected_arn = f"arn:aws:sns:{aws.region}:{aws.account_id}:{cfg.sns_topic_name}"
+    try:  # looked up by its own ARN: no account-wide ListTopics permission needed
+        aws.client("sns").get_topic_attributes(TopicArn=expected_arn)
+        existed = True
+    except aws.client("sns").exceptions.NotFoundException:
+        existed = False
     topic_arn = ensure_topic(aws, cfg.sns_topic_name)
-    if cfg.sns_topic_name not in existing_topics:
+    if not existed:
         changes.append(f"created SNS topic {cfg.sns_topic_name}")
     for email in cfg.alert_emails:
         ensure_subscription(aws, topic_arn, "email", email)
