@@ -7,7 +7,7 @@ import logging
 import os
 import socket
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .aws import DUMMY_CREDENTIALS, LOCAL_ENDPOINT_ENV
 
@@ -27,6 +27,7 @@ class LocalAws:
 
     url: str
     server: object | None = None
+    previous_env: dict = field(default_factory=dict, repr=False)
 
     @property
     def owned(self) -> bool:
@@ -34,12 +35,20 @@ class LocalAws:
         return self.server is not None
 
     def stop(self) -> None:
-        """Stop the server if this process owns it."""
+        """Stop the server if this process owns it, and point the environment back where it pointed before."""
         if self.server is not None:
             try:
                 self.server.stop()
             finally:
                 self.server = None
+                ours = {LOCAL_ENDPOINT_ENV: self.url, "AWS_ENDPOINT_URL": self.url, "MOTO_PORT": self.url.rsplit(":", 1)[1]}
+                for name, value in ours.items():
+                    if os.environ.get(name) == value:
+                        previous = self.previous_env.get(name)
+                        if previous is None:
+                            os.environ.pop(name, None)
+                        else:
+                            os.environ[name] = previous
 
     def __enter__(self) -> "LocalAws":
         return self
@@ -69,9 +78,9 @@ def apply_local_environment(url: str, env: dict | None = None) -> dict:
 
 def is_reachable(url: str, timeout: float = 2.0) -> bool:
     """True when a moto server answers at ``url``."""
-    try:
-        with urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=timeout) as resp:
-            return resp.status == 200
+    try:  # the config endpoint answers in constant time (data.json serialises every backend)
+        with urllib.request.urlopen(f"{url}/moto-api/config", timeout=timeout) as resp:
+            return 200 <= resp.status < 300
     except Exception:
         return False
 
@@ -110,9 +119,10 @@ def start(configure_step_functions: bool = True) -> LocalAws:
             continue
         url = f"http://127.0.0.1:{port}"
         if is_reachable(url, timeout=5):
+            previous = {k: os.environ.get(k) for k in (LOCAL_ENDPOINT_ENV, "AWS_ENDPOINT_URL", "MOTO_PORT")}
             apply_local_environment(url)
             os.environ["MOTO_PORT"] = str(port)  # where moto's Step Functions sends aws-sdk task calls
-            local = LocalAws(url, server)
+            local = LocalAws(url, server, previous)
             if configure_step_functions:
                 emulator.enable_step_functions_execution(url)
             atexit.register(local.stop)

@@ -12,8 +12,14 @@ import pytest
 from monitor_utils import config, runner
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = ["days=10", "world.requests_per_day=300", "world.train_rows=4000", "world.test_rows=1000",
-         "now=2026-11-28T00:00:00Z"]
+SMALL_WORLD = ["days=10", "world.requests_per_day=300", "world.train_rows=4000", "world.test_rows=1000",
+               "now=2026-11-28T00:00:00Z"]
+
+
+def small(name: str) -> list[str]:
+    """A small world with AWS names of its own: moto's state is shared by every server in this process."""
+    return SMALL_WORLD + [f"bucket=runner-{name}", f"endpoint_name=runner-{name}", f"sns_topic_name=runner-{name}",
+                          f"dashboard_name=runner-{name}", f"log_group=/runner/{name}"]
 
 
 @pytest.fixture
@@ -25,7 +31,8 @@ def clean_env(monkeypatch):
 
 def test_full_run_leaves_every_record(tmp_path, clean_env):
     out = tmp_path / "run"
-    code, run_dir = runner.run([str(ROOT / "params" / "local.yaml")], SMALL, output=str(out), progress=lambda m: None)
+    code, run_dir = runner.run([str(ROOT / "params" / "local.yaml")], small("full"), output=str(out),
+                               progress=lambda m: None)
     assert code == 0 and run_dir == out
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "ok" and [s["status"] for s in summary["stages"]] == ["ok"] * 6
@@ -76,7 +83,7 @@ def test_a_failing_stage_stops_the_run_and_is_named(tmp_path, clean_env):
     broken.cells.insert(4, nbformat.v4.new_code_cell("raise RuntimeError('capture bucket unreadable')"))
     nbformat.write(broken, nbs / "10_metrics.ipynb")
     out = tmp_path / "run"
-    code, _ = runner.run([str(ROOT / "params" / "local.yaml")], SMALL, stages="setup,metrics,drift", output=str(out),
+    code, _ = runner.run([str(ROOT / "params" / "local.yaml")], small("failing"), stages="setup,metrics,drift", output=str(out),
                          notebooks_dir=nbs, progress=lambda m: None)
     assert code == 1
     summary = json.loads((out / "summary.json").read_text())
@@ -119,7 +126,7 @@ def test_reports_and_records_never_hold_credentials(tmp_path, clean_env, monkeyp
     for k, v in secrets.items():
         monkeypatch.setenv(k, v)
     out = tmp_path / "run"
-    code, _ = runner.run([str(ROOT / "params" / "local.yaml")], SMALL, stages="setup,metrics", output=str(out),
+    code, _ = runner.run([str(ROOT / "params" / "local.yaml")], small("secrets"), stages="setup,metrics", output=str(out),
                          progress=lambda m: None)
     assert code == 0
     for path in out.rglob("*"):
