@@ -73,7 +73,8 @@ def write_index(run_dir: Path, summary: dict) -> Path:
         links = " · ".join(f'<a href="{html.escape(f)}">{label}</a>' for label, f in
                            (("report", f"{name}.html"), ("notebook", f"{name}.ipynb"), ("json", f"{name}.json"))
                            if (run_dir / f).exists())
-        head = html.escape(", ".join(f"{k}: {v}" for k, v in (s.get("headline") or {}).items()))
+        head = html.escape("; ".join(f"{k}: {', '.join(map(str, v)) or 'none' if isinstance(v, list) else v}"
+                                     for k, v in (s.get("headline") or {}).items()))
         err = f"<div class='err'>{html.escape(s.get('error') or '')}</div>" if s.get("error") else ""
         rows.append(f"<tr><td>{html.escape(name)}</td><td style='color:{colour}'><b>{status}</b></td>"
                     f"<td>{s.get('duration_s', 0):.1f} s</td><td>{links}</td><td>{head}{err}</td></tr>")
