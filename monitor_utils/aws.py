@@ -99,9 +99,9 @@ def connect(cfg: Params, endpoint_url: str | None = None, *, faults: bool = True
     if cfg.role_arn:
         creds = session.client("sts", config=retry).assume_role(
             RoleArn=cfg.role_arn, RoleSessionName="msd-monitoring")["Credentials"]
-        session = boto3.Session(
-            aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
-            aws_session_token=creds["SessionToken"], region_name=cfg.region)
+        assumed = {"aws_access_key_id": creds["AccessKeyId"], "aws_secret_access_key": creds["SecretAccessKey"],
+                   "aws_session_token": creds["SessionToken"]}
+        session = boto3.Session(region_name=cfg.region, **assumed)
     return Aws(session, "aws", cfg.region, os.environ.get("AWS_ENDPOINT_URL") or None, retry, kms_key_id=cfg.kms_key_id)
 
 

@@ -121,7 +121,7 @@ def test_a_second_run_exits_with_a_clear_message_while_one_is_running(tmp_path, 
 
 
 def test_reports_and_records_never_hold_credentials(tmp_path, clean_env, monkeypatch):
-    secrets = {"AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7REALKEY1", "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYREALSECRET",
+    secrets = {"AWS_ACCESS_KEY_ID": "AKIA-LOOKS-REAL-0001", "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYREALSECRET",
                "AWS_SESSION_TOKEN": "FwoGZXIvYXdzEREALSESSIONTOKEN0123456789"}
     for k, v in secrets.items():
         monkeypatch.setenv(k, v)
