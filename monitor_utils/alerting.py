@@ -233,13 +233,6 @@ def alarm_history(aws: Aws, alarm: dict, start: dt.datetime, end: dt.datetime) -
     return pd.Series([float("nan") if v is None else v for v in values], index=grid, dtype=float)
 
 
-def evaluate_now(alarm: dict, history: pd.Series, current_state: str) -> str:
-    """State of the alarm at the end of ``history`` (CloudWatch's evaluation over its range)."""
-    span = alarm["EvaluationPeriods"] + 2
-    tail = [None if pd.isna(v) else float(v) for v in history.iloc[-span:]]
-    return alarms.evaluate(alarm, tail, current_state)
-
-
 def drive_local_alarm(aws: Aws, alarm: dict, new_state: str, reason: str, when: dt.datetime,
                       cfg_for_outbox: Params | None = None) -> bool:
     """Local mode: do what CloudWatch would on a state change (set the state, notify the state's actions)."""

@@ -352,8 +352,3 @@ def parse_time(value: str | dt.datetime) -> dt.datetime:
         t = dt.datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
     return t.replace(tzinfo=dt.timezone.utc) if t.tzinfo is None else t.astimezone(dt.timezone.utc)
 
-
-def notebook_parameter_defaults(names: Iterable[str]) -> dict[str, Any]:
-    """Defaults of the named parameters, as a notebook's parameters cell should declare them."""
-    d = defaults()
-    return {n: d[n] for n in names}

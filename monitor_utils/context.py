@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,7 +107,3 @@ def start_stage(namespace: Mapping[str, Any], stage: str) -> StageContext:
     ctx.notes.append("started a local AWS emulator in this kernel and built the simulated world (no runner was running)")
     return ctx
 
-
-def in_runner() -> bool:
-    """True when a runner started the emulator this kernel uses."""
-    return bool(os.environ.get("MONITOR_UTILS_RUN_ID"))

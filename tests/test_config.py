@@ -335,10 +335,6 @@ def test_from_namespace_validates():
         C.from_namespace({"days": "ten"})
 
 
-def test_notebook_parameter_defaults():
-    assert C.notebook_parameter_defaults(["days", "drift"]) == {"days": C.SCHEMA["days"].default,
-                                                                 "drift": C.defaults()["drift"]}
-
 
 # --------------------------------------------------------------------------- Params
 
