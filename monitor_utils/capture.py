@@ -149,8 +149,9 @@ def keys_between(aws: Aws, base_uri: str, first_hour: dt.datetime, end: dt.datet
 
 
 def _read_lines(aws: Aws, base_uri: str, first_hour: dt.datetime, end: dt.datetime, workers: int = 8
-                ) -> tuple[list[tuple[str, int, str]], int]:
-    """(key, line number, text) for every line in the hourly partitions from ``first_hour`` up to ``end``."""
+                ) -> tuple[list[tuple[str, int, str | UnicodeDecodeError]], int]:
+    """(key, line number, text) for every line in the hourly partitions from ``first_hour`` up to ``end``;
+    a file that is not UTF-8 gives one entry holding its decode error instead of text."""
     bucket, _ = split_s3_uri(base_uri)
     keys = keys_between(aws, base_uri, first_hour, end)
     with ThreadPoolExecutor(workers) as pool:
@@ -160,12 +161,18 @@ def _read_lines(aws: Aws, base_uri: str, first_hour: dt.datetime, end: dt.dateti
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError as exc:
-            out.append((key, 0, f"\x00undecodable:{exc}"))
+            out.append((key, 0, exc))
             continue
         for n, line in enumerate(text.splitlines(), 1):
             if line.strip():
                 out.append((key, n, line))
     return out, len(keys)
+
+
+def _text(line: str | UnicodeDecodeError) -> str:
+    if isinstance(line, UnicodeDecodeError):
+        raise ValueError(f"file is not UTF-8 ({line})")
+    return line
 
 
 def capture_uri_for(capture_base: str, endpoint_name: str, variant_name: str) -> str:
@@ -199,9 +206,7 @@ def read_capture(aws: Aws, capture_uri: str, window: windows.Window) -> CaptureB
     rows, feats, quarantined = [], [], []
     for key, n, line in lines:
         try:
-            if line.startswith("\x00undecodable:"):
-                raise ValueError(f"file is not UTF-8 ({line[14:]})")
-            rec = json.loads(line)
+            rec = json.loads(_text(line))
             meta = rec["eventMetadata"]
             t = pd.Timestamp(meta["inferenceTime"])
             t = t.tz_convert("UTC") if t.tzinfo else t.tz_localize("UTC")
@@ -216,7 +221,7 @@ def read_capture(aws: Aws, capture_uri: str, window: windows.Window) -> CaptureB
             if not _owned(key, window):
                 continue  # a neighbouring hour's file: that window's run quarantines (and counts) it, once
             reason = f"{type(exc).__name__}: {exc}" if not isinstance(exc, KeyError) else f"missing field {exc}"
-            quarantined.append({"key": key, "line": n, "reason": reason, "text": line[:2000]})
+            quarantined.append({"key": key, "line": n, "reason": reason, "text": str(line)[:2000]})
             continue
         inference_id = meta.get("inferenceId") or None
         rows.append((event_id, inference_id, inference_id or event_id, t, pred))
@@ -234,12 +239,12 @@ def read_ground_truth(aws: Aws, ground_truth_uri: str, start: dt.datetime, end: 
     rows, quarantined = [], []
     for key, n, line in lines:
         try:
-            rec = json.loads(line)
+            rec = json.loads(_text(line))
             data, _ = _decode({"encoding": rec["groundTruthData"].get("encoding", "CSV"),
                                "data": rec["groundTruthData"]["data"], "observedContentType": "text/csv"})
             rows.append((rec["eventMetadata"]["eventId"], float(data.strip().split(",")[0])))
         except Exception as exc:  # noqa: BLE001
-            quarantined.append({"key": key, "line": n, "reason": f"{type(exc).__name__}: {exc}", "text": line[:2000]})
+            quarantined.append({"key": key, "line": n, "reason": f"{type(exc).__name__}: {exc}", "text": str(line)[:2000]})
     gt = pd.DataFrame(rows, columns=["join_key", "year"])
     return gt.drop_duplicates("join_key", keep="last"), quarantined
 

@@ -6,6 +6,9 @@ import datetime as dt
 import re
 import subprocess
 
+import botocore.session
+from botocore.validate import ParamValidator
+
 from .aws import Aws, get_json, list_keys, put_bytes, put_json
 from .config import Params
 
@@ -112,3 +115,33 @@ def deploy(aws: Aws, cfg: Params, config_name: str, deployment_config: dict, wai
             "status": desc["EndpointStatus"], "serving_config": serving,
             "rolled_back": serving != config_name and "rolled back" in (desc.get("FailureReason") or ""),
             "failure_reason": desc.get("FailureReason") or error}
+
+
+def rollback_alarm_names(cfg: Params) -> list[str]:
+    """The endpoint-health alarms a deployment rolls back on (created by the alerting stage)."""
+    return [f"{cfg.endpoint_name}-error-rate", f"{cfg.endpoint_name}-latency-p99"]
+
+
+def deployment_config(cfg: Params) -> dict:
+    """UpdateEndpoint's DeploymentConfig: blue/green traffic shifting per params, auto-rollback on the endpoint's alarms."""
+    r = cfg.retraining
+    routing: dict = {"Type": r["traffic_shifting"].upper(), "WaitIntervalInSeconds": r["shift_wait_seconds"]}
+    size = {"Type": "CAPACITY_PERCENT", "Value": r["shift_percent"]}
+    if r["traffic_shifting"] == "canary":
+        routing["CanarySize"] = size
+    elif r["traffic_shifting"] == "linear":
+        routing["LinearStepSize"] = size
+    return {
+        "BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": routing,
+                                  "TerminationWaitInSeconds": r["shift_wait_seconds"],
+                                  "MaximumExecutionTimeoutInSeconds": 3600 + 10 * r["shift_wait_seconds"]},
+        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": n} for n in rollback_alarm_names(cfg)]},
+    }
+
+
+def validate_update_endpoint(request: dict) -> None:
+    """Check an UpdateEndpoint request against botocore's own model of the API (raises on any shape error)."""
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    report = ParamValidator().validate(request, model.operation_model("UpdateEndpoint").input_shape)
+    if report.has_errors():
+        raise ValueError(f"UpdateEndpoint request is invalid: {report.generate_report()}")

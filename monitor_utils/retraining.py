@@ -152,10 +152,8 @@ def act(cfg: Params, aws: Aws, decision: Decision, now: dt.datetime) -> dict:
     image, role, live_config = registry.live_container(aws, cfg)
     n = registry.create_model_and_config(aws, cfg, version, image, role, live_config)
     guardrails = get_json(aws, cfg.bucket, cfg.key("state", "deployment_config.json"))
-    if guardrails is None:
-        from .stages.setup import deployment_config
-
-        guardrails = deployment_config(cfg)
+    if guardrails is None:  # setup has not stored them: the params' own
+        guardrails = registry.deployment_config(cfg)
     outcome = registry.deploy(aws, cfg, n["config"], guardrails)
     result.update(outcome, deployed_config=n["config"])
     result["outcome"] = (f"deployed {rec['version']} with blue/green traffic shifting and auto-rollback"
