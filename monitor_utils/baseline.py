@@ -61,7 +61,8 @@ def ensure_baseline(aws: Aws, cfg: Params) -> tuple[dict, bool]:
         test_metrics = metrics.regression_metrics(test[data.TARGET], model.predict(served, test))
         put_json(aws, cfg.bucket, f"{prefix}/test_metrics.json", test_metrics)
     info = {"uri": f"s3://{cfg.bucket}/{prefix}/", "model_version": version, "model_data_url": url,
-            "reference_rows": int(len(reference)), "features": len(data.FEATURES), "test_metrics": test_metrics}
+            "reference_rows": int(len(reference)), "features": len(data.FEATURES), "feature_names": list(data.FEATURES),
+            "test_metrics": test_metrics}
     put_json(aws, cfg.bucket, f"{prefix}/info.json", info)
     return info, True
 
@@ -75,6 +76,20 @@ def load_baseline(aws: Aws, cfg: Params) -> tuple[drift.Baseline, dict]:
         raise FileNotFoundError(f"no baseline at s3://{cfg.bucket}/{prefix}/ for the served model; "
                                 "run the setup stage (notebooks/00_setup.ipynb) first")
     return drift.Baseline.from_bytes(blob), get_json(aws, cfg.bucket, f"{prefix}/info.json") or {}
+
+
+def feature_names(aws: Aws, cfg: Params) -> list[str]:
+    """The served model's input features in request order, as its stored baseline names them (the 90 MSD
+    features when no baseline is stored yet)."""
+    url = model.served_model_data_url(aws, cfg.endpoint_name, cfg.variant_name)
+    prefix = baseline_prefix(cfg, model_version(url))
+    info = get_json(aws, cfg.bucket, f"{prefix}/info.json")
+    if info and info.get("feature_names"):
+        return list(info["feature_names"])
+    blob = get_bytes(aws, cfg.bucket, f"{prefix}/baseline.bin")  # stored before its info named the features
+    if blob is None:
+        return list(data.FEATURES)
+    return [f for f in drift.Baseline.from_bytes(blob).feature_names if f != PREDICTION]
 
 
 def load_target_baseline(aws: Aws, cfg: Params) -> drift.Baseline | None:

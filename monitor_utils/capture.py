@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from . import windows
+from . import payloads, windows
 from .aws import Aws, get_bytes, put_bytes, split_s3_uri
 from .data import FEATURES
 
@@ -21,80 +21,29 @@ EVENT_VERSION = "0"
 
 # --- encoding -----------------------------------------------------------------------------------
 
-def encode_payload(text: str, content_type: str, encoding: str) -> dict:
-    """One captureData side as SageMaker writes it (CSV and JSON kept as text, anything else BASE64)."""
-    data = base64.b64encode(text.encode()).decode() if encoding == "BASE64" else text
-    return {"observedContentType": content_type, "data": data, "encoding": encoding}
+def capture_line(rows: np.ndarray | Sequence[float], predictions: np.ndarray | Sequence[float] | float, event_id: str,
+                 inference_id: str | None, inference_time: str, input_format: str = "csv",
+                 features: Sequence[str] = FEATURES) -> str:
+    """A Data Capture JSONL line for one invocation (one request of one or more records).
 
-
-def capture_line(features_csv: str, prediction: float, event_id: str, inference_id: str | None,
-                 inference_time: str, input_format: str = "csv") -> str:
-    """A Data Capture JSONL line for one invocation.
-
-    ``input_format`` is 'csv' (text/csv, encoding CSV), 'json' (application/json, encoding JSON) or
-    'base64' (a content type missing from the capture config's lists: stored BASE64).
+    ``input_format`` is one of :data:`payloads.FORMATS` (for example 'csv', 'json_instances', 'jsonlines',
+    'base64'); ``rows`` holds one record (a vector) or several (records x features).
     """
-    if input_format == "json":
-        inp = encode_payload(json.dumps({"instances": [[float(x) for x in features_csv.split(",")]]}),
-                             "application/json", "JSON")
-        out = encode_payload(json.dumps({"predictions": [{"score": round(float(prediction), 4)}]}),
-                             "application/json", "JSON")
-    else:
-        ctype, enc = ("text/csv", "CSV") if input_format == "csv" else ("text/csv; charset=utf-8", "BASE64")
-        inp = encode_payload(features_csv, ctype, enc)
-        out = encode_payload(f"{prediction:.4f}", "text/csv; charset=utf-8", "CSV" if enc == "CSV" else "BASE64")
+    inp, out = payloads.encode_request(input_format, np.asarray(rows, dtype=float), np.atleast_1d(predictions), features)
     meta = {"eventId": event_id, "inferenceTime": inference_time}
     if inference_id:
         meta["inferenceId"] = inference_id
-    record = {"captureData": {"endpointInput": {**inp, "mode": "INPUT"}, "endpointOutput": {**out, "mode": "OUTPUT"}},
+    record = {"captureData": {"endpointInput": inp, "endpointOutput": out},
               "eventMetadata": meta, "eventVersion": EVENT_VERSION}
     return json.dumps(record, separators=(",", ":"))
 
 
-def ground_truth_line(event_id: str, year: float) -> str:
-    """A ground-truth JSONL line, as Model Monitor expects labels (eventId = the capture's inferenceId)."""
-    record = {"groundTruthData": {"data": str(int(year)), "encoding": "CSV"},
+def ground_truth_line(event_id: str, labels: float | Sequence[float]) -> str:
+    """A ground-truth JSONL line, as Model Monitor expects labels (eventId = the capture's inferenceId, else
+    its eventId); several labels mirror a multi-record request by position."""
+    record = {"groundTruthData": payloads.encode_labels(np.atleast_1d(labels).tolist()),
               "eventMetadata": {"eventId": event_id}, "eventVersion": EVENT_VERSION}
     return json.dumps(record, separators=(",", ":"))
-
-
-def _decode(side: dict) -> tuple[str, str]:
-    enc = side.get("encoding", "CSV")
-    data = side["data"]
-    if enc == "BASE64":
-        data = base64.b64decode(data, validate=True).decode("utf-8")
-    elif enc not in ("CSV", "JSON"):
-        raise ValueError(f"unknown encoding {enc!r}")
-    return data, side.get("observedContentType", "")
-
-
-def _parse_features(side: dict) -> np.ndarray:
-    data, ctype = _decode(side)
-    if "json" in ctype:
-        obj = json.loads(data)
-        if isinstance(obj, dict):
-            obj = obj.get("instances", obj.get("features", obj.get("inputs")))
-        arr = np.asarray(obj, dtype=float)
-        arr = arr[0] if arr.ndim == 2 and len(arr) == 1 else arr
-    else:
-        arr = np.array(data.strip().split(","), dtype=float)
-    if arr.shape != (len(FEATURES),):
-        raise ValueError(f"input has {arr.size} values, the model takes {len(FEATURES)}")
-    return arr
-
-
-def _parse_prediction(side: dict) -> float:
-    data, ctype = _decode(side)
-    if "json" in ctype:
-        obj = json.loads(data)
-        if isinstance(obj, dict):
-            obj = obj.get("predictions", obj.get("score"))
-        while isinstance(obj, list):
-            obj = obj[0]
-        if isinstance(obj, dict):
-            obj = obj.get("score", obj.get("predicted_label"))
-        return float(obj)
-    return float(data.strip().split(",")[0])
 
 
 # --- writing (the simulated endpoint and its labellers) -----------------------------------------
@@ -123,11 +72,29 @@ def write_hourly(aws: Aws, base_uri: str, times: pd.Series, lines: list[str], ta
 
 @dataclass
 class CaptureBatch:
-    """Captured invocations of one window, and the lines that could not be read."""
+    """Captured records of one window (one row per record), and the requests that could not be read.
+
+    Attributes
+    ----------
+    records : pd.DataFrame
+        event_id, inference_id, join_key, record_index (position in its request), inference_time,
+        prediction (NaN when only the input was captured), then the features (NaN when only the output was).
+    quarantined : list[dict]
+        Unreadable requests: key, line, reason and the line's text.
+    files : int
+        Capture objects read.
+    requests : int
+        Capture lines (requests) in the window that were read.
+    input_only, output_only : int
+        Requests captured with only their input, or only their output (CaptureMode).
+    """
 
     records: pd.DataFrame
     quarantined: list[dict] = field(default_factory=list)
     files: int = 0
+    requests: int = 0
+    input_only: int = 0
+    output_only: int = 0
 
 
 def keys_between(aws: Aws, base_uri: str, first_hour: dt.datetime, end: dt.datetime) -> list[str]:
@@ -171,8 +138,22 @@ def _read_lines(aws: Aws, base_uri: str, first_hour: dt.datetime, end: dt.dateti
 
 def _text(line: str | UnicodeDecodeError) -> str:
     if isinstance(line, UnicodeDecodeError):
-        raise ValueError(f"file is not UTF-8 ({line})")
+        raise payloads.BodyError(f"file is not UTF-8 ({line})")
     return line
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, payloads.BodyError):
+        return str(exc)
+    if isinstance(exc, KeyError):
+        return f"missing field {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def parse_time(text: str) -> dt.datetime:
+    """``inferenceTime`` (``YYYY-MM-DDTHH:MM:SSZ``, with or without fractional seconds) as aware UTC."""
+    t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return t.replace(tzinfo=dt.timezone.utc) if t.tzinfo is None else t.astimezone(dt.timezone.utc)
 
 
 def capture_uri_for(capture_base: str, endpoint_name: str, variant_name: str) -> str:
@@ -194,62 +175,127 @@ def _owned(key: str, window: windows.Window) -> bool:
     return hour is None or window.start <= hour < window.end
 
 
-def read_capture(aws: Aws, capture_uri: str, window: windows.Window) -> CaptureBatch:
-    """Read every captured invocation whose inferenceTime lies in ``window``.
+def _parse_request(rec: dict, features: Sequence[str]) -> tuple[np.ndarray, np.ndarray, str]:
+    """(features, predictions, what was captured) of one capture line; both sides must agree on the count."""
+    sides = rec["captureData"]
+    if not isinstance(sides, dict):
+        raise payloads.BodyError("'captureData' is not an object")
+    inp, out = sides.get("endpointInput"), sides.get("endpointOutput")
+    if inp is None and out is None:
+        raise payloads.BodyError("captureData holds neither endpointInput nor endpointOutput")
+    x = payloads.parse_input(inp, features) if inp is not None else None
+    y = payloads.parse_output(out) if out is not None else None
+    if x is not None and y is not None and len(x) != len(y):
+        raise payloads.BodyError(f"input has {len(x)} records, output has {len(y)} predictions")
+    if x is None:
+        return np.full((len(y), len(features)), np.nan), y, "output"
+    if y is None:
+        return x, np.full(len(x), np.nan), "input"
+    return x, y, "both"
 
-    Lines that cannot be parsed (bad JSON, unknown encoding, wrong feature count, non-numeric values)
-    are returned in ``quarantined`` with the reason, never dropped silently and never fatal.
+
+def read_capture(aws: Aws, capture_uri: str, window: windows.Window, features: Sequence[str] | None = None
+                 ) -> CaptureBatch:
+    """Read every captured record whose request's inferenceTime lies in ``window``: one row per record.
+
+    Parameters
+    ----------
+    aws : Aws
+        Session.
+    capture_uri : str
+        ``<DestinationS3Uri>/<endpoint>/<variant>`` (see :func:`capture_uri_for`).
+    window : windows.Window
+        Requests with ``window.start <= inferenceTime < window.end`` are read.
+    features : Sequence[str], optional
+        Feature names in model order, from the stored baseline (default: the 90 MSD features). Named JSON
+        features map by name; a record with another count of values is quarantined.
+
+    Returns
+    -------
+    CaptureBatch
+        Records, and requests that cannot be read whole (bad JSON, unknown encoding, a header row, wrong
+        feature count, input and output counts that disagree) in ``quarantined`` with file, line and reason:
+        never dropped silently and never fatal. The rest of a file is read.
     """
+    features = list(features or FEATURES)
     # files are partitioned by write hour: a record near an hour's end may sit in the next hour's file
     lines, files = _read_lines(aws, capture_uri, windows.floor(window.start, "hourly") - dt.timedelta(hours=1),
                                window.end + dt.timedelta(hours=1))
-    rows, feats, quarantined = [], [], []
+    meta_rows, blocks, preds, quarantined = [], [], [], []
+    captured = {"input": 0, "output": 0, "both": 0}
     for key, n, line in lines:
         try:
             rec = json.loads(_text(line))
             meta = rec["eventMetadata"]
-            t = pd.Timestamp(meta["inferenceTime"])
-            t = t.tz_convert("UTC") if t.tzinfo else t.tz_localize("UTC")
-            if not (window.start <= t.to_pydatetime() < window.end):
+            t = parse_time(meta["inferenceTime"])
+            if not (window.start <= t < window.end):
                 continue
-            x = _parse_features(rec["captureData"]["endpointInput"])
-            pred = _parse_prediction(rec["captureData"]["endpointOutput"])
-            if not np.isfinite(pred):
-                raise ValueError(f"prediction {pred} is not finite")
+            x, y, what = _parse_request(rec, features)
             event_id = meta["eventId"]
+            if not isinstance(event_id, str) or not event_id:
+                raise payloads.BodyError("eventMetadata.eventId is empty")
         except Exception as exc:  # noqa: BLE001 - every failure is quarantined with its reason
             if not _owned(key, window):
                 continue  # a neighbouring hour's file: that window's run quarantines (and counts) it, once
-            reason = f"{type(exc).__name__}: {exc}" if not isinstance(exc, KeyError) else f"missing field {exc}"
-            quarantined.append({"key": key, "line": n, "reason": reason, "text": str(line)[:2000]})
+            quarantined.append({"key": key, "line": n, "reason": _reason(exc), "text": str(line)[:2000]})
             continue
+        captured[what] += 1
         inference_id = meta.get("inferenceId") or None
-        rows.append((event_id, inference_id, inference_id or event_id, t, pred))
-        feats.append(x)
-    frame = pd.DataFrame(rows, columns=["event_id", "inference_id", "join_key", "inference_time", "prediction"])
-    features = pd.DataFrame(np.vstack(feats) if feats else np.empty((0, len(FEATURES))), columns=FEATURES)
-    records = pd.concat([frame, features], axis=1).sort_values("inference_time", kind="stable").reset_index(drop=True)
-    return CaptureBatch(records, quarantined, files)
+        meta_rows.append((event_id, inference_id, inference_id or event_id, t))
+        blocks.append(x)
+        preds.append(y)
+    sizes = np.array([len(y) for y in preds], dtype=int)
+
+    def per_record(column: int) -> np.ndarray:
+        return np.repeat(np.array([m[column] for m in meta_rows] or [], dtype=object), sizes)
+
+    frame = pd.DataFrame({
+        "event_id": per_record(0), "inference_id": per_record(1), "join_key": per_record(2),
+        "record_index": np.concatenate([np.arange(k) for k in sizes]) if len(sizes) else np.empty(0, dtype=int),
+        "inference_time": pd.to_datetime(per_record(3), utc=True),
+        "prediction": np.concatenate(preds) if preds else np.empty(0),
+    })
+    matrix = np.vstack(blocks) if blocks else np.empty((0, len(features)))
+    records = pd.concat([frame, pd.DataFrame(matrix, columns=features)], axis=1)
+    records = records.sort_values(["inference_time", "join_key", "record_index"], kind="stable").reset_index(drop=True)
+    return CaptureBatch(records, quarantined, files, requests=sum(captured.values()),
+                        input_only=captured["input"], output_only=captured["output"])
 
 
 def read_ground_truth(aws: Aws, ground_truth_uri: str, start: dt.datetime, end: dt.datetime
                       ) -> tuple[pd.DataFrame, list[dict]]:
-    """Labels collected in [start, end): columns join_key, year; plus quarantined lines."""
+    """Labels collected in [start, end): one row per labelled record (join_key, record_index, year), plus
+    the ground-truth lines that could not be read (quarantined with file, line and reason).
+
+    ``eventMetadata.eventId`` is the capture's inferenceId, else its eventId. A label for a multi-record
+    request (``{"instances": [{"label": y}, ...]}``) gives one row per position. When a record is labelled
+    more than once, the latest label (by collection hour, then file and line order) wins.
+    """
     lines, _ = _read_lines(aws, ground_truth_uri, windows.floor(start, "hourly"), end)
-    rows, quarantined = [], []
+    keys, positions, years, quarantined = [], [], [], []
     for key, n, line in lines:
         try:
             rec = json.loads(_text(line))
-            data, _ = _decode({"encoding": rec["groundTruthData"].get("encoding", "CSV"),
-                               "data": rec["groundTruthData"]["data"], "observedContentType": "text/csv"})
-            rows.append((rec["eventMetadata"]["eventId"], float(data.strip().split(",")[0])))
+            event_id = rec["eventMetadata"]["eventId"]
+            if not isinstance(event_id, str) or not event_id:
+                raise payloads.BodyError("eventMetadata.eventId is empty")
+            labels = payloads.parse_labels(rec["groundTruthData"])
         except Exception as exc:  # noqa: BLE001
-            quarantined.append({"key": key, "line": n, "reason": f"{type(exc).__name__}: {exc}", "text": str(line)[:2000]})
-    gt = pd.DataFrame(rows, columns=["join_key", "year"])
-    return gt.drop_duplicates("join_key", keep="last"), quarantined
+            quarantined.append({"key": key, "line": n, "reason": _reason(exc), "text": str(line)[:2000]})
+            continue
+        keys += [event_id] * len(labels)
+        positions += range(len(labels))
+        years.append(labels)
+    gt = pd.DataFrame({"join_key": pd.Series(keys, dtype=object), "record_index": np.asarray(positions, dtype=int),
+                       "year": np.concatenate(years) if years else np.empty(0)})
+    return gt.drop_duplicates(["join_key", "record_index"], keep="last").reset_index(drop=True), quarantined
 
 
 def join_ground_truth(records: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
-    """Attach ``year`` to each capture record on inferenceId (else eventId); unlabelled rows get NaN."""
-    out = records.merge(labels, on="join_key", how="left", validate="many_to_one")
-    return out
+    """Attach ``year`` to each capture record on (inferenceId else eventId, record_index); unlabelled rows get NaN."""
+    if "record_index" not in labels:
+        labels = labels.assign(record_index=0)
+    if "record_index" not in records:
+        return records.assign(record_index=0).merge(labels, on=["join_key", "record_index"], how="left",
+                                                    validate="many_to_one").drop(columns="record_index")
+    return records.merge(labels, on=["join_key", "record_index"], how="left", validate="many_to_one")

@@ -72,7 +72,10 @@ SCHEMA: dict[str, Param | Section] = {
     "outbox_dir": Param(str, "", "local folder keeping undelivered metrics and notifications for the next run (empty means runs/outbox at the repo root)"),
     "run_dir": Param(str, "", "folder for this stage's JSON record (empty means runs/interactive at the repo root)"),
     "world": Section("size and shape of the simulated production world (local mode)", {
-        "requests_per_day": Param(int, 1000, "captured invocations per simulated day", min=24, max=200_000),
+        "requests_per_day": Param(int, 1000, "records (scored rows) per simulated day; multi-record requests pack several", min=24, max=200_000),
+        "capture_formats": Param(list, ["csv", "csv_batch", "json_instances", "json_features", "json_named", "jsonlines", "base64"],
+                                 "request shapes the simulated endpoint captures, each request drawing one at random (csv, csv_batch, json_instances, json_features, json_named, jsonlines, base64; the json ones and csv_batch carry 1-5 records)",
+                                 choices=("csv", "csv_batch", "json_instances", "json_features", "json_named", "jsonlines", "base64"), item_type=str),
         "train_rows": Param(int, 20_000, "synthetic training rows for the baseline model", min=1000, max=463_715),
         "test_rows": Param(int, 5_000, "synthetic test rows (baseline test-set metrics)", min=500, max=51_630),
         "label_delay_days": Param(float, 2.0, "mean delay before a label lands as ground truth", min=0.0, max=20.0),
@@ -190,7 +193,13 @@ def _coerce(where: str, spec: Param, value: Any) -> Any:
         raise ParamsError(
             f"parameter '{where}' must be {spec.type.__name__}, got {type(value).__name__} {value!r} ({spec.help})"
         )
-    if spec.choices and value not in spec.choices:
+    if spec.choices and spec.type is list:
+        if not value:
+            raise ParamsError(f"parameter '{where}' is empty; give one or more of: {', '.join(map(str, spec.choices))}")
+        for item in value:
+            if item not in spec.choices:
+                raise ParamsError(f"parameter '{where}' holds {item!r}; accepted values: {', '.join(map(str, spec.choices))}")
+    elif spec.choices and value not in spec.choices:
         raise ParamsError(f"parameter '{where}' is {value!r}; accepted values: {', '.join(map(str, spec.choices))}")
     if spec.type is float and not math.isfinite(value):
         raise ParamsError(f"parameter '{where}' is {value!r}; it must be a finite number ({spec.help})")

@@ -10,7 +10,7 @@ import pandas as pd
 
 from . import capture, data, metrics, model, registry, windows
 from .aws import Aws, get_json, put_json
-from .baseline import training_data
+from .baseline import feature_names, training_data
 from .config import Params, parse_time
 
 STATE_KEY = "state/retraining.json"
@@ -73,11 +73,19 @@ def decide(cfg: Params, ev: Evidence, now: dt.datetime) -> Decision:
 
 
 def labelled_recent(aws: Aws, cfg: Params, now: dt.datetime, days: int) -> pd.DataFrame:
-    """Captured invocations of the last ``days`` days joined with the labels that have arrived."""
+    """Captured records of the last ``days`` days that have a label and their full input, read a day at a time."""
+    features = feature_names(aws, cfg)
     span = windows.Window(windows.floor(now - dt.timedelta(days=days), "daily"), now)
-    batch = capture.read_capture(aws, capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name, cfg.variant_name), span)
     labels, _ = capture.read_ground_truth(aws, cfg.ground_truth_uri, span.start, now + dt.timedelta(hours=1))
-    return capture.join_ground_truth(batch.records, labels).dropna(subset=["year"]).reset_index(drop=True)
+    uri = capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name, cfg.variant_name)
+    parts = []
+    start = span.start
+    while start < span.end:
+        end = min(start + dt.timedelta(days=1), span.end)
+        batch = capture.read_capture(aws, uri, windows.Window(start, end), features)
+        start = end
+        parts.append(capture.join_ground_truth(batch.records, labels).dropna(subset=["year", *features]))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
 def compare(cfg: Params, champion, challenger, holdout: pd.DataFrame) -> dict:

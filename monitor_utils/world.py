@@ -10,13 +10,16 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from . import capture, data, model, publish, registry, windows
+from . import capture, data, model, payloads, publish, registry, windows
 from .aws import Aws, ensure_bucket, get_json, put_frame, put_json
 from .config import Params, parse_time
 
 MANIFEST_KEY = "world/manifest.json"
 BROKEN_OFFSET_SD = 2.0  # the broken feature arrives shifted by two reference standard deviations
 NEWER_SHARE_MAX = 0.7
+MAX_RECORDS_PER_REQUEST = 5
+REQUEST_COLUMNS = ["inference_time", "event_id", "inference_id", "input_format", "latency_us", "label_delay_days",
+                   "labelled", "status"]
 
 
 def world_clock(cfg: Params) -> dt.datetime:
@@ -79,40 +82,74 @@ def simulate_traffic(cfg: Params, start: dt.datetime, days: int, served, first_d
         frame.insert(1, "event_id", [str(uuid.UUID(bytes=rng.bytes(16), version=4)) for _ in range(n)])
         has_id = rng.random(n) >= 0.05  # some clients send no InferenceId: the join falls back to eventId
         frame.insert(2, "inference_id", [f"req-{day:04d}-{i:06d}" if h else None for i, h in enumerate(has_id)])
-        frame["input_format"] = rng.choice(["csv", "json", "base64"], size=n, p=[0.9, 0.07, 0.03])
+        frame["input_format"] = rng.choice(["csv", "json", "base64"], size=n, p=[0.9, 0.07, 0.03])  # kept: same draws
         frame["latency_us"] = np.round(rng.lognormal(np.log(12_000), 0.35, n))
         frame["label_delay_days"] = 0.5 + rng.exponential(max(w["label_delay_days"] - 0.5, 0.01), n)
         frame["labelled"] = rng.random(n) < w["label_coverage"]
         frame["status"] = rng.choice([200, 400, 500], size=n, p=[0.995, 0.004, 0.001])
+        frame = group_requests(frame, w["capture_formats"], np.random.default_rng([cfg.seed, day, 1]), day)
         rows.append(frame)
     traffic = pd.concat(rows, ignore_index=True)
     traffic["prediction"] = model.predict(served, traffic)
     return traffic
 
 
+def group_requests(frame: pd.DataFrame, formats: list[str], rng: np.random.Generator, day: int) -> pd.DataFrame:
+    """Pack consecutive records into requests: each request takes a shape from ``formats`` (multi-record shapes
+    carry 1-5 records), and its records share the first one's time, ids, status, latency and label fate."""
+    n = len(frame)
+    request = np.empty(n, dtype=np.int64)
+    shape = np.empty(n, dtype=object)
+    i = r = 0
+    while i < n:
+        fmt = formats[int(rng.integers(len(formats)))]
+        k = min(int(rng.integers(1, MAX_RECORDS_PER_REQUEST + 1)) if fmt in payloads.MULTI_RECORD else 1, n - i)
+        request[i:i + k] = r
+        shape[i:i + k] = fmt
+        i += k
+        r += 1
+    starts = np.flatnonzero(np.r_[True, request[1:] != request[:-1]]) if n else np.empty(0, dtype=int)
+    first = np.repeat(starts, np.diff(np.r_[starts, n]))
+    out = frame.copy()
+    for col in REQUEST_COLUMNS:
+        out[col] = frame[col].to_numpy()[first]
+    out["input_format"] = shape
+    out.insert(1, "request", [f"{day:04d}-{q:06d}" for q in request])
+    out.insert(2, "record_index", np.arange(n) - first)
+    return out
+
+
 def write_traffic(aws: Aws, cfg: Params, traffic: pd.DataFrame, now: dt.datetime) -> dict:
     """Write capture, the labels collected before ``now`` and the endpoint's own metrics, as AWS and labellers do."""
     ok = traffic[traffic["status"] == 200]
     rng = np.random.default_rng([cfg.seed, 99])
-    feature_csv = [",".join(map(str, row)) for row in ok[data.FEATURES].to_numpy().tolist()]  # 5x faster than to_csv
-    lines = [capture.capture_line(f, p, e, i, windows.iso(t), fmt) for f, p, e, i, t, fmt in zip(
-        feature_csv, ok["prediction"], ok["event_id"], ok["inference_id"], ok["inference_time"], ok["input_format"])]
+    features = ok[data.FEATURES].to_numpy()
+    starts = np.flatnonzero(ok["record_index"].to_numpy() == 0)
+    bounds = np.r_[starts, len(ok)]
+    first = ok.iloc[starts]
+    preds = ok["prediction"].to_numpy()
+    lines = [capture.capture_line(features[a:b], preds[a:b], e, i, windows.iso(t), fmt)
+             for a, b, e, i, t, fmt in zip(bounds[:-1], bounds[1:], first["event_id"], first["inference_id"],
+                                          first["inference_time"], first["input_format"])]
     corrupt = rng.random(len(lines)) < cfg.faults["malformed_capture_fraction"]
     for idx in np.flatnonzero(corrupt):
         lines[idx] = lines[idx][: len(lines[idx]) // 2]  # a torn write: the line ends mid-record
     capture_files = capture.write_hourly(aws, capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name,
-                                                                      cfg.variant_name), ok["inference_time"], lines, "cap")
-    labelled = ok[ok["labelled"]].copy()
+                                                                      cfg.variant_name), first["inference_time"], lines, "cap")
+    years = ok["year"].to_numpy()
+    requests = first.assign(years=[years[a:b] for a, b in zip(bounds[:-1], bounds[1:])])
+    labelled = requests[requests["labelled"]].copy()
     known = labelled["inference_time"] + pd.to_timedelta(labelled["label_delay_days"], unit="D")
     # labellers deliver in a daily batch at 06:00 UTC, written under the hour it was collected
     labelled["collected"] = (known - pd.Timedelta(hours=6)).dt.ceil("D") + pd.Timedelta(hours=6)
     labelled = labelled[labelled["collected"] < pd.Timestamp(now)]
     gt_lines = [capture.ground_truth_line(i if isinstance(i, str) else e, y)
-                for i, e, y in zip(labelled["inference_id"], labelled["event_id"], labelled["year"])]
+                for i, e, y in zip(labelled["inference_id"], labelled["event_id"], labelled["years"])]
     gt_files = capture.write_hourly(aws, cfg.ground_truth_uri, labelled["collected"], gt_lines, "gt") if gt_lines else 0
     endpoint_stats = publish_endpoint_metrics(aws, cfg, traffic)
-    return {"invocations": int(len(traffic)), "captured": int(len(ok)), "capture_files": capture_files,
-            "malformed_lines": int(corrupt.sum()), "labels_written": int(len(labelled)),
+    return {"invocations": int((traffic["record_index"] == 0).sum()), "captured": int(len(lines)),
+            "captured_records": int(len(ok)), "capture_files": capture_files,
+            "malformed_lines": int(corrupt.sum()), "labels_written": int(labelled["years"].map(len).sum()),
             "ground_truth_files": gt_files, "endpoint_metric_calls": endpoint_stats.calls}
 
 
@@ -120,8 +157,9 @@ def publish_endpoint_metrics(aws: Aws, cfg: Params, traffic: pd.DataFrame) -> pu
     """Hourly AWS/SageMaker endpoint metrics as SageMaker emits them (local simulation only)."""
     dims = {"EndpointName": cfg.endpoint_name, "VariantName": cfg.variant_name}
     datums = []
-    hours = traffic["inference_time"].dt.floor("h")
-    for hour, g in traffic.groupby(hours, sort=True):
+    requests = traffic[traffic["record_index"] == 0]  # an invocation is a request, whatever it holds
+    hours = requests["inference_time"].dt.floor("h")
+    for hour, g in requests.groupby(hours, sort=True):
         ts = hour.to_pydatetime()
         datums.append(publish.datum("Invocations", len(g), ts, dims, "Count"))
         datums.append(publish.datum("Invocation4XXErrors", int((g["status"] == 400).sum()), ts, dims, "Count"))
@@ -170,7 +208,7 @@ def build(aws: Aws, cfg: Params, progress: Callable[[str], None] = print) -> dic
         "build_seconds": round(time.perf_counter() - t0, 2),
     }
     put_json(aws, cfg.bucket, cfg.key(MANIFEST_KEY), manifest)
-    progress(f"world: {counts['captured']} captured invocations over {cfg.days} days "
+    progress(f"world: {counts['captured']} captured requests ({counts['captured_records']} records) over {cfg.days} days "
              f"({cfg.scenario}), {counts['labels_written']} labels, built in {manifest['build_seconds']} s")
     return manifest
 

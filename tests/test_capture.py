@@ -58,6 +58,10 @@ def csv_of(row: pd.Series) -> str:
     return ",".join(repr(float(v)) for v in row[D.FEATURES])
 
 
+def vec(row: pd.Series) -> np.ndarray:
+    return row[D.FEATURES].to_numpy(dtype=float)
+
+
 def keys_under(a, uri: str) -> list[str]:
     bucket, key = aws.split_s3_uri(uri)
     return sorted(aws.list_keys(a, bucket, key.rstrip("/") + "/"))
@@ -74,11 +78,11 @@ def put_lines(a, uri: str, hour: dt.datetime, name: str, lines: list[str]) -> st
 
 
 @pytest.mark.parametrize("fmt, ctype, enc", [("csv", "text/csv", "CSV"),
-                                             ("json", "application/json", "JSON"),
+                                             ("json_instances", "application/json", "JSON"),
                                              ("base64", "text/csv; charset=utf-8", "BASE64")])
 def test_capture_line_format(rows, fmt, ctype, enc):
     features = csv_of(rows.iloc[0])
-    rec = json.loads(C.capture_line(features, 1999.123456, "ev-1", "inf-1", "2026-11-28T10:00:00Z", fmt))
+    rec = json.loads(C.capture_line(vec(rows.iloc[0]), 1999.123456, "ev-1", "inf-1", "2026-11-28T10:00:00Z", fmt))
     assert rec["eventVersion"] == "0"
     assert rec["eventMetadata"] == {"eventId": "ev-1", "inferenceId": "inf-1", "inferenceTime": "2026-11-28T10:00:00Z"}
     inp, out = rec["captureData"]["endpointInput"], rec["captureData"]["endpointOutput"]
@@ -91,11 +95,11 @@ def test_capture_line_format(rows, fmt, ctype, enc):
         assert base64.b64decode(out["data"]).decode() == "1999.1235" and out["encoding"] == "BASE64"
     else:
         assert json.loads(inp["data"]) == {"instances": [[float(x) for x in features.split(",")]]}
-        assert json.loads(out["data"]) == {"predictions": [{"score": 1999.1235}]}
+        assert json.loads(out["data"]) == {"predictions": [1999.1235]}
 
 
 def test_capture_line_without_inference_id():
-    rec = json.loads(C.capture_line("1,2", 2000.0, "ev-9", None, "2026-11-28T10:00:00Z"))
+    rec = json.loads(C.capture_line([1.0, 2.0], 2000.0, "ev-9", None, "2026-11-28T10:00:00Z"))
     assert rec["eventMetadata"] == {"eventId": "ev-9", "inferenceTime": "2026-11-28T10:00:00Z"}
 
 
@@ -112,18 +116,20 @@ def test_capture_uri_for():
 # --------------------------------------------------------------------------- round trip
 
 
-@pytest.mark.parametrize("fmt", ["csv", "json", "base64"])
+@pytest.mark.parametrize("fmt", ["csv", "json_instances", "json_features", "json_named", "jsonlines", "base64"])
 def test_round_trip_through_read_capture(s3, base, rows, fmt):
     start = t(2026, 11, 28, 10)
     times = [start + dt.timedelta(minutes=5 * i + 1) for i in range(10)]
     preds = [1990.0 + i * 1.23456 for i in range(10)]
-    lines = [C.capture_line(csv_of(rows.iloc[i]), preds[i], f"ev-{i}", f"inf-{i}", W.iso(times[i]), fmt)
+    lines = [C.capture_line(vec(rows.iloc[i]), preds[i], f"ev-{i}", f"inf-{i}", W.iso(times[i]), fmt)
              for i in range(10)]
     C.write_hourly(s3, base, pd.Series(times), lines, "cap")
     batch = C.read_capture(s3, base, W.Window(start, start + HOUR))
     assert batch.quarantined == []
     rec = batch.records
-    assert list(rec.columns) == ["event_id", "inference_id", "join_key", "inference_time", "prediction", *D.FEATURES]
+    assert list(rec.columns) == ["event_id", "inference_id", "join_key", "record_index", "inference_time", "prediction",
+                                 *D.FEATURES]
+    assert (rec["record_index"] == 0).all()
     assert list(rec["event_id"]) == [f"ev-{i}" for i in range(10)]
     assert list(rec["join_key"]) == [f"inf-{i}" for i in range(10)]
     np.testing.assert_array_equal(rec[D.FEATURES].to_numpy(), rows.iloc[:10][D.FEATURES].to_numpy(dtype=float))
@@ -133,9 +139,9 @@ def test_round_trip_through_read_capture(s3, base, rows, fmt):
 
 def test_mixed_formats_in_one_file(s3, base, rows):
     start = t(2026, 11, 28, 3)
-    fmts = ["csv", "json", "base64"] * 4
+    fmts = ["csv", "json_instances", "base64"] * 4
     times = [start + dt.timedelta(minutes=4 * i) for i in range(12)]
-    lines = [C.capture_line(csv_of(rows.iloc[i]), 2000 + i, f"e{i}", None, W.iso(times[i]), f)
+    lines = [C.capture_line(vec(rows.iloc[i]), 2000 + i, f"e{i}", None, W.iso(times[i]), f)
              for i, f in enumerate(fmts)]
     assert C.write_hourly(s3, base, pd.Series(times), lines, "cap") == 1
     rec = C.read_capture(s3, base, W.Window(start, start + HOUR)).records
@@ -181,11 +187,11 @@ def test_read_capture_returns_only_records_in_window(s3, base, rows):
         "after": (t(2026, 11, 28, 11, 20), False),
         "next-day": (t(2026, 11, 29, 10, 30), False),
     }
-    lines = [C.capture_line(csv_of(rows.iloc[i]), 2000.0, ev, None, when.isoformat().replace("+00:00", "Z"))
+    lines = [C.capture_line(vec(rows.iloc[i]), 2000.0, ev, None, when.isoformat().replace("+00:00", "Z"))
              for i, (ev, (when, _)) in enumerate(cases.items())]
     C.write_hourly(s3, base, pd.Series([w for w, _ in cases.values()]), lines, "cap")
     # a record from the window's last moment, flushed into the next hour's file (as SageMaker can)
-    late = C.capture_line(csv_of(rows.iloc[20]), 2001.0, "late-flush", None, "2026-11-28T10:59:59.900000Z")
+    late = C.capture_line(vec(rows.iloc[20]), 2001.0, "late-flush", None, "2026-11-28T10:59:59.900000Z")
     put_lines(s3, base, t(2026, 11, 28, 11), "59-59-999-late.jsonl", [late])
     batch = C.read_capture(s3, base, w)
     assert batch.quarantined == []
@@ -200,7 +206,7 @@ def test_read_capture_daily_window_and_naive_times(s3, base, rows):
     day = W.Window(t(2026, 11, 27), t(2026, 11, 28))
     times = [t(2026, 11, 26, 23, 59, 59), t(2026, 11, 27, 0, 0), t(2026, 11, 27, 12), t(2026, 11, 27, 23, 59, 59),
              t(2026, 11, 28)]
-    lines = [C.capture_line(csv_of(rows.iloc[i]), 2000.0, f"d{i}", None, x.strftime("%Y-%m-%dT%H:%M:%S"))
+    lines = [C.capture_line(vec(rows.iloc[i]), 2000.0, f"d{i}", None, x.strftime("%Y-%m-%dT%H:%M:%S"))
              for i, x in enumerate(times)]  # inferenceTime without a zone: UTC
     C.write_hourly(s3, base, pd.Series(times), lines, "cap")
     assert list(C.read_capture(s3, base, day).records["event_id"]) == ["d1", "d2", "d3"]
@@ -209,8 +215,9 @@ def test_read_capture_daily_window_and_naive_times(s3, base, rows):
 def test_read_capture_empty_window(s3, base):
     batch = C.read_capture(s3, base, W.Window(t(2026, 1, 1), t(2026, 1, 2)))
     assert batch.records.empty and batch.quarantined == [] and batch.files == 0
-    assert list(batch.records.columns)[:5] == ["event_id", "inference_id", "join_key", "inference_time", "prediction"]
-    assert len(batch.records.columns) == 5 + 90
+    assert list(batch.records.columns)[:6] == ["event_id", "inference_id", "join_key", "record_index", "inference_time",
+                                               "prediction"]
+    assert len(batch.records.columns) == 6 + 90
 
 
 # --------------------------------------------------------------------------- malformed input
@@ -218,15 +225,14 @@ def test_read_capture_empty_window(s3, base):
 
 def malformed_lines(rows) -> dict[str, tuple[str, str]]:
     """name -> (line, a word the quarantine reason must contain)."""
-    good = C.capture_line(csv_of(rows.iloc[0]), 2000.0, "x", None, "2026-11-28T10:10:00Z")
+    good = C.capture_line(vec(rows.iloc[0]), 2000.0, "x", None, "2026-11-28T10:10:00Z")
     rec = json.loads(good)
     no_meta = {k: v for k, v in rec.items() if k != "eventMetadata"}
-    short = json.loads(C.capture_line(",".join(csv_of(rows.iloc[0]).split(",")[:89]), 2000.0, "x", None,
-                                      "2026-11-28T10:10:00Z"))
+    short = json.loads(C.capture_line(vec(rows.iloc[0])[:89], 2000.0, "x", None, "2026-11-28T10:10:00Z"))
     text = json.loads(good)
     text["captureData"]["endpointInput"]["data"] = text["captureData"]["endpointInput"]["data"].replace(
         text["captureData"]["endpointInput"]["data"].split(",")[5], "loud", 1)
-    b64 = json.loads(C.capture_line(csv_of(rows.iloc[0]), 2000.0, "x", None, "2026-11-28T10:10:00Z", "base64"))
+    b64 = json.loads(C.capture_line(vec(rows.iloc[0]), 2000.0, "x", None, "2026-11-28T10:10:00Z", "base64"))
     b64["captureData"]["endpointInput"]["data"] = "!!not base64!!"
     unknown = json.loads(good)
     unknown["captureData"]["endpointInput"]["encoding"] = "XML"
@@ -253,7 +259,7 @@ def malformed_lines(rows) -> dict[str, tuple[str, str]]:
 def test_malformed_lines_are_quarantined_with_reason(s3, base, rows):
     hour = t(2026, 11, 28, 10)
     bad = malformed_lines(rows)
-    good = [C.capture_line(csv_of(rows.iloc[i]), 2000.0 + i, f"good-{i}", None, W.iso(hour + dt.timedelta(minutes=i)))
+    good = [C.capture_line(vec(rows.iloc[i]), 2000.0 + i, f"good-{i}", None, W.iso(hour + dt.timedelta(minutes=i)))
             for i in range(1, 4)]
     lines = [good[0], *[line for line, _ in bad.values()], good[1], "", good[2]]
     key = put_lines(s3, base, hour, "00-00-000-mixed.jsonl", lines)
@@ -269,7 +275,7 @@ def test_malformed_lines_are_quarantined_with_reason(s3, base, rows):
 
 def test_non_utf8_file_is_quarantined(s3, base, rows):
     hour = t(2026, 11, 28, 10)
-    good = C.capture_line(csv_of(rows.iloc[0]), 2000.0, "good", None, "2026-11-28T10:30:00Z")
+    good = C.capture_line(vec(rows.iloc[0]), 2000.0, "good", None, "2026-11-28T10:30:00Z")
     put_lines(s3, base, hour, "10-00-000-good.jsonl", [good])
     bucket, key = aws.split_s3_uri(base)
     bad_key = W.partition_prefix(key, hour) + "20-00-000-latin1.jsonl"
@@ -283,9 +289,9 @@ def test_non_utf8_file_is_quarantined(s3, base, rows):
 
 def test_missing_event_id_is_quarantined(s3, base, rows):
     hour = t(2026, 11, 28, 10)
-    rec = json.loads(C.capture_line(csv_of(rows.iloc[0]), 2000.0, "x", "inf-x", "2026-11-28T10:10:00Z"))
+    rec = json.loads(C.capture_line(vec(rows.iloc[0]), 2000.0, "x", "inf-x", "2026-11-28T10:10:00Z"))
     del rec["eventMetadata"]["eventId"]
-    good = C.capture_line(csv_of(rows.iloc[1]), 2000.0, "good", None, "2026-11-28T10:20:00Z")
+    good = C.capture_line(vec(rows.iloc[1]), 2000.0, "good", None, "2026-11-28T10:20:00Z")
     put_lines(s3, base, hour, "00-00-000-noid.jsonl", [json.dumps(rec), good])
     batch = C.read_capture(s3, base, W.Window(hour, hour + HOUR))
     assert list(batch.records["event_id"]) == ["good"]
@@ -301,7 +307,7 @@ def test_ground_truth_round_trip_and_join(s3, base, rows):
     ids = {  # event id -> inference id (None: the client sent none)
         "ev-0": "inf-0", "ev-1": "inf-1", "ev-2": None, "ev-3": None, "ev-4": "inf-4", "ev-5": "inf-5"}
     times = [hour + dt.timedelta(minutes=3 * i) for i in range(len(ids))]
-    lines = [C.capture_line(csv_of(rows.iloc[i]), 1990.0 + i, ev, inf, W.iso(times[i]))
+    lines = [C.capture_line(vec(rows.iloc[i]), 1990.0 + i, ev, inf, W.iso(times[i]))
              for i, (ev, inf) in enumerate(ids.items())]
     C.write_hourly(s3, base, pd.Series(times), lines, "cap")
     records = C.read_capture(s3, base, W.Window(hour, hour + HOUR)).records
@@ -374,3 +380,97 @@ def test_keys_between_across_days_and_months(s3, base):
     hours = [t(2026, 11, 30, 22), t(2026, 11, 30, 23), t(2026, 12, 1, 0), t(2026, 12, 1, 1), t(2026, 12, 2, 0)]
     keys = [put_lines(s3, base, h, "00-00-000-x.jsonl", ["{}"]) for h in hours]
     assert C.keys_between(s3, base, t(2026, 11, 30, 23), t(2026, 12, 1, 2)) == keys[1:4]
+
+
+# --------------------------------------------------------------------------- records, not requests
+
+
+def test_multi_record_requests_give_one_row_per_record_and_join_labels_by_position(s3, base, rows):
+    hour = t(2026, 11, 28, 10)
+    gt_uri = base.replace("datacapture", "ground-truth")
+    x = rows[D.FEATURES].to_numpy(dtype=float)
+    lines = [C.capture_line(x[0:3], [1990.0, 1991.0, 1992.0], "ev-a", "inf-a", "2026-11-28T10:01:00Z", "json_features"),
+             C.capture_line(x[3:4], [1993.0], "ev-b", None, "2026-11-28T10:02:00.250Z", "csv"),
+             C.capture_line(x[4:6], [1994.0, 1995.0], "ev-c", None, "2026-11-28T10:03:00Z", "jsonlines")]
+    put_lines(s3, base, hour, "01-00-000-a.jsonl", lines)
+    batch = C.read_capture(s3, base, W.Window(hour, hour + HOUR))
+    rec = batch.records
+    assert batch.quarantined == [] and batch.requests == 3 and len(rec) == 6
+    assert list(zip(rec["join_key"], rec["record_index"])) == [
+        ("inf-a", 0), ("inf-a", 1), ("inf-a", 2), ("ev-b", 0), ("ev-c", 0), ("ev-c", 1)]
+    np.testing.assert_array_equal(rec[D.FEATURES].to_numpy(), x[:6])
+    np.testing.assert_array_equal(rec["prediction"], [1990.0, 1991.0, 1992.0, 1993.0, 1994.0, 1995.0])
+    assert rec["inference_time"].iloc[3] == pd.Timestamp("2026-11-28T10:02:00.250Z")  # fractional seconds kept
+
+    # labels: inf-a labelled as a batch in its request's shape, then relabelled at position 1 later;
+    # ev-c labelled in one line; ev-b never
+    first = json.dumps({"groundTruthData": {"data": json.dumps({"instances": [{"label": 2000}, {"label": 2001},
+                                                                               {"label": 2002}]}), "encoding": "JSON"},
+                        "eventMetadata": {"eventId": "inf-a"}, "eventVersion": "0"})
+    bucket, key = aws.split_s3_uri(gt_uri)
+    # one-line files without a trailing newline, written with json.dumps' default separators (as real ones are)
+    aws.put_bytes(s3, bucket, W.partition_prefix(key, t(2026, 11, 29, 6)) + "inf-a.jsonl", first.encode())
+    later = {"groundTruthData": {"data": json.dumps({"instances": [{"label": 2000}, {"label": 1970}, {"label": 2002}]}),
+                                 "encoding": "JSON"}, "eventMetadata": {"eventId": "inf-a"}, "eventVersion": "0"}
+    aws.put_bytes(s3, bucket, W.partition_prefix(key, t(2026, 11, 30, 6)) + "inf-a.jsonl", json.dumps(later).encode())
+    aws.put_bytes(s3, bucket, W.partition_prefix(key, t(2026, 11, 29, 6)) + "ev-c.jsonl",
+                  C.ground_truth_line("ev-c", [1980.0, 1981.0]).encode())
+    labels, bad = C.read_ground_truth(s3, gt_uri, t(2026, 11, 29), t(2026, 12, 1))
+    assert bad == [] and len(labels) == 5
+    joined = C.join_ground_truth(rec, labels)
+    assert len(joined) == 6
+    assert joined["year"].tolist()[:3] == [2000.0, 1970.0, 2002.0]  # by position; the later label wins
+    assert np.isnan(joined["year"].iloc[3]) and joined["year"].tolist()[4:] == [1980.0, 1981.0]
+
+
+def test_input_only_and_output_only_captures_are_read_for_what_they_hold(s3, base, rows):
+    hour = t(2026, 11, 28, 10)
+    x = rows[D.FEATURES].to_numpy(dtype=float)
+    full = [json.loads(C.capture_line(x[i:i + 2], [1990.0 + i, 1991.0 + i], f"ev-{i}", None,
+                                      f"2026-11-28T10:0{i}:00Z", "json_instances")) for i in range(3)]
+    del full[0]["captureData"]["endpointOutput"]  # CaptureMode: Input only
+    del full[1]["captureData"]["endpointInput"]   # CaptureMode: Output only
+    put_lines(s3, base, hour, "01-00-000-modes.jsonl", [json.dumps(r) for r in full])
+    batch = C.read_capture(s3, base, W.Window(hour, hour + HOUR))
+    rec = batch.records
+    assert batch.quarantined == [] and (batch.requests, batch.input_only, batch.output_only) == (3, 1, 1)
+    assert len(rec) == 6
+    assert rec["prediction"].isna().tolist() == [True, True, False, False, False, False]
+    assert rec[D.FEATURES].isna().all(axis=1).tolist() == [False, False, True, True, False, False]
+    np.testing.assert_array_equal(rec[D.FEATURES].to_numpy()[:2], x[0:2])
+    np.testing.assert_array_equal(rec["prediction"].iloc[2:4], [1991.0, 1992.0])
+
+
+def test_bad_requests_are_quarantined_and_the_rest_of_the_file_is_read(s3, base, rows):
+    hour = t(2026, 11, 28, 10)
+    x = rows[D.FEATURES].to_numpy(dtype=float)
+    mismatch = json.loads(C.capture_line(x[0:3], [1.0, 2.0, 3.0], "mm", None, "2026-11-28T10:01:00Z", "csv_batch"))
+    mismatch["captureData"]["endpointOutput"]["data"] = "1.0,2.0"
+    header = json.loads(C.capture_line(x[0], 1.0, "hdr", "0", "2026-11-28T10:02:00Z"))
+    header["captureData"]["endpointInput"]["data"] = ",".join(D.FEATURES)
+    short = C.capture_line(x[0][:69], 1.0, "short", None, "2026-11-28T10:03:00Z")
+    good = [C.capture_line(x[i:i + 2], [1.0, 2.0], f"ok-{i}", None, f"2026-11-28T10:1{i}:00Z", "json_named")
+            for i in range(2)]
+    lines = [good[0], json.dumps(mismatch), json.dumps(header), short, good[1]]
+    key = put_lines(s3, base, hour, "01-00-000-bad.jsonl", lines)
+    batch = C.read_capture(s3, base, W.Window(hour, hour + HOUR))
+    assert batch.records["event_id"].tolist() == ["ok-0", "ok-0", "ok-1", "ok-1"]
+    reasons = {q["line"]: q["reason"] for q in batch.quarantined}
+    assert all(q["key"] == key for q in batch.quarantined)
+    assert set(reasons) == {2, 3, 4}
+    assert "input has 3 records, output has 2" in reasons[2]
+    assert "header row" in reasons[3]
+    assert "has 69 values, the baseline has 90" in reasons[4]
+
+
+def test_features_come_from_the_baseline_names(s3, base):
+    hour = t(2026, 11, 28, 10)
+    names = ["tempo", "loudness"]
+    body = {"captureData": {"endpointInput": {"observedContentType": "application/json", "mode": "INPUT",
+                                              "data": json.dumps([{"loudness": -5.0, "tempo": 120.0}]), "encoding": "JSON"},
+                            "endpointOutput": {"observedContentType": "text/csv", "mode": "OUTPUT", "data": "1999",
+                                               "encoding": "CSV"}},
+            "eventMetadata": {"eventId": "e1", "inferenceTime": "2026-11-28T10:00:00Z"}, "eventVersion": "0"}
+    put_lines(s3, base, hour, "00-00-000-named.jsonl", [json.dumps(body)])
+    rec = C.read_capture(s3, base, W.Window(hour, hour + HOUR), features=names).records
+    assert list(rec.columns[-2:]) == names and rec[names].iloc[0].tolist() == [120.0, -5.0]

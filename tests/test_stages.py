@@ -91,7 +91,7 @@ def test_metrics_match_an_independent_recomputation(make_world):
     w = _complete_windows(cfg, now)[2]
     batch = capture.read_capture(aws, capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name, cfg.variant_name), w)
     labels, _ = capture.read_ground_truth(aws, cfg.ground_truth_uri, w.start, now + dt.timedelta(hours=1))
-    joined = batch.records.merge(labels, on="join_key")
+    joined = batch.records.merge(labels, on=["join_key", "record_index"])  # a record is (request, position)
     row = result["history"].set_index("window").loc[w.label]
     assert row["count"] == len(joined)
     assert row["rmse"] == pytest.approx(mean_squared_error(joined["year"], joined["prediction"]) ** 0.5, rel=1e-9)

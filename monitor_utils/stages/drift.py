@@ -69,9 +69,11 @@ def load_history(aws: Aws, cfg: Params) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(raw["windows"]), pd.DataFrame(raw["features"])
 
 
-def window_records(aws: Aws, cfg: Params, w: windows.Window) -> pd.DataFrame:
-    """Captured features and predictions of one window (for plots)."""
-    batch = capture.read_capture(aws, capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name, cfg.variant_name), w)
+def window_records(aws: Aws, cfg: Params, w: windows.Window, baseline: drift.Baseline) -> pd.DataFrame:
+    """Captured features and predictions of one window (for plots), features named by the baseline."""
+    features = [f for f in baseline.feature_names if f != PREDICTION]
+    batch = capture.read_capture(aws, capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name, cfg.variant_name),
+                                 w, features)
     return batch.records
 
 
@@ -89,22 +91,22 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
     quarantined = 0
     if todo:
         span = windows.Window(todo[0].start, todo[-1].end)
-        batch = capture.read_capture(aws, capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name, cfg.variant_name), span)
-        quarantined = len(batch.quarantined)
+        features = [f for f in baseline.feature_names if f != PREDICTION]
         target_baseline = load_target_baseline(aws, cfg)
-        records = batch.records
+        labels = None
         if target_baseline is not None:  # target drift where labels have arrived
             labels, _ = capture.read_ground_truth(aws, cfg.ground_truth_uri, span.start, now + dt.timedelta(hours=1))
-            records = capture.join_ground_truth(records, labels)
-        t = records["inference_time"]
+        uri = capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name, cfg.variant_name)
         datums, rows, feature_rows = [], [], []
-        for w in todo:
-            current = records[(t >= pd.Timestamp(w.start)) & (t < pd.Timestamp(w.end))]
+        for w in todo:  # one window at a time: memory follows the window, not the backlog
+            batch = capture.read_capture(aws, uri, w, features)
+            quarantined += len(batch.quarantined)
+            current = batch.records if labels is None else capture.join_ground_truth(batch.records, labels)
             if current.empty:
                 rows.append({"window": w.label, "end": w.end, "rows": 0, "drift_detected": None,
                              "reason": "no captured traffic in this window"})
                 continue
-            report = drift.detect_drift(baseline, current[data.FEATURES + [PREDICTION]], **opts)
+            report = drift.detect_drift(baseline, current[features + [PREDICTION]], **opts)
             reports[w.label] = report
             datums += window_datums(cfg, w, report)
             feats = [f for f in report.drifted_features if f != PREDICTION]
@@ -136,9 +138,10 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
     latest_report, latest_current = None, None
     if latest is not None:  # the newest window's full report and data, for the notebook's ECDFs and table
         w = windows.from_label(latest["window"], cfg.window)
-        latest_current = window_records(aws, cfg, w)
+        latest_current = window_records(aws, cfg, w, baseline)
+        features = [f for f in baseline.feature_names if f != PREDICTION]
         latest_report = reports.get(w.label) or drift.detect_drift(
-            baseline, latest_current[data.FEATURES + [PREDICTION]], **opts)
+            baseline, latest_current[features + [PREDICTION]], **opts)
     return {"windows_checked": list(reports), "put_metric_data_calls": stats.calls, "datums_published": stats.datums,
             "datums_outboxed": stats.outboxed, "outbox_delivered": backlog["delivered"],
             "quarantined": quarantined, "options": opts, "baseline": info, "history": history,

@@ -9,6 +9,7 @@ import pandas as pd
 
 from .. import capture, data, metrics, publish, watermark, windows
 from ..aws import Aws, get_json, put_bytes, put_json
+from ..baseline import feature_names
 from ..config import Params
 
 STAGE = "metrics"
@@ -60,7 +61,7 @@ def segment_labels(frame: pd.DataFrame, column: str) -> pd.Series:
 def evaluate_window(w: windows.Window, rows: pd.DataFrame, quarantined: int,
                     segment_columns: list[str] = ()) -> tuple[dict, pd.DataFrame]:
     """Metrics, bootstrap intervals, coverage and per-segment (decade and ``segment_columns``) metrics of one window."""
-    labelled = rows.dropna(subset=["year"])
+    labelled = rows.dropna(subset=["year", "prediction"])  # input-only captures have no prediction to score
     row = {"window": w.label, "start": w.start, "end": w.end, "captured": int(len(rows)),
            "labelled": int(len(labelled)), "label_coverage": float(len(labelled) / len(rows)) if len(rows) else 0.0,
            "quarantined": quarantined}
@@ -114,19 +115,23 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
     new_rows: list[dict] = []
     if todo:
         span = windows.Window(todo[0].start, todo[-1].end)
-        batch = capture.read_capture(aws, capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name, cfg.variant_name), span)
+        features = feature_names(aws, cfg)
         labels, gt_bad = capture.read_ground_truth(aws, cfg.ground_truth_uri, span.start, now + dt.timedelta(hours=1))
-        joined = capture.join_ground_truth(batch.records, labels)
-        bad_by_window = _quarantine(aws, cfg, batch.quarantined + gt_bad, todo)
-        quarantined_total = len(batch.quarantined) + len(gt_bad)
-        t = joined["inference_time"]
-        datums, seg_frames = [], []
-        for w in todo:
-            rows = joined[(t >= pd.Timestamp(w.start)) & (t < pd.Timestamp(w.end))]
-            row, segments = evaluate_window(w, rows, bad_by_window.get(w.label, 0), cfg.segment_columns)
+        uri = capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name, cfg.variant_name)
+        datums, seg_frames, bad = [], [], list(gt_bad)
+        gt_bad_by_window = _count_by_window(cfg, gt_bad)
+        for w in todo:  # one window at a time: memory follows the window, not the backlog
+            batch = capture.read_capture(aws, uri, w, features)
+            rows = capture.join_ground_truth(batch.records, labels)
+            bad += batch.quarantined
+            row, segments = evaluate_window(w, rows, len(batch.quarantined) + gt_bad_by_window.get(w.label, 0),
+                                            cfg.segment_columns)
+            row.update(requests=batch.requests, input_only=batch.input_only, output_only=batch.output_only)
             new_rows.append(row)
             seg_frames.append(segments)
             datums += window_datums(cfg, w, row, segments)
+        _store_quarantine(aws, cfg, bad, todo)
+        quarantined_total = len(bad)
         labels_done = [w.label for w in todo]
         mark.begin(aws, cfg, labels_done)
         stats = publish.send(aws, cfg, datums, now, stream=STAGE)
@@ -160,18 +165,20 @@ def _baseline_test_metrics(aws: Aws, cfg: Params) -> dict | None:
     return get_json(aws, cfg.bucket, f"{baseline_prefix(cfg, version)}/test_metrics.json")
 
 
-def _quarantine(aws: Aws, cfg: Params, bad: list[dict], todo: list[windows.Window]) -> dict[str, int]:
-    """Write unreadable lines aside with their reasons; count them per window (by the file's hour)."""
-    if not bad:
-        return {}
-    label = f"{todo[0].label}_{todo[-1].label}"
-    body = "\n".join(json.dumps(b) for b in bad).encode()
-    put_bytes(aws, cfg.bucket, cfg.key("quarantine", STAGE, f"{label}.jsonl"), body, "application/jsonl")
+def _count_by_window(cfg: Params, bad: list[dict]) -> dict[str, int]:
+    """Unreadable lines per window, by the hour partition of the file holding them."""
     counts: dict[str, int] = {}
     for b in bad:
         t = capture.partition_hour(b["key"])
-        if t is None:
-            continue
-        lab = windows.containing(t, cfg.window).label
-        counts[lab] = counts.get(lab, 0) + 1
+        if t is not None:
+            lab = windows.containing(t, cfg.window).label
+            counts[lab] = counts.get(lab, 0) + 1
     return counts
+
+
+def _store_quarantine(aws: Aws, cfg: Params, bad: list[dict], todo: list[windows.Window]) -> None:
+    """Write unreadable lines aside with their file, line and reason (one object per run of windows)."""
+    if bad:
+        body = "\n".join(json.dumps(b) for b in bad).encode()
+        put_bytes(aws, cfg.bucket, cfg.key("quarantine", STAGE, f"{todo[0].label}_{todo[-1].label}.jsonl"), body,
+                  "application/jsonl")
