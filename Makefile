@@ -26,6 +26,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/drift.py
 	$(PY) bench/publish.py
+	$(PY) bench/ingest.py
 
 clean-runs:
 	rm -rf runs/

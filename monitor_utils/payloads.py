@@ -126,6 +126,14 @@ def parse_input(side: dict, features: Sequence[str]) -> np.ndarray:
     text = decode(side)
     kind = body_kind(side, text)
     if kind == "csv":
+        single = text.rstrip("\r\n")
+        if "\n" not in single:  # the common case: one row, parsed without building a list of lists
+            cells = single.split(",")
+            if len(cells) == len(features) and cells[0].strip() != features[0]:
+                try:
+                    return np.array(cells, dtype=float).reshape(1, -1)
+                except ValueError:
+                    pass  # the general path below names the bad value
         lines = [line for line in text.splitlines() if line.strip()]
         if not lines:
             raise BodyError("request body is empty")
@@ -175,7 +183,9 @@ def parse_output(side: dict) -> np.ndarray:
     text = decode(side)
     kind = body_kind(side, text)
     if kind == "csv":
-        cells = [c for c in _CSV_SPLIT.split(text.strip()) if c.strip()]
+        stripped = text.strip()
+        cells = [stripped] if "," not in stripped and "\n" not in stripped else \
+            [c for c in _CSV_SPLIT.split(stripped) if c.strip()]
         try:
             scores = [float(c) for c in cells]
         except ValueError:
@@ -191,11 +201,10 @@ def parse_output(side: dict) -> np.ndarray:
         scores = [_score(item, f"prediction {i}") for i, item in enumerate(items)]
     if not scores:
         raise BodyError("response holds no scores")
-    out = np.asarray(scores, dtype=float)
-    bad = np.flatnonzero(~np.isfinite(out))
-    if bad.size:
-        raise BodyError(f"prediction {bad[0]} is {out[bad[0]]}, not finite")
-    return out
+    for i, v in enumerate(scores):
+        if not math.isfinite(v):
+            raise BodyError(f"prediction {i} is {v}, not finite")
+    return np.array(scores, dtype=float)
 
 
 def _label(item: Any, where: str) -> float:

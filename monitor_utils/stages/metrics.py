@@ -16,6 +16,7 @@ STAGE = "metrics"
 PUBLISHED = {"count": ("Count", "Count"), "mse": ("MSE", "None"), "rmse": ("RMSE", "None"), "mae": ("MAE", "None"),
              "r2": ("R2", "None"), "median_ae": ("MedianAE", "None"), "bias": ("Bias", "None")}
 MIN_SEGMENT_ROWS = 20
+MAX_REPORTED_LINES = 200  # quarantined lines named in the stage record; all of them are kept in S3
 
 
 def dimensions(cfg: Params, **extra: str) -> dict[str, str]:
@@ -112,6 +113,7 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
     history, seg_history = load_history(aws, cfg)
     stats = publish.PublishStats()
     quarantined_total = 0
+    bad: list[dict] = []
     new_rows: list[dict] = []
     if todo:
         span = windows.Window(todo[0].start, todo[-1].end)
@@ -148,7 +150,9 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
             "put_metric_data_calls": stats.calls, "datums_published": stats.datums, "heartbeat_calls": hb.calls,
             "datums_outboxed": stats.outboxed + hb.outboxed, "outbox_delivered": backlog["delivered"],
             "outbox_still_pending": backlog["still_pending"],
-            "quarantined": quarantined_total, "history": history, "segments": seg_history,
+            "quarantined": quarantined_total,
+            "quarantined_lines": [{k: b[k] for k in ("key", "line", "reason")} for b in bad[:MAX_REPORTED_LINES]],
+            "history": history, "segments": seg_history,
             "baseline_test_metrics": baseline_info,
             "latest": history.iloc[-1].to_dict() if len(history) else None}
 
