@@ -53,7 +53,7 @@ def test_every_default_satisfies_its_own_constraints():
             v = p.default
             assert isinstance(v, p.type) and not (p.type in (int, float) and isinstance(v, bool)), where
             if p.choices:
-                assert v in p.choices, where
+                assert set(v) <= set(p.choices) if p.type is list else v in p.choices, where
             if p.min is not None:
                 assert v >= p.min, where
             if p.max is not None:
