@@ -160,6 +160,10 @@ class Params(dict):
         """S3 URI where ground-truth JSONL lands."""
         return self._uri("ground_truth_prefix", "ground-truth")
 
+    def metric_dimensions(self, **extra: str) -> dict[str, str]:
+        """The suite's CloudWatch dimensions for this endpoint (plus e.g. Segment or Feature)."""
+        return {"EndpointName": self["endpoint_name"], "VariantName": self["variant_name"], **extra}
+
     def key(self, *parts: str) -> str:
         """S3 key under the suite's prefix."""
         return "/".join([self["prefix"].strip("/"), *parts])

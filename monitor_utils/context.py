@@ -11,6 +11,7 @@ from typing import Any, Mapping
 from . import config, local, world
 from .aws import Aws, connect
 from .records import write_json
+from .results import StageResult
 
 STAGES = ("00_setup", "10_metrics", "20_drift", "30_alerting", "40_dashboard", "50_retraining")
 
@@ -48,18 +49,19 @@ class StageContext:
     notes: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
 
-    def parameters_table(self, namespace: Mapping[str, Any]):
-        """The parameters this notebook declares, with the values in effect (for the report, where code is hidden)."""
-        import pandas as pd
+    def show_parameters(self, namespace: Mapping[str, Any]) -> None:
+        """Display the parameters this notebook declares with the values in effect, folded (reports hide code)."""
+        from IPython.display import HTML, display
 
-        rows = [(k, repr(self.cfg[k])) for k in config.SCHEMA if k in namespace]
-        return pd.DataFrame(rows, columns=["parameter", "value"]).set_index("parameter")
+        from .report import parameters_html
 
-    def save(self, result: Mapping[str, Any]) -> Path:
-        """Write ``<run_dir>/<stage>.json`` with the stage's key results (keys starting with '_' are left out)."""
+        display(HTML(parameters_html(self.cfg, namespace, config.SCHEMA)))
+
+    def save(self, result: StageResult) -> Path:
+        """Write ``<run_dir>/<stage>.json``: the stage's record, headline, verdict and series."""
         record = {"stage": self.stage, "aws_mode": self.cfg.aws_mode, "now": self.now.isoformat(),
                   "duration_s": round(time.perf_counter() - self.started, 2), "notes": self.notes,
-                  **{k: v for k, v in result.items() if not k.startswith("_")}}
+                  **result.to_record()}
         return write_json(self.run_dir / f"{self.stage}.json", record)
 
 

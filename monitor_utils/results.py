@@ -47,6 +47,14 @@ class Series:
     values: list[float | None]
     threshold: float | None = None
 
+    @classmethod
+    def from_history(cls, history, column: str, label: str, threshold: float | None = None) -> "Series | None":
+        """``column`` of a per-window history frame (with a ``window`` column); None when there is none."""
+        if history is None or not len(history) or column not in history:
+            return None
+        values = [None if v is None or v != v else float(v) for v in history[column]]  # v != v: NaN
+        return cls(label, [str(w) for w in history["window"]], values, threshold)
+
     def to_dict(self) -> dict:
         """The ``series`` entry of the stage record."""
         return {"label": self.label, "windows": list(self.windows), "values": list(self.values),

@@ -1,4 +1,4 @@
-"""The package side of each stage: one ``run(cfg, aws, now) -> dict`` per notebook, called by notebooks and the runner."""
+"""The package side of each stage: one ``run(cfg, aws, now) -> StageResult`` per notebook, called by notebooks and the runner."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ import importlib
 
 from ..aws import Aws
 from ..config import Params
+from ..results import StageResult
 
 MODULES = {"00_setup": "setup", "10_metrics": "metrics", "20_drift": "drift", "30_alerting": "alerting",
            "40_dashboard": "dashboard", "50_retraining": "retraining"}
 
 
-def run(stage: str, cfg: Params, aws: Aws, now: dt.datetime) -> dict:
-    """Run one stage's package code (no figures) and return its results."""
+def run(stage: str, cfg: Params, aws: Aws, now: dt.datetime) -> StageResult:
+    """Run one stage's package code (no figures) and return its result (record, artefacts, headline, verdict)."""
     module = importlib.import_module(f"{__name__}.{MODULES[stage]}")
     return module.run(cfg, aws, now)

@@ -9,9 +9,10 @@ import pandas as pd
 from .. import alarms, alerting
 from ..aws import Aws
 from ..config import Params
+from ..results import Series, StageResult, Verdict
 
 
-def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
+def run(cfg: Params, aws: Aws, now: dt.datetime) -> StageResult:
     """Put alarms, evaluate them over history (driving states in local mode), backtest, and test-fire one."""
     topic_arn, subscriptions = alerting.ensure_paging(aws, cfg)
     specs = alerting.alarm_specs(cfg, topic_arn)
@@ -55,6 +56,43 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
                  "datapoints_to_alarm": None, "missing_data": None, "note": comp_note})
     wanted = cfg.test_fire == "always" or (cfg.test_fire == "local" and aws.mode == "local")
     fire = alerting.test_fire(aws, f"{cfg.endpoint_name}-heartbeat", topic_arn) if wanted else {"skipped": cfg.test_fire}
-    return {"topic_arn": topic_arn, "subscriptions": subscriptions, "alarms_put": changed,
-            "alarms": pd.DataFrame(rows), "transitions": pd.DataFrame(transitions), "test_fire": fire,
-            "specs": specs, "_backtests": backtests}
+    record = {"topic_arn": topic_arn, "subscriptions": subscriptions, "alarms_put": changed,
+              "alarms": pd.DataFrame(rows), "transitions": pd.DataFrame(transitions), "test_fire": fire,
+              "specs": specs}
+    in_alarm = [r["alarm"] for r in rows if r["state"] == alarms.ALARM]
+    headline = {"in ALARM": in_alarm, "test-fire delivered": fire.get("delivered")}
+    quality = next((s["AlarmName"] for s in specs if s["AlarmName"].endswith("-rmse")), None)
+    series = None
+    if quality and backtests.get(quality) is not None:
+        tl = backtests[quality].timeline
+        series = Series(f"{quality} datapoints", [f"{t:%Y-%m-%d}" for t in tl["timestamp"]],
+                        [None if pd.isna(v) else float(v) for v in tl["value"]],
+                        next(s["Threshold"] for s in specs if s["AlarmName"] == quality))
+    return StageResult(record, {"backtests": backtests}, headline=headline,
+                       verdict=verdict(rows, backtests, fire), series=series)
+
+
+def verdict(rows: list[dict], backtests: dict, fire: dict) -> Verdict:
+    """Which alarms are in ALARM, since when and at what value; whether the test page arrived."""
+    parts = []
+    for r in rows:
+        if r["state"] != alarms.ALARM:
+            continue
+        bt = backtests.get(r["alarm"])
+        if bt is None or not len(bt.timeline):
+            parts.append(f"{r['alarm']} is in ALARM.")
+            continue
+        tl = bt.timeline
+        since = next((t["timestamp"] for t in reversed(bt.transitions) if t["to"] == alarms.ALARM), None)
+        latest = tl["value"].dropna()
+        value = f", latest value {latest.iloc[-1]:.3g} (threshold {r['threshold']:g})" if len(latest) and r["threshold"] is not None else ""
+        parts.append(f"{r['alarm']} is in ALARM" + (f" since {pd.Timestamp(since):%Y-%m-%d %H:%M} UTC" if since is not None else "")
+                     + value + ".")
+    if not parts:
+        parts.append("No alarm is in ALARM.")
+    if fire.get("delivered") is False:
+        parts.append("The test page did NOT reach its subscriber: check the SNS topic and subscriptions.")
+    elif fire.get("delivered"):
+        parts.append("The test page reached its subscriber.")
+    attention = any(r["state"] == alarms.ALARM for r in rows) or fire.get("delivered") is False
+    return Verdict(" ".join(parts), attention)

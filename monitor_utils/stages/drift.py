@@ -7,11 +7,11 @@ import datetime as dt
 import pandas as pd
 
 from .. import capture, data, drift, publish, watermark, windows
-from ..aws import Aws, get_json, put_json
+from .. import history as history_store
+from ..aws import Aws, put_json
 from ..baseline import PREDICTION, load_baseline, load_target_baseline
 from ..config import Params
-from ..records import to_jsonable
-from .metrics import dimensions
+from ..results import Series, StageResult, Verdict
 
 STAGE = "drift"
 
@@ -31,15 +31,15 @@ def detector_options(cfg: Params) -> dict:
 def window_datums(cfg: Params, w: windows.Window, report: drift.DriftReport) -> list[dict]:
     """DataDrift (0/1), DriftedFeatures, DriftShare and per-feature KS D (Feature dimension) for one window."""
     feats = [f for f in report.drifted_features if f != PREDICTION]
-    out = [publish.datum("DataDrift", int(report.drift_detected), w.end, dimensions(cfg)),
-           publish.datum("DriftedFeatures", len(feats), w.end, dimensions(cfg), "Count"),
-           publish.datum("DriftShare", report.drift_share, w.end, dimensions(cfg)),
+    out = [publish.datum("DataDrift", int(report.drift_detected), w.end, cfg.metric_dimensions()),
+           publish.datum("DriftedFeatures", len(feats), w.end, cfg.metric_dimensions(), "Count"),
+           publish.datum("DriftShare", report.drift_share, w.end, cfg.metric_dimensions()),
            publish.datum("PredictionDrift", int(bool(report.table.loc[PREDICTION, "drifted"]))
-                         if PREDICTION in report.table.index else 0, w.end, dimensions(cfg))]
+                         if PREDICTION in report.table.index else 0, w.end, cfg.metric_dimensions())]
     ks_rows = report.table[report.table["test"] == "ks"]["statistic"]  # chi-square rows carry a chi2 value
     for feature, d in ks_rows.items():
         if pd.notna(d):
-            out.append(publish.datum("KSStatistic", float(d), w.end, dimensions(cfg, Feature=str(feature))))
+            out.append(publish.datum("KSStatistic", float(d), w.end, cfg.metric_dimensions(Feature=str(feature))))
     return out
 
 
@@ -59,14 +59,7 @@ def target_drift(target_baseline: drift.Baseline | None, current: pd.DataFrame, 
             "reason": row["reason"]}
 
 
-def _history_key(cfg: Params) -> str:
-    return cfg.key("drift", "history.json")
-
-
-def load_history(aws: Aws, cfg: Params) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per-window drift summaries and per-window, per-feature rows (statistic, effect, drifted)."""
-    raw = get_json(aws, cfg.bucket, _history_key(cfg)) or {"windows": [], "features": []}
-    return pd.DataFrame(raw["windows"]), pd.DataFrame(raw["features"])
+load_history = history_store.load_drift  # the stage's own record in S3 (kept under its old name)
 
 
 def window_records(aws: Aws, cfg: Params, w: windows.Window, baseline: drift.Baseline) -> pd.DataFrame:
@@ -112,7 +105,7 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
             feats = [f for f in report.drifted_features if f != PREDICTION]
             target = target_drift(target_baseline, current, opts)
             if target is not None:
-                datums.append(publish.datum("TargetDrift", int(target["drifted"]), w.end, dimensions(cfg)))
+                datums.append(publish.datum("TargetDrift", int(target["drifted"]), w.end, cfg.metric_dimensions()))
             rows.append({"window": w.label, "end": w.end, "rows": int(len(current)),
                          "drift_detected": bool(report.drift_detected), "drifted_features": len(feats),
                          "drift_share": report.drift_share, "top_features": feats[:5],
@@ -129,7 +122,7 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
         mark.commit(aws, cfg, labels, todo[-1].end)
         history = pd.concat([history, pd.DataFrame(rows)], ignore_index=True)
         feature_history = pd.concat([feature_history, pd.DataFrame(feature_rows)], ignore_index=True)
-        put_json(aws, cfg.bucket, _history_key(cfg), to_jsonable({"windows": history, "features": feature_history}))
+        history_store.store_drift(aws, cfg, history, feature_history)
         if reports:
             last_label = list(reports)[-1]
             put_json(aws, cfg.bucket, cfg.key("drift", "windows", f"{last_label}.json"), reports[last_label].to_dict())
@@ -142,8 +135,37 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
         features = [f for f in baseline.feature_names if f != PREDICTION]
         latest_report = reports.get(w.label) or drift.detect_drift(
             baseline, latest_current[features + [PREDICTION]], **opts)
-    return {"windows_checked": list(reports), "put_metric_data_calls": stats.calls, "datums_published": stats.datums,
-            "datums_outboxed": stats.outboxed, "outbox_delivered": backlog["delivered"],
-            "quarantined": quarantined, "options": opts, "baseline": info, "history": history,
-            "latest": latest, "_feature_history": feature_history, "_baseline": baseline,
-            "_latest_report": latest_report, "_latest_current": latest_current}
+    record = {"windows_checked": list(reports), "put_metric_data_calls": stats.calls, "datums_published": stats.datums,
+              "datums_outboxed": stats.outboxed, "outbox_delivered": backlog["delivered"],
+              "quarantined": quarantined, "options": opts, "baseline": info, "history": history, "latest": latest}
+    artefacts = {"feature_history": feature_history, "baseline_profile": baseline, "latest_report": latest_report,
+                 "latest_current": latest_current}
+    threshold = opts["dataset_threshold"] if opts["dataset_rule"] == "count" else None
+    return StageResult(record, artefacts, headline=headline(record), verdict=verdict(record),
+                       series=Series.from_history(history, "drifted_features", "drifted features", threshold))
+
+
+def headline(record: dict) -> dict:
+    """Windows checked, whether the newest drifted, and how many features."""
+    latest = record.get("latest") or {}
+    n = latest.get("drifted_features")
+    return {"windows checked": len(record["windows_checked"]), "latest drift": latest.get("drift_detected"),
+            "latest drifted features": None if n is None or pd.isna(n) else int(n)}
+
+
+def verdict(record: dict) -> Verdict:
+    """How many features drifted in the newest window and which lead, in sentences."""
+    latest = record.get("latest")
+    if not latest:
+        return Verdict("No window with captured traffic has been checked yet.")
+    n = int(latest.get("drifted_features") or 0)
+    lead = ", ".join(latest.get("top_features") or [])
+    text = (f"Newest window {latest['window']}: {n} feature(s) drifted from the baseline"
+            + (f", led by {lead}." if n else "; inputs look like the training data."))
+    if latest.get("prediction_drift"):
+        text += " The predictions drifted too."
+    if latest.get("target_drift"):
+        text += " The labels that have arrived drifted (the songs' release years changed)."
+    if record["quarantined"]:
+        text += f" {int(record['quarantined'])} capture line(s) were quarantined."
+    return Verdict(text, bool(latest.get("drift_detected")) or bool(record["quarantined"]))

@@ -8,9 +8,11 @@ import json
 import pandas as pd
 
 from .. import capture, data, metrics, publish, watermark, windows
-from ..aws import Aws, get_json, put_bytes, put_json
+from .. import history as history_store
+from ..aws import Aws, get_json, put_bytes
 from ..baseline import feature_names
 from ..config import Params
+from ..results import Series, StageResult, Verdict
 
 STAGE = "metrics"
 PUBLISHED = {"count": ("Count", "Count"), "mse": ("MSE", "None"), "rmse": ("RMSE", "None"), "mae": ("MAE", "None"),
@@ -21,7 +23,7 @@ MAX_REPORTED_LINES = 200  # quarantined lines named in the stage record; all of 
 
 def dimensions(cfg: Params, **extra: str) -> dict[str, str]:
     """The suite's metric dimensions for this endpoint (plus e.g. Segment or Feature)."""
-    return {"EndpointName": cfg.endpoint_name, "VariantName": cfg.variant_name, **extra}
+    return cfg.metric_dimensions(**extra)
 
 
 def complete_windows(cfg: Params, mark: watermark.Watermark, now: dt.datetime, wait: dt.timedelta) -> list[windows.Window]:
@@ -90,14 +92,7 @@ def datum_exists(aws: Aws, cfg: Params, w_end: dt.datetime) -> bool:
     return bool(got["Datapoints"])
 
 
-def _history_key(cfg: Params) -> str:
-    return cfg.key("metrics", "history.json")
-
-
-def load_history(aws: Aws, cfg: Params) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every published window's metrics and per-segment metrics (the stage's own record in S3)."""
-    raw = get_json(aws, cfg.bucket, _history_key(cfg)) or {"windows": [], "segments": []}
-    return pd.DataFrame(raw["windows"]), pd.DataFrame(raw["segments"])
+load_history = history_store.load_metrics  # the stage's own record in S3 (kept under its old name)
 
 
 def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
@@ -140,21 +135,53 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
         mark.commit(aws, cfg, labels_done, todo[-1].end)
         history = pd.concat([history, pd.DataFrame(new_rows)], ignore_index=True)
         seg_history = pd.concat([seg_history, *seg_frames], ignore_index=True)
-        from ..records import to_jsonable
-
-        put_json(aws, cfg.bucket, _history_key(cfg), to_jsonable({"windows": history, "segments": seg_history}))
+        history_store.store_metrics(aws, cfg, history, seg_history)
     hb = publish.send(aws, cfg, [publish.datum("SuiteHeartbeat", 1, now, {"EndpointName": cfg.endpoint_name})],
                       now, stream="heartbeat")
     baseline_info = _baseline_test_metrics(aws, cfg)
-    return {"windows_published": [r["window"] for r in new_rows], "windows_pending_labels": _waiting(cfg, now, wait),
-            "put_metric_data_calls": stats.calls, "datums_published": stats.datums, "heartbeat_calls": hb.calls,
-            "datums_outboxed": stats.outboxed + hb.outboxed, "outbox_delivered": backlog["delivered"],
-            "outbox_still_pending": backlog["still_pending"],
-            "quarantined": quarantined_total,
-            "quarantined_lines": [{k: b[k] for k in ("key", "line", "reason")} for b in bad[:MAX_REPORTED_LINES]],
-            "history": history, "segments": seg_history,
-            "baseline_test_metrics": baseline_info,
-            "latest": history.iloc[-1].to_dict() if len(history) else None}
+    record = {"windows_published": [r["window"] for r in new_rows], "windows_pending_labels": _waiting(cfg, now, wait),
+              "put_metric_data_calls": stats.calls, "datums_published": stats.datums, "heartbeat_calls": hb.calls,
+              "datums_outboxed": stats.outboxed + hb.outboxed, "outbox_delivered": backlog["delivered"],
+              "outbox_still_pending": backlog["still_pending"], "quarantined": quarantined_total,
+              "quarantined_lines": [{k: b[k] for k in ("key", "line", "reason")} for b in bad[:MAX_REPORTED_LINES]],
+              "history": history, "segments": seg_history, "baseline_test_metrics": baseline_info,
+              "latest": history.iloc[-1].to_dict() if len(history) else None}
+    return StageResult(record, headline=headline(record), verdict=verdict(cfg, record),
+                       series=Series.from_history(history, "rmse", "RMSE (years)", cfg.thresholds["rmse_max"]))
+
+
+def headline(record: dict) -> dict:
+    """Windows published, the newest RMSE and R2, lines quarantined."""
+    latest = record.get("latest") or {}
+    return {"windows published": len(record["windows_published"]), "latest RMSE": _round(latest.get("rmse")),
+            "latest R2": _round(latest.get("r2")), "quarantined": int(record["quarantined"])}
+
+
+def verdict(cfg: Params, record: dict) -> Verdict:
+    """The newest window's quality against the alarm thresholds, and any unreadable input, in sentences."""
+    latest = record.get("latest") or {}
+    t = cfg.thresholds
+    parts, attention = [], False
+    if latest.get("rmse") is None:
+        parts.append("No window with labelled traffic has been published yet.")
+    else:
+        bad = latest["rmse"] > t["rmse_max"] or (latest.get("r2") is not None and latest["r2"] < t["r2_min"])
+        attention = bool(bad)
+        parts.append(f"Newest published window {latest['window']}: RMSE {latest['rmse']:.2f} years "
+                     f"(alarm above {t['rmse_max']:g}), R² {latest['r2']:.3f} (alarm below {t['r2_min']:g}), "
+                     f"{int(latest['count'])} labelled records; "
+                     + ("model quality is below target." if bad else "model quality is within target."))
+    if record["quarantined"]:
+        attention = True
+        parts.append(f"{int(record['quarantined'])} capture or label line(s) could not be read and were quarantined.")
+    waiting = record["windows_pending_labels"]
+    if waiting:
+        parts.append(f"{len(waiting)} newer window(s) still wait for labels.")
+    return Verdict(" ".join(parts), attention)
+
+
+def _round(v):
+    return round(float(v), 3) if isinstance(v, (int, float)) and not isinstance(v, bool) and pd.notna(v) else v
 
 
 def _waiting(cfg: Params, now: dt.datetime, wait: dt.timedelta) -> list[str]:

@@ -7,6 +7,7 @@ import datetime as dt
 from .. import baseline as baselines
 from ..aws import Aws, ensure_bucket, ensure_log_group, ensure_subscription, ensure_topic, get_json, put_json
 from ..config import Params
+from ..results import StageResult, Verdict
 from ..registry import deployment_config, validate_update_endpoint
 
 GUARDRAILS_KEY = "state/deployment_config.json"
@@ -17,8 +18,8 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
 
     Returns
     -------
-    dict
-        ``changes`` (what this run created; empty on a rerun), ``topic_arn``, ``baseline`` (where and what),
+    StageResult
+        Record keys: ``changes`` (what this run created; empty on a rerun), ``topic_arn``, ``baseline`` (where and what),
         ``deployment_config`` (the guardrails every deploy uses).
     """
     changes = []
@@ -46,5 +47,16 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
     if get_json(aws, cfg.bucket, cfg.key(GUARDRAILS_KEY)) != guardrails:
         put_json(aws, cfg.bucket, cfg.key(GUARDRAILS_KEY), guardrails)
         changes.append("stored deployment guardrails (used by every deploy of the retraining stage)")
-    return {"changes": changes, "topic_arn": topic_arn, "baseline": profile, "deployment_config": guardrails,
-            "log_group": cfg.log_group}
+    record = {"changes": changes, "topic_arn": topic_arn, "baseline": profile, "deployment_config": guardrails,
+              "log_group": cfg.log_group}
+    return StageResult(record, headline={"changes": len(changes), "model": profile.get("model_version")},
+                       verdict=verdict(record))
+
+
+def verdict(record: dict) -> Verdict:
+    """What setup changed (nothing on a rerun) and which model's baseline the other stages use."""
+    b = record["baseline"]
+    changed = (f"This run made {len(record['changes'])} change(s): {'; '.join(record['changes'])}."
+               if record["changes"] else "Everything was already in place; nothing changed.")
+    return Verdict(f"{changed} The other stages compare traffic with the baseline of model {b.get('model_version')} "
+                   f"({b.get('reference_rows')} reference rows, {b.get('features')} features).")

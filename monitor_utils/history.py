@@ -1,0 +1,41 @@
+"""The per-window histories the metrics and drift stages keep in S3, read back by later stages and reports."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .aws import Aws, get_json, put_json
+from .config import Params
+from .records import to_jsonable
+
+
+def metrics_key(cfg: Params) -> str:
+    """S3 key of the metrics stage's history."""
+    return cfg.key("metrics", "history.json")
+
+
+def drift_key(cfg: Params) -> str:
+    """S3 key of the drift stage's history."""
+    return cfg.key("drift", "history.json")
+
+
+def load_metrics(aws: Aws, cfg: Params) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every published window's metrics, and the per-segment metrics."""
+    raw = get_json(aws, cfg.bucket, metrics_key(cfg)) or {"windows": [], "segments": []}
+    return pd.DataFrame(raw["windows"]), pd.DataFrame(raw["segments"])
+
+
+def load_drift(aws: Aws, cfg: Params) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-window drift summaries, and per-window, per-feature rows (statistic, effect, drifted)."""
+    raw = get_json(aws, cfg.bucket, drift_key(cfg)) or {"windows": [], "features": []}
+    return pd.DataFrame(raw["windows"]), pd.DataFrame(raw["features"])
+
+
+def store_metrics(aws: Aws, cfg: Params, windows: pd.DataFrame, segments: pd.DataFrame) -> None:
+    """Replace the metrics history."""
+    put_json(aws, cfg.bucket, metrics_key(cfg), to_jsonable({"windows": windows, "segments": segments}))
+
+
+def store_drift(aws: Aws, cfg: Params, windows: pd.DataFrame, features: pd.DataFrame) -> None:
+    """Replace the drift history."""
+    put_json(aws, cfg.bucket, drift_key(cfg), to_jsonable({"windows": windows, "features": features}))
