@@ -18,6 +18,8 @@ from .context import STAGES, prepare_local, repo_root
 from .records import export_html, to_jsonable, write_index, write_json
 
 STAGE_ALIASES = {s.split("_", 1)[1]: s for s in STAGES}
+# the kernel talks to this process over loopback only; its log would repeat a transport warning per stage
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 
 
 class RunnerError(ValueError):
@@ -168,7 +170,7 @@ def _run(cfg: config.Params, files, overrides, stages, output, notebooks_dir, pr
                 papermill.execute_notebook(str(nb), str(out_nb), parameters=stage_parameters(cfg, declared, run_dir, nb),
                                            kernel_name="python3", progress_bar=False, log_output=False,
                                            execution_timeout=cfg.stage_timeout_seconds, start_timeout=120,
-                                           cwd=str(nb_dir))
+                                           cwd=str(nb_dir), extra_arguments=KERNEL_ARGUMENTS)
                 entry["status"] = "ok"
             except Exception as exc:  # noqa: BLE001 - recorded in the summary, the run stops here
                 entry.update(status="failed", error=_error_of(exc))
