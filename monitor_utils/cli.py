@@ -13,7 +13,9 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run the stage notebooks and write the run's records")
     r.add_argument("-f", "--file", action="append", metavar="PARAMS",
-                   help="YAML params file; repeat to merge in order (later files win)")
+                   help="YAML params file; repeat to merge in order (later files win). Without -f: the embedded "
+                        "local default (params/local.yaml). params/NAME.yaml not found under the working directory "
+                        "is the copy shipped with the package")
     r.add_argument("-p", "--param", action="append", metavar="KEY=VALUE",
                    help="override one parameter, applied last; dotted keys reach sections (drift.alpha=0.01)")
     r.add_argument("--stages", metavar="A,B", help="comma-separated stages to run (setup, metrics, drift, alerting, "
@@ -76,6 +78,9 @@ def _iam_policy(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments and dispatch."""
     args = parser().parse_args(argv)
+    from . import assets
+
+    args.file = [str(assets.params_file(f)) for f in args.file or []]  # params/local.yaml also outside a checkout
     if args.command == "run":
         from .runner import main_run
 

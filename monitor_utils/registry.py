@@ -30,9 +30,14 @@ def next_version(aws: Aws, cfg: Params) -> int:
 
 def code_revision() -> str | None:
     """The git commit of the suite, when it runs from a checkout."""
+    from .assets import checkout_root
+
+    root = checkout_root()
+    if root is None:  # installed from a wheel: no commit to name (not that of a repo the venv lives in)
+        return None
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=__file__.rsplit("/", 2)[0])
+                             cwd=root)
         return out.stdout.strip() or None
     except Exception:  # noqa: BLE001
         return None

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from . import config, local, world
+from . import assets, config, local, world
 from .aws import connect
 from .context import STAGES, prepare_local, repo_root
 from .records import export_html, to_jsonable, write_index, write_json
@@ -131,7 +131,7 @@ def _run(cfg: config.Params, files, overrides, stages, output, notebooks_dir, pr
 
     say = progress or (lambda m: print(m, flush=True))
     selected = resolve_stages(stages)
-    nb_dir = notebooks_dir or repo_root(Path(__file__).parent) / "notebooks"
+    nb_dir = Path(notebooks_dir) if notebooks_dir else assets.notebooks_dir()
     plan = []
     for stage in selected:
         nb = nb_dir / f"{stage}.ipynb"
@@ -170,7 +170,8 @@ def _run(cfg: config.Params, files, overrides, stages, output, notebooks_dir, pr
                 papermill.execute_notebook(str(nb), str(out_nb), parameters=stage_parameters(cfg, declared, run_dir, nb),
                                            kernel_name="python3", progress_bar=False, log_output=False,
                                            execution_timeout=cfg.stage_timeout_seconds, start_timeout=120,
-                                           cwd=str(nb_dir), extra_arguments=KERNEL_ARGUMENTS)
+                                           cwd=str(repo_root(Path.cwd())),  # where runs/ is, not the notebooks
+                                           extra_arguments=KERNEL_ARGUMENTS)
                 entry["status"] = "ok"
             except Exception as exc:  # noqa: BLE001 - recorded in the summary, the run stops here
                 entry.update(status="failed", error=_error_of(exc))

@@ -326,3 +326,152 @@ def test_publish_stats_add():
     s = P.PublishStats(1, 2, 3, 4)
     s += P.PublishStats(10, 20, 30, 40)
     assert s == P.PublishStats(11, 22, 33, 44)
+
+
+# --------------------------------------------------------------------------- EMF log events: what CloudWatch Logs accepted
+
+SERVICE_NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=UTC)   # a log service's clock in the pure tests below
+
+
+def _ms(t: dt.datetime) -> int:
+    return int(t.timestamp() * 1000)
+
+
+def _stamps(*ages: dt.timedelta, now: dt.datetime = SERVICE_NOW) -> list[int]:
+    return [_ms(now - a) for a in ages]
+
+
+AGES = (dt.timedelta(days=20), dt.timedelta(days=15), dt.timedelta(days=3), dt.timedelta(hours=1))
+
+
+def test_rejected_events_reads_the_documented_exclusive_end_index():
+    # AWS: tooOldLogEventEndIndex is exclusive -> events 0 and 1 were rejected
+    assert P.rejected_events({"tooOldLogEventEndIndex": 2}, _stamps(*AGES), SERVICE_NOW) == (2, None)
+    assert P.rejected_events({"expiredLogEventEndIndex": 1}, _stamps(*AGES), SERVICE_NOW) == (2, None)
+    assert P.rejected_events({}, _stamps(*AGES), SERVICE_NOW) == (0, None)
+    assert P.rejected_events(None, _stamps(*AGES), SERVICE_NOW) == (0, None)
+
+
+def test_rejected_events_reads_the_emulators_inclusive_end_index():
+    # moto answers with the index of the last too-old event: event 1 is past the limit, so it was rejected too
+    assert P.rejected_events({"tooOldLogEventEndIndex": 1}, _stamps(*AGES), SERVICE_NOW) == (2, None)
+    every_one_old = _stamps(dt.timedelta(days=30), dt.timedelta(days=20))
+    assert P.rejected_events({"tooOldLogEventEndIndex": 1}, every_one_old, SERVICE_NOW) == (2, None)
+
+
+def test_an_event_at_the_limit_counts_as_dropped_never_as_published():
+    # accepted by a service whose clock is a minute behind ours: within the skew allowance, counted dropped
+    near = _stamps(dt.timedelta(days=20), dt.timedelta(days=14) - dt.timedelta(minutes=1), dt.timedelta(days=1))
+    assert P.rejected_events({"tooOldLogEventEndIndex": 1}, near, SERVICE_NOW) == (2, None)
+    clear = _stamps(dt.timedelta(days=20), dt.timedelta(days=14) - dt.timedelta(hours=1), dt.timedelta(days=1))
+    assert P.rejected_events({"tooOldLogEventEndIndex": 1}, clear, SERVICE_NOW) == (1, None)
+
+
+def test_rejected_events_too_new_start():
+    ts = _stamps(dt.timedelta(days=1), dt.timedelta(hours=1), -dt.timedelta(hours=3), -dt.timedelta(hours=4))
+    assert P.rejected_events({"tooNewLogEventStartIndex": 2}, ts, SERVICE_NOW) == (0, 2)   # AWS: the first one
+    assert P.rejected_events({"tooNewLogEventStartIndex": 3}, ts, SERVICE_NOW) == (0, 2)   # moto: the last one
+    both = _stamps(dt.timedelta(days=20), dt.timedelta(days=1), -dt.timedelta(hours=3))
+    assert P.rejected_events({"tooOldLogEventEndIndex": 1, "tooNewLogEventStartIndex": 2}, both, SERVICE_NOW) == (1, 2)
+
+
+def test_emf_batches_split_at_24_hours_10000_events_and_one_megabyte():
+    t0 = _ms(SERVICE_NOW)
+    day = [{"timestamp": t0 + h * 3_600_000, "message": "{}"} for h in range(49)]   # 0 h .. 48 h
+    out = P._emf_batches(day)
+    assert [len(b) for b in out] == [24, 24, 1]
+    assert all(b[-1]["timestamp"] - b[0]["timestamp"] < P.MAX_LOG_BATCH_SPAN_MS for b in out)
+    many_events = [{"timestamp": t0, "message": "{}"}] * 25_000
+    assert [len(b) for b in P._emf_batches(many_events)] == [10_000, 10_000, 5_000]
+    big = [{"timestamp": t0, "message": "x" * 100_000}] * 25
+    sizes = [sum(len(e["message"]) + 26 for e in b) for b in P._emf_batches(big)]
+    assert len(sizes) == 3 and max(sizes) <= 1_000_000
+    assert [e for b in P._emf_batches(day) for e in b] == day
+
+
+# The emulator, like CloudWatch Logs, judges a log event's age by its own (wall) clock, so the tests that
+# send events to it place them relative to the wall clock, explicitly, with hours of margin either way.
+
+def _wall_now() -> dt.datetime:
+    return dt.datetime.now(UTC).replace(microsecond=0)
+
+
+def _log_group(a, name: str) -> str:
+    group = f"/unit-test/{name}-{_ms(_wall_now())}"
+    a.client("logs").create_log_group(logGroupName=group)
+    return group
+
+
+def _stored(a, group: str, stream: str) -> list[dict]:
+    import json
+
+    events = a.client("logs").get_log_events(logGroupName=group, logStreamName=stream, startFromHead=True)["events"]
+    return [json.loads(e["message"]) for e in events]
+
+
+def _emf_datums(now: dt.datetime) -> list[dict]:
+    dims = {"EndpointName": "ep", "VariantName": "AllTraffic"}
+    out = []
+    for age, value in ((dt.timedelta(days=20), 1.0), (dt.timedelta(days=15), 2.0),
+                       (dt.timedelta(days=3), 3.0), (dt.timedelta(hours=1), 4.0)):
+        out += [P.datum("RMSE", value, now - age, dims), P.datum("MAE", value / 2, now - age, dims)]
+    return out
+
+
+def test_emf_events_the_emulator_rejects_as_too_old_are_dropped_not_published(local_mode):
+    now = _wall_now()
+    group = _log_group(local_mode, "emf-old")
+    stats = P.write_emf(local_mode, group, "s", "UnitTest/Emf", _emf_datums(now), now=now)
+    # local mode sends everything (one request per day of events); the emulator rejects the two documents
+    # (4 datums) older than 14 days
+    assert stats.calls == 4 and stats.datums == 4 and stats.dropped_too_old == 4
+    docs = _stored(local_mode, group, "s")
+    assert [d["RMSE"] for d in docs] == [3.0, 4.0] and [d["MAE"] for d in docs] == [1.5, 2.0]
+
+
+def test_emf_request_straddling_the_14_day_limit_counts_each_side(local_mode):
+    now = _wall_now()
+    group = _log_group(local_mode, "emf-edge")
+    limit = now - P.MAX_AGE
+    dims = {"EndpointName": "ep"}
+    ds = [P.datum("RMSE", float(i), limit + dt.timedelta(hours=h), dims) for i, h in enumerate((-6, -3, 3, 6))]
+    stats = P.write_emf(local_mode, group, "s", "UnitTest/Emf", ds, now=now)
+    assert stats.calls == 1 and stats.dropped_too_old == 2 and stats.datums == 2   # one request, split by the limit
+    assert [d["RMSE"] for d in _stored(local_mode, group, "s")] == [2.0, 3.0]
+
+
+def test_emf_too_old_in_aws_mode_is_dropped_before_sending(aws_mode):
+    now = _wall_now()
+    group = _log_group(aws_mode, "emf-aws")
+    sent = []
+    aws_mode.client("logs").meta.events.register("provide-client-params.logs.PutLogEvents",
+                                                 lambda params, **kw: sent.append(params["logEvents"]))
+    stats = P.write_emf(aws_mode, group, "s", "UnitTest/Emf", _emf_datums(now), now=now)
+    assert stats.calls == 2 and stats.datums == 4 and stats.dropped_too_old == 4
+    assert [len(events) for events in sent] == [1, 1]    # the old documents never left
+    assert [d["RMSE"] for d in _stored(aws_mode, group, "s")] == [3.0, 4.0]
+
+
+def test_emf_too_new_for_the_emulator_raises_naming_the_metric(local_mode):
+    now = _wall_now()
+    group = _log_group(local_mode, "emf-new")
+    dims = {"EndpointName": "ep"}
+    ahead = now + dt.timedelta(hours=5)
+    ds = [P.datum("Count", 10, now - dt.timedelta(hours=1), dims),
+          P.datum("RMSE", 7.0, ahead, dims), P.datum("RMSE", 8.0, ahead + dt.timedelta(hours=1), dims)]
+    with pytest.raises(MetricDataError, match=rf"RMSE at {ahead:%Y-%m-%dT%H:%M:%S}Z .*2 hours ahead.*1 datum"):
+        P.write_emf(local_mode, group, "s", "UnitTest/Emf", ds, now=now)
+    assert [d.get("Count") for d in _stored(local_mode, group, "s")] == [10.0]   # the accepted one was written
+
+
+def test_emf_too_new_in_aws_mode_raises_before_sending(aws_mode):
+    now = _wall_now()
+    group = _log_group(aws_mode, "emf-aws-new")
+    calls = []
+    aws_mode.client("logs").meta.events.register("provide-client-params.logs.PutLogEvents",
+                                                 lambda params, **kw: calls.append(params))
+    ds = [P.datum("RMSE", 1.0, now, {"EndpointName": "ep"}),
+          P.datum("RMSE", 2.0, now + dt.timedelta(hours=3), {"EndpointName": "ep"})]
+    with pytest.raises(MetricDataError, match="2 hours ahead"):
+        P.write_emf(aws_mode, group, "s", "UnitTest/Emf", ds, now=now)
+    assert calls == []

@@ -283,11 +283,20 @@ def test_segment_columns_from_params_break_metrics_down(make_world):
         segment_labels(result["history"], "no_such_column")
 
 
+def _emulator_today() -> dt.datetime:
+    """Today's midnight UTC by the wall clock, which the emulator's CloudWatch Logs uses to reject events
+    older than 14 days (the tests that write log events date their worlds from it)."""
+    return windows.floor(dt.datetime.now(dt.timezone.utc), "daily")
+
+
 def test_emf_transport_writes_each_window_once_as_log_events(make_world):
-    cfg, aws, now = make_world(scenario="stable", metrics_transport="emf")
+    # 13 days: the oldest window ends 12 days before today's midnight, inside the 14 days even past midnight
+    cfg, aws, now = make_world(scenario="stable", metrics_transport="emf", now=_emulator_today().isoformat(), days=13)
     stages.run("00_setup", cfg, aws, now)  # creates the log group
     first = stages.run("10_metrics", cfg, aws, now)
-    stages.run("10_metrics", cfg, aws, now)
+    again = stages.run("10_metrics", cfg, aws, now)
+    assert first["datums_dropped_too_old"] == 0 and first["datums_published"] > 0
+    assert again["datums_published"] == 0 and again["datums_dropped_too_old"] == 0
     events = aws.client("logs").get_log_events(logGroupName=cfg.log_group, logStreamName="metrics",
                                                startFromHead=True)["events"]
     docs = [json.loads(e["message"]) for e in events]
@@ -296,6 +305,29 @@ def test_emf_transport_writes_each_window_once_as_log_events(make_world):
     assert overall[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == cfg.namespace
     assert overall[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["EndpointName", "VariantName"]]
     assert _samples_per_window(aws, cfg, "RMSE", now).empty  # nothing went through PutMetricData
+
+
+def test_emf_windows_older_than_the_log_services_14_days_are_counted_dropped(make_world):
+    today = _emulator_today()
+    cfg, aws, now = make_world(scenario="stable", metrics_transport="emf", now=today.isoformat(), days=18,
+                               world={"requests_per_day": 200})
+    stages.run("00_setup", cfg, aws, now)
+    limit_before = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=14)   # the emulator's limit moves with
+    result = stages.run("10_metrics", cfg, aws, now)                          # the wall clock while it runs
+    limit_after = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=14)
+    events = aws.client("logs").get_log_events(logGroupName=cfg.log_group, logStreamName="metrics",
+                                               startFromHead=True)["events"]
+    docs = [json.loads(e["message"]) for e in events]
+    stored = sum(len(d["_aws"]["CloudWatchMetrics"][0]["Metrics"]) for d in docs)
+    ends = [windows.from_label(label, "daily").end for label in result["windows_published"]]
+    surely_kept = [e for e in ends if e >= limit_after]
+    surely_rejected = [e for e in ends if e < limit_before]
+    assert len(surely_rejected) >= 3 and len(surely_kept) >= 10
+    kept = sorted(pd.Timestamp(d["_aws"]["Timestamp"], unit="ms", tz="UTC") for d in docs
+                  if "Segment" not in d and "RMSE" in d)
+    assert set(surely_kept) <= set(kept) and not set(surely_rejected) & set(kept)
+    assert result["datums_published"] == stored     # counted published = what the log service holds
+    assert result["datums_dropped_too_old"] > 0
 
 
 def test_kms_key_encrypts_the_topic_and_the_objects_written(make_world):

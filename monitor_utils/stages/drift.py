@@ -136,6 +136,7 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
         latest_report = reports.get(w.label) or drift.detect_drift(
             baseline, latest_current[features + [PREDICTION]], **opts)
     record = {"windows_checked": list(reports), "put_metric_data_calls": stats.calls, "datums_published": stats.datums,
+              "datums_dropped_too_old": stats.dropped_too_old,
               "datums_outboxed": stats.outboxed, "outbox_delivered": backlog["delivered"],
               "quarantined": quarantined, "options": opts, "baseline": info, "history": history, "latest": latest}
     artefacts = {"feature_history": feature_history, "baseline_profile": baseline, "latest_report": latest_report,

@@ -141,6 +141,7 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
     baseline_info = _baseline_test_metrics(aws, cfg)
     record = {"windows_published": [r["window"] for r in new_rows], "windows_pending_labels": _waiting(cfg, now, wait),
               "put_metric_data_calls": stats.calls, "datums_published": stats.datums, "heartbeat_calls": hb.calls,
+              "datums_dropped_too_old": stats.dropped_too_old + hb.dropped_too_old,
               "datums_outboxed": stats.outboxed + hb.outboxed, "outbox_delivered": backlog["delivered"],
               "outbox_still_pending": backlog["still_pending"], "quarantined": quarantined_total,
               "quarantined_lines": [{k: b[k] for k in ("key", "line", "reason")} for b in bad[:MAX_REPORTED_LINES]],
