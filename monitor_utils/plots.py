@@ -1,9 +1,10 @@
-"""Figures for the stage reports: metric timelines, coverage, residuals by decade, drift heatmaps and ECDF overlays."""
+"""Figures for the stage reports: metric timelines, coverage, residuals by decade, drift heatmaps, ECDF overlays and alarm backtests."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 
@@ -126,6 +127,41 @@ def champion_challenger(per_decade: pd.DataFrame) -> Figure:
     ax.set_title("Holdout RMSE by release decade")
     ax.legend()
     return fig
+
+
+def alarm_backtest(timeline: pd.DataFrame, alarm_spans: list[tuple[pd.Timestamp, pd.Timestamp]],
+                   threshold: float | None, title: str, ax: Axes | None = None) -> Axes:
+    """An alarm's backtest: the watched metric per period, its threshold and the ALARM periods shaded.
+
+    Parameters
+    ----------
+    timeline : pandas.DataFrame
+        ``timestamp`` (period end) and ``value`` per period, as in ``BacktestResult.timeline``.
+    alarm_spans : list of (pandas.Timestamp, pandas.Timestamp)
+        ``(start, end)`` of each ALARM run.
+    threshold : float or None
+        The alarm threshold, drawn as a dashed line when given.
+    title : str
+        Axes title.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; without it a standalone ``Figure`` is created (no pyplot, no GUI backend).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The axes drawn on.
+    """
+    if ax is None:
+        ax = Figure(figsize=(10, 3.5)).add_subplot()
+    ax.plot(timeline["timestamp"], timeline["value"], marker="o", linewidth=1, label="metric")
+    if threshold is not None:
+        ax.axhline(threshold, color="tab:red", linestyle="--", linewidth=1, label=f"threshold {threshold:g}")
+    for i, (start, end) in enumerate(alarm_spans):
+        ax.axvspan(start, end, color="tab:red", alpha=0.15, label="ALARM" if i == 0 else None)
+    ax.set_title(title)
+    ax.set_xlabel("period end")
+    ax.legend(loc="upper left")
+    return ax
 
 
 def show(fig: Figure, dpi: int = 90) -> None:
