@@ -8,21 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import config, local, world
+from . import config, local
 from .aws import Aws, connect
+from .paths import repo_root  # noqa: F401 - re-exported: callers import it from here
 from .records import write_json
 from .results import StageResult
 
 STAGES = ("00_setup", "10_metrics", "20_drift", "30_alerting", "40_dashboard", "50_retraining")
-
-
-def repo_root(start: Path | None = None) -> Path:
-    """The checkout's root (holding pyproject.toml and notebooks/), else the working directory."""
-    here = (start or Path.cwd()).resolve()
-    for p in (here, *here.parents):
-        if (p / "pyproject.toml").exists() and (p / "notebooks").is_dir():
-            return p
-    return here
 
 
 def run_clock(cfg: config.Params, aws: Aws) -> dt.datetime:
@@ -30,6 +22,8 @@ def run_clock(cfg: config.Params, aws: Aws) -> dt.datetime:
     if cfg.now:
         return config.parse_time(cfg.now)
     if aws.mode == "local":
+        from . import world  # the simulator exists only in local mode
+
         manifest = world.read_manifest(aws, cfg)
         if manifest:
             return config.parse_time(manifest["now"])
@@ -67,6 +61,8 @@ class StageContext:
 
 def prepare_local(cfg: config.Params, aws: Aws, before: str, progress=print) -> None:
     """Local mode: build the simulated world if missing and run the package side of every stage before ``before``."""
+    from . import world  # the simulator exists only in local mode
+
     if world.read_manifest(aws, cfg) is None:
         world.build(connect(cfg, aws.endpoint_url, faults=False), cfg, progress=progress)
     from . import stages
@@ -98,6 +94,8 @@ def start_stage(namespace: Mapping[str, Any], stage: str) -> StageContext:
     running = local.find_running()
     if running is not None:
         aws = connect(cfg, running.url)
+        from . import world  # the simulator exists only in local mode
+
         if world.read_manifest(aws, cfg) is None:
             prepare_local(cfg, aws, stage)
         ctx = StageContext(cfg, aws, stage, run_clock(cfg, aws), run_dir, running)

@@ -10,16 +10,16 @@ from typing import Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from . import publish
 from .aws import Aws, get_json, list_keys, put_json
 from .config import Params
+from .paths import repo_root
 
 DELIVERY_ERRORS = (ClientError, BotoCoreError, ConnectionError, OSError)
 
 
 def local_dir(cfg: Params) -> Path:
     """The local copy of the outbox (``outbox_dir``, else runs/outbox/<bucket>/<prefix> at the repo root)."""
-    from .context import repo_root
-
     base = Path(cfg.outbox_dir) if cfg.outbox_dir else repo_root() / "runs" / "outbox"
     return base / cfg.bucket / cfg.prefix.replace("/", "_")
 
@@ -95,3 +95,30 @@ def deliver(aws: Aws, cfg: Params, senders: dict[str, Callable[[dict], None]]) -
         _remove(aws, cfg, item["id"])
         delivered += 1
     return {"delivered": delivered, "still_pending": failed}
+
+
+def send(aws: Aws, cfg: Params, datums: list[dict], now: dt.datetime, stream: str) -> publish.PublishStats:
+    """Publish through the configured transport; what CloudWatch still refuses after retries waits here.
+
+    Invalid data raises at once. Data that cannot be delivered (unreachable, throttled out) is stored in
+    the outbox, which the next run delivers first; ``outboxed`` counts it.
+    """
+    for d in datums:
+        publish.validate_datum(d)
+    try:
+        return publish.transport(aws, cfg, datums, now, stream)
+    except DELIVERY_ERRORS as exc:
+        store(aws, cfg, "metrics", {"datums": datums, "stream": stream, "now": now}, f"{type(exc).__name__}: {exc}")
+        return publish.PublishStats(outboxed=len(datums))
+
+
+def deliver_outbox(aws: Aws, cfg: Params) -> dict:
+    """Deliver what earlier runs could not publish or notify (before this run publishes anything)."""
+
+    def metrics(p: dict) -> None:
+        publish.transport(aws, cfg, p["datums"], p["now"], p["stream"])
+
+    def sns(p: dict) -> None:
+        aws.client("sns").publish(**p)
+
+    return deliver(aws, cfg, {"metrics": metrics, "sns": sns})

@@ -357,37 +357,11 @@ def _ms_iso(ms: int) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _transport(aws: Aws, cfg, datums: list[dict], now: dt.datetime, stream: str) -> PublishStats:
+def transport(aws: Aws, cfg, datums: list[dict], now: dt.datetime, stream: str) -> PublishStats:
+    """Publish through the configured transport (``metrics_transport``: PutMetricData or EMF log lines in ``stream``).
+
+    Delivery with the outbox for what still fails after retries is :func:`monitor_utils.outbox.send`.
+    """
     if cfg.metrics_transport == "emf":
         return write_emf(aws, cfg.log_group, stream, cfg.namespace, datums, now=now)
     return publish(aws, cfg.namespace, datums, now=now)
-
-
-def send(aws: Aws, cfg, datums: list[dict], now: dt.datetime, stream: str) -> PublishStats:
-    """Publish through the configured transport (``metrics_transport``: PutMetricData or EMF log lines).
-
-    Invalid data raises at once. Data that CloudWatch still refuses after retries (unreachable, throttled
-    out) goes to the outbox, which the next run delivers first; ``outboxed`` counts it.
-    """
-    from . import outbox
-
-    for d in datums:
-        validate_datum(d)
-    try:
-        return _transport(aws, cfg, datums, now, stream)
-    except outbox.DELIVERY_ERRORS as exc:
-        outbox.store(aws, cfg, "metrics", {"datums": datums, "stream": stream, "now": now}, f"{type(exc).__name__}: {exc}")
-        return PublishStats(outboxed=len(datums))
-
-
-def deliver_outbox(aws: Aws, cfg) -> dict:
-    """Deliver what earlier runs could not publish or notify (before this run publishes anything)."""
-    from . import outbox
-
-    def metrics(p: dict) -> None:
-        _transport(aws, cfg, p["datums"], p["now"], p["stream"])
-
-    def sns(p: dict) -> None:
-        aws.client("sns").publish(**p)
-
-    return outbox.deliver(aws, cfg, {"metrics": metrics, "sns": sns})

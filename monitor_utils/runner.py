@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from . import assets, config, local, world
+from . import assets, config, local
 from .aws import connect
 from .context import STAGES, prepare_local, repo_root
 from .records import export_html, to_jsonable, write_index, write_json
@@ -154,6 +154,8 @@ def _run(cfg: config.Params, files, overrides, stages, output, notebooks_dir, pr
             emulator = local.start()
             aws = connect(cfg, emulator.url, faults=False)
             say(f"local AWS emulator on {emulator.url}; building the simulated world ({cfg.scenario}, {cfg.days} days)")
+            from . import world  # the simulator exists only in local mode
+
             world.build(aws, cfg, progress=lambda m: say("  " + m))
             if selected[0] != STAGES[0]:
                 prepare_local(cfg, aws, selected[0], progress=lambda m: say("  " + m))

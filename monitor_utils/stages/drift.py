@@ -6,7 +6,7 @@ import datetime as dt
 
 import pandas as pd
 
-from .. import capture, data, drift, publish, watermark, windows
+from .. import capture, data, drift, outbox, publish, watermark, windows
 from .. import history as history_store
 from ..aws import Aws, put_json
 from ..baseline import PREDICTION, load_baseline, load_target_baseline
@@ -72,7 +72,7 @@ def window_records(aws: Aws, cfg: Params, w: windows.Window, baseline: drift.Bas
 
 def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
     """Check every complete, unchecked window against the baseline; publish and record the verdicts."""
-    backlog = publish.deliver_outbox(aws, cfg)
+    backlog = outbox.deliver_outbox(aws, cfg)
     mark = watermark.load(aws, cfg, STAGE)
     start = mark.last_end_time or windows.floor(now - dt.timedelta(days=cfg.days), cfg.window)
     todo = [w for w in windows.windows_between(start, now, cfg.window) if w.label not in set(mark.published)]
@@ -118,7 +118,7 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
                               "drifted": bool(tab.at[f, "drifted"])} for f in tab.index]
         labels = [w.label for w in todo]
         mark.begin(aws, cfg, labels)
-        stats = publish.send(aws, cfg, datums, now, stream=STAGE)
+        stats = outbox.send(aws, cfg, datums, now, stream=STAGE)
         mark.commit(aws, cfg, labels, todo[-1].end)
         history = pd.concat([history, pd.DataFrame(rows)], ignore_index=True)
         feature_history = pd.concat([feature_history, pd.DataFrame(feature_rows)], ignore_index=True)

@@ -7,7 +7,7 @@ import json
 
 import pandas as pd
 
-from .. import capture, data, metrics, publish, watermark, windows
+from .. import capture, data, metrics, outbox, publish, watermark, windows
 from .. import history as history_store
 from ..aws import Aws, get_json, put_bytes
 from ..baseline import feature_names
@@ -97,7 +97,7 @@ load_history = history_store.load_metrics  # the stage's own record in S3 (kept 
 
 def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
     """Publish every complete, unpublished window since the watermark; return the history and this run's counts."""
-    backlog = publish.deliver_outbox(aws, cfg)
+    backlog = outbox.deliver_outbox(aws, cfg)
     mark = watermark.load(aws, cfg, STAGE)
     wait = dt.timedelta(days=cfg.label_wait_days)
     for label in list(mark.pending):  # a previous run died between publishing and committing
@@ -131,12 +131,12 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
         quarantined_total = len(bad)
         labels_done = [w.label for w in todo]
         mark.begin(aws, cfg, labels_done)
-        stats = publish.send(aws, cfg, datums, now, stream=STAGE)
+        stats = outbox.send(aws, cfg, datums, now, stream=STAGE)
         mark.commit(aws, cfg, labels_done, todo[-1].end)
         history = pd.concat([history, pd.DataFrame(new_rows)], ignore_index=True)
         seg_history = pd.concat([seg_history, *seg_frames], ignore_index=True)
         history_store.store_metrics(aws, cfg, history, seg_history)
-    hb = publish.send(aws, cfg, [publish.datum("SuiteHeartbeat", 1, now, {"EndpointName": cfg.endpoint_name})],
+    hb = outbox.send(aws, cfg, [publish.datum("SuiteHeartbeat", 1, now, {"EndpointName": cfg.endpoint_name})],
                       now, stream="heartbeat")
     baseline_info = _baseline_test_metrics(aws, cfg)
     record = {"windows_published": [r["window"] for r in new_rows], "windows_pending_labels": _waiting(cfg, now, wait),
