@@ -58,6 +58,22 @@ def alarm_specs(cfg: Params, topic_arn: str) -> list[dict]:
     return [alarms.validate_alarm_spec(s) for s in apply_overrides(specs, cfg.alarm_overrides, name)]
 
 
+LABEL_BASED_METRICS = frozenset({"RMSE", "R2", "MSE", "MAE", "MedianAE", "Bias", "Count", "LabelCoverage", "SegmentRMSE",
+                                 "SegmentCount", "TargetDrift"})
+
+
+def known_at(spec: dict, datapoint_time: dt.datetime, label_wait_days: int) -> dt.datetime:
+    """When a datapoint of ``spec``'s metric could first exist: its window's end for label-free metrics, the end
+    plus ``label_wait_days`` for label-based ones, the end of its period for AWS service metrics."""
+    metrics = [q["MetricStat"]["Metric"] for q in spec.get("Metrics", []) if "MetricStat" in q] or [spec]
+    namespaces = {m.get("Namespace", "") for m in metrics}
+    if any(n.startswith("AWS/") for n in namespaces):
+        return datapoint_time + dt.timedelta(seconds=alarms.alarm_period(spec))
+    if any(m.get("MetricName") in LABEL_BASED_METRICS for m in metrics):
+        return datapoint_time + dt.timedelta(days=label_wait_days)
+    return datapoint_time
+
+
 OVERRIDABLE = ("Period", "EvaluationPeriods", "DatapointsToAlarm", "Threshold", "TreatMissingData", "ActionsEnabled")
 
 

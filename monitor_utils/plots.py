@@ -164,6 +164,29 @@ def alarm_backtest(timeline: pd.DataFrame, alarm_spans: list[tuple[pd.Timestamp,
     return ax
 
 
+def pages_timeline(pages: list[dict], start=None, end=None) -> Figure:
+    """Each alarm's pages on one row: a hollow marker when the breaching datapoint's window ended, a filled one
+    when that datapoint could first exist (``known_at``), joined by the delay."""
+    fig = Figure(figsize=(11, 0.5 + 0.45 * max(1, len({p["alarm"] for p in pages}))), layout="constrained")
+    ax = fig.subplots()
+    names = sorted({p["alarm"] for p in pages})
+    for i, name in enumerate(names):
+        for p in (p for p in pages if p["alarm"] == name):
+            t0, t1 = pd.Timestamp(p["datapoint_time"]), pd.Timestamp(p["known_at"])
+            ax.plot([t0, t1], [i, i], color="#cf222e", lw=2, alpha=0.5)
+            ax.plot([t0], [i], "o", mfc="white", mec="#cf222e")
+            ax.plot([t1], [i], "o", color="#cf222e")
+    ax.set_yticks(range(len(names)), names)
+    if not names:
+        ax.text(0.5, 0.5, "no pages in this history", ha="center", va="center", transform=ax.transAxes)
+        ax.set_yticks([])
+    if start is not None and end is not None:
+        ax.set_xlim(pd.Timestamp(start), pd.Timestamp(end))
+    ax.set_title("Pages: window end (hollow) and when the breaching datapoint could first exist (filled)")
+    ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
 def show(fig: Figure, dpi: int = 90) -> None:
     """Display a figure in the notebook as a PNG (works without pyplot or an inline backend)."""
     import io

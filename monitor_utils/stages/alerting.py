@@ -18,7 +18,7 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> StageResult:
     specs = alerting.alarm_specs(cfg, topic_arn)
     changed = alerting.put_alarms(aws, specs)
     start = now - dt.timedelta(days=cfg.days)
-    rows, backtests, transitions = [], {}, []
+    rows, backtests, transitions, pages = [], {}, [], []
     states = alerting.describe(aws, [s["AlarmName"] for s in specs])
     for spec in specs:
         name = spec["AlarmName"]
@@ -36,6 +36,10 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> StageResult:
             state = states.get(name, {}).get("StateValue", state)  # CloudWatch evaluates real alarms itself
         for t in (result.transitions if result is not None else []):
             transitions.append({"alarm": name, **t})
+            if t["to"] == alarms.ALARM:
+                when = pd.Timestamp(t["timestamp"]).to_pydatetime()
+                pages.append({"alarm": name, "datapoint_time": when,
+                              "known_at": alerting.known_at(spec, when, cfg.label_wait_days)})
         rows.append({"alarm": name, "state": state, "times_fired": result.times_fired if result else 0,
                      "threshold": spec["Threshold"], "operator": spec["ComparisonOperator"],
                      "period_s": alarms.alarm_period(spec), "evaluation_periods": spec["EvaluationPeriods"],
@@ -58,7 +62,7 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> StageResult:
     fire = alerting.test_fire(aws, f"{cfg.endpoint_name}-heartbeat", topic_arn) if wanted else {"skipped": cfg.test_fire}
     record = {"topic_arn": topic_arn, "subscriptions": subscriptions, "alarms_put": changed,
               "alarms": pd.DataFrame(rows), "transitions": pd.DataFrame(transitions), "test_fire": fire,
-              "specs": specs}
+              "specs": specs, "pages": sorted(pages, key=lambda p: p["known_at"])}
     in_alarm = [r["alarm"] for r in rows if r["state"] == alarms.ALARM]
     headline = {"in ALARM": in_alarm, "test-fire delivered": fire.get("delivered")}
     quality = next((s["AlarmName"] for s in specs if s["AlarmName"].endswith("-rmse")), None)
