@@ -63,3 +63,16 @@ def test_composite_state_follows_its_children():
                                           "msd-year-predictor-error-rate": "ALARM"}) == "ALARM"
     assert alerting.composite_state(cfg, {"msd-year-predictor-rmse": "OK", "msd-year-predictor-r2": "OK",
                                           "msd-year-predictor-error-rate": "OK"}) == "OK"
+
+
+def test_pages_are_known_when_their_datapoint_could_first_exist():
+    import datetime as dt
+
+    cfg = config.validate({"label_wait_days": 3})
+    specs = {s["AlarmName"].split("msd-year-predictor-")[1]: s for s in alerting.alarm_specs(cfg, TOPIC)}
+    t = dt.datetime(2026, 11, 20, tzinfo=dt.timezone.utc)
+    assert alerting.known_at(specs["rmse"], t, cfg.label_wait_days) == t + dt.timedelta(days=3)  # labels wait
+    assert alerting.known_at(specs["r2"], t, 0) == t
+    assert alerting.known_at(specs["data-drift"], t, 3) == t  # label-free: the window's end
+    assert alerting.known_at(specs["latency-p99"], t, 3) == t + dt.timedelta(hours=1)  # AWS metric: its period's end
+    assert alerting.known_at(specs["error-rate"], t, 3) == t + dt.timedelta(hours=1)  # metric math over AWS metrics
