@@ -103,6 +103,7 @@ _TABLE_COLUMNS = [
 def assemble_report(
     table: pd.DataFrame, baseline: Baseline, current: pd.DataFrame, opts: dict[str, Any]
 ) -> DriftReport:
+    """The DriftReport of a finished per-feature table: column order, drifted features and the dataset verdict."""
     table = table[_TABLE_COLUMNS].copy()
     table["drifted"] = table["drifted"].astype(bool)
     table["tested"] = table["tested"].astype(bool)
