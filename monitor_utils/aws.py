@@ -69,7 +69,7 @@ def inject_throttling(session: boto3.Session, fraction: float, seed: int) -> dic
             return AWSResponse(request.url, 503, {"x-amzn-errortype": "ThrottlingException"}, _Raw())
         return None
 
-    session._session.register("before-send", maybe_throttle)  # noqa: SLF001 - botocore's event system
+    session.events.register("before-send", maybe_throttle)  # boto3's public handle on botocore's event system
     return injected
 
 
