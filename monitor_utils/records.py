@@ -230,10 +230,12 @@ def verdict_items(summary: dict) -> dict:
         if calm:
             notes.append(f"Nothing else needs attention ({', '.join(calm)}).")
         if silent:
-            notes.append(f"No verdict from {', '.join(silent)}: read their headlines below.")
+            notes.append(f"No verdict from {', '.join(silent)}: read {'their headlines' if len(silent) > 1 else 'its headline'} below.")
     elif silent:
-        notes.append(f"Nothing flagged, but {len(silent)} of the {ran} stages that ran give no verdict "
-                     f"({', '.join(silent)}): read their headlines below.")
+        which = (f"none of the {ran} stages that ran gives a verdict" if len(silent) == ran > 1
+                 else f"{len(silent)} of the {ran} stage{'s' * (ran != 1)} that ran give{'s' * (len(silent) == 1)} no verdict")
+        notes.append(f"{which[0].upper()}{which[1:]} ({', '.join(silent)}): "
+                     f"read {'their headlines' if len(silent) > 1 else 'its headline'} below.")
     else:
         notes.append(f"All clear: {ran} stage{'s' * (ran != 1)} ran and none reports anything that needs attention.")
     if skipped:
@@ -295,6 +297,7 @@ th{background:#f6f8fa}
 .v{margin:.35em 0 0}.v.flag{color:#a40e26;font-weight:600}
 .err{color:#cf222e;white-space:pre-wrap;font-family:ui-monospace,monospace;font-size:.85em;margin:.3em 0 0}
 td.num{text-align:right;white-space:nowrap}
+td.links{white-space:nowrap}
 """
 
 
@@ -335,8 +338,8 @@ def write_index(run_dir: Path, summary: dict) -> Path:
         err += f"<div class='err'>report not rendered: {_e(s['html_error'])}</div>" if s.get("html_error") else ""
         rows.append(f"<tr id='stage-{_e(name)}'><td>{_stage_link(run_dir, name)}</td>"
                     f"<td class='status-{_e(status)}'><b>{_e(status)}</b></td>"
-                    f"<td>{_picture_cell(run_dir, s)}</td><td>{head or '<span class=muted>none</span>'}{says}{err}</td>"
-                    f"<td class='num'>{float(s.get('duration_s') or 0):.1f} s</td><td>{links}</td></tr>")
+                    f"<td>{_picture_cell(run_dir, s)}</td><td>{head or ('<span class=muted>none</span>' if status == 'ok' else '')}{says}{err}</td>"
+                    f"<td class='num'>{float(s.get('duration_s') or 0):.1f} s</td><td class='links'>{links}</td></tr>")
     run_id = _e(summary["run_id"])
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">

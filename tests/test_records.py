@@ -132,6 +132,11 @@ def test_all_clear_only_when_every_stage_ran_and_gave_a_calm_verdict(tmp_path):
     assert page.verdict_class == "unverified" and "All clear" not in page.verdict_text
     assert "2 of the 6 stages that ran give no verdict (40_dashboard, 50_retraining)" in page.verdict_text
 
+    none = [entry(tmp_path, s) for s in runner.STAGES]
+    page = Page(records.write_index(tmp_path, summary_of(none)).read_text())
+    assert page.verdict_class == "unverified" and page.verdict_items == []
+    assert "None of the 6 stages that ran gives a verdict (00_setup, " in page.verdict_text
+
 
 def test_a_run_that_failed_before_the_stages_says_so(tmp_path):
     page = Page(records.write_index(tmp_path, summary_of([], status="failed", error="OSError: emulator did not start")).read_text())
