@@ -196,3 +196,51 @@ def show(fig: Figure, dpi: int = 90) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     display(Image(data=buf.getvalue(), format="png"))
+
+
+def sparkline(series: dict, width_px: int = 240, height_px: int = 48, dpi: int = 100) -> Figure:
+    """A word-sized picture of a stage's headline metric over the windows, for the run's index page.
+
+    Parameters
+    ----------
+    series : dict
+        The stage record's ``series``: ``label``, ``windows`` (oldest first), ``values`` (None where a window
+        has none) and ``threshold`` (None when there is none).
+    width_px, height_px : int
+        Size of the picture at ``dpi``.
+    dpi : int
+        Dots per inch the size is given at (save at a multiple for sharper pictures on dense screens).
+
+    Returns
+    -------
+    Figure
+        A figure on the Agg canvas: the values as a line (gaps where None), the newest value as a dot and the
+        threshold as a dashed red line; no axes, ticks or text (the page writes the label and values beside it).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = Figure(figsize=(width_px / dpi, height_px / dpi), dpi=dpi)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0.02, 0.1, 0.96, 0.8))
+    ax.set_axis_off()
+    values = np.array([np.nan if v is None else float(v) for v in series.get("values") or []], dtype=float)
+    x = np.arange(len(values))
+    threshold = series.get("threshold")
+    finite = np.isfinite(values)
+    if len(values):
+        ax.plot(x, values, color="#0969da", linewidth=1.4)
+        lone = finite & ~np.r_[False, finite[:-1]] & ~np.r_[finite[1:], False]  # a value between gaps shows as a dot
+        ax.plot(x[lone], values[lone], linestyle="none", marker="o", markersize=2, color="#0969da")
+        if finite.any():
+            last = np.flatnonzero(finite)[-1]
+            ax.plot([x[last]], [values[last]], marker="o", markersize=3.5, color="#0969da")
+    if threshold is not None:
+        ax.axhline(float(threshold), color="#cf222e", linestyle="--", linewidth=1)
+    low = [v for v in (np.nanmin(values) if finite.any() else None, threshold) if v is not None]
+    high = [v for v in (np.nanmax(values) if finite.any() else None, threshold) if v is not None]
+    if low:
+        lo, hi = min(low), max(high)
+        pad = (hi - lo) * 0.1 or max(abs(hi), 1.0) * 0.1
+        ax.set_ylim(lo - pad, hi + pad)
+    ax.set_xlim(-0.5, max(len(values) - 1, 0) + 0.5)
+    return fig

@@ -15,7 +15,7 @@ from typing import Any, Callable
 from . import assets, config, local
 from .aws import connect
 from .context import STAGES, prepare_local, repo_root
-from .records import export_html, to_jsonable, write_index, write_json
+from .records import export_html, stage_summary, to_jsonable, write_index, write_json
 
 STAGE_ALIASES = {s.split("_", 1)[1]: s for s in STAGES}
 # the kernel talks to this process over loopback only; its log would repeat a transport warning per stage
@@ -187,7 +187,10 @@ def _run(cfg: config.Params, files, overrides, stages, output, notebooks_dir, pr
                     entry["html_error"] = _error_of(exc)
             result_path = run_dir / f"{stage}.json"
             if result_path.exists():
-                entry["headline"] = HEADLINES[stage](json.loads(result_path.read_text()))
+                record = json.loads(result_path.read_text())
+                headline = record.get("headline")
+                entry["headline"] = headline if isinstance(headline, dict) else HEADLINES[stage](record)
+                entry.update(stage_summary(run_dir, stage, record))  # verdict, series, sparkline file
             say(f"[{i}/{len(plan)}] {stage} {entry['status']} in {entry['duration_s']:.1f} s"
                 + (f": {entry['error']}" if entry.get("error") else "")
                 + (f"  {entry['headline']}" if entry.get("headline") else ""))
