@@ -15,7 +15,7 @@ from typing import Any, Callable
 from . import assets, config, local
 from .aws import connect
 from .context import STAGES, prepare_local, repo_root
-from .records import export_html, stage_summary, to_jsonable, write_index, write_json
+from .records import export_html, format_value, stage_summary, to_jsonable, write_index, write_json
 
 STAGE_ALIASES = {s.split("_", 1)[1]: s for s in STAGES}
 # the kernel talks to this process over loopback only; its log would repeat a transport warning per stage
@@ -56,25 +56,6 @@ def stage_parameters(cfg: config.Params, declared: dict[str, dict], run_dir: Pat
     if "run_dir" in declared:
         values["run_dir"] = str(run_dir)
     return to_jsonable(values)
-
-
-HEADLINES: dict[str, Callable[[dict], dict]] = {
-    "00_setup": lambda r: {"changes": len(r.get("changes", [])), "model": (r.get("baseline") or {}).get("model_version")},
-    "10_metrics": lambda r: {"windows published": len(r.get("windows_published", [])),
-                             "latest RMSE": _round((r.get("latest") or {}).get("rmse")),
-                             "latest R2": _round((r.get("latest") or {}).get("r2")), "quarantined": r.get("quarantined")},
-    "20_drift": lambda r: {"windows checked": len(r.get("windows_checked", [])),
-                           "latest drift": (r.get("latest") or {}).get("drift_detected"),
-                           "latest drifted features": (r.get("latest") or {}).get("drifted_features")},
-    "30_alerting": lambda r: {"in ALARM": [a["alarm"] for a in r.get("alarms", []) if a.get("state") == "ALARM"],
-                              "test-fire delivered": (r.get("test_fire") or {}).get("delivered")},
-    "40_dashboard": lambda r: {"widgets": r.get("widgets"), "put": r.get("put")},
-    "50_retraining": lambda r: {"retrain": r.get("retrain"), "deployed": r.get("deployed")},
-}
-
-
-def _round(v):
-    return round(v, 3) if isinstance(v, float) else v
 
 
 def _error_of(exc: BaseException) -> str:
@@ -188,12 +169,12 @@ def _run(cfg: config.Params, files, overrides, stages, output, notebooks_dir, pr
             result_path = run_dir / f"{stage}.json"
             if result_path.exists():
                 record = json.loads(result_path.read_text())
-                headline = record.get("headline")
-                entry["headline"] = headline if isinstance(headline, dict) else HEADLINES[stage](record)
+                entry["headline"] = record.get("headline") if isinstance(record.get("headline"), dict) else {}
                 entry.update(stage_summary(run_dir, stage, record))  # verdict, series, sparkline file
             say(f"[{i}/{len(plan)}] {stage} {entry['status']} in {entry['duration_s']:.1f} s"
                 + (f": {entry['error']}" if entry.get("error") else "")
-                + (f"  {entry['headline']}" if entry.get("headline") else ""))
+                + (f"  ({'; '.join(f'{k}: {format_value(v)}' for k, v in entry['headline'].items())})"
+                   if entry.get("headline") else ""))
     except Exception as exc:  # noqa: BLE001 - e.g. the emulator could not start: still leave a summary
         summary["error"] = _error_of(exc)
         exit_code = 1
