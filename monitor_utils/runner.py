@@ -18,8 +18,9 @@ from .context import STAGES, prepare_local, repo_root
 from .records import export_html, format_value, stage_summary, to_jsonable, write_index, write_json
 
 STAGE_ALIASES = {s.split("_", 1)[1]: s for s in STAGES}
-# the kernel talks to this process over loopback only; its log would repeat a transport warning per stage
-KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+# the kernel talks to this process over loopback only; its log repeats a transport warning and a shutdown
+# interrupt per stage
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]  # failures still reach papermill as cell errors
 
 
 class RunnerError(ValueError):
