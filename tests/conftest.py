@@ -49,3 +49,34 @@ def make_world(emulator):
         return cfg, aws, run_clock(cfg, aws)
 
     return make
+
+
+FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "AKIA-LOOKS-REAL-0001",
+                    "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYREALSECRET",
+                    "AWS_SESSION_TOKEN": "FwoGZXIvYXdzEREALSESSIONTOKEN0123456789"}
+FULL_RUN_WORLD = ["days=10", "world.requests_per_day=300", "world.train_rows=4000", "world.test_rows=1000",
+                  "now=2026-11-28T00:00:00Z", "bucket=runner-full", "endpoint_name=runner-full",
+                  "sns_topic_name=runner-full", "dashboard_name=runner-full", "log_group=/runner/full"]
+
+
+@pytest.fixture(scope="session")
+def full_run(tmp_path_factory):
+    """One end-to-end run of all six stages through the runner, shared by every test that reads a run's records.
+
+    Credential-shaped values sit in the environment while it runs, so tests can check that no record leaks them.
+    Returns (exit code, run folder).
+    """
+    from pathlib import Path
+
+    from monitor_utils import runner
+
+    root = Path(__file__).resolve().parents[1]
+    with pytest.MonkeyPatch.context() as mp:  # the runner starts and stops its own emulator
+        for name in ("MONITOR_UTILS_LOCAL_ENDPOINT", "AWS_ENDPOINT_URL", "MONITOR_UTILS_RUN_ID"):
+            mp.delenv(name, raising=False)
+        for key, value in FAKE_CREDENTIALS.items():
+            mp.setenv(key, value)
+        out = tmp_path_factory.mktemp("full-run") / "run"
+        code, run_dir = runner.run([str(root / "params" / "local.yaml")], FULL_RUN_WORLD, output=str(out),
+                                   progress=lambda m: None)
+    return code, run_dir

@@ -175,10 +175,15 @@ def test_nan_is_rejected_for_bounded_floats(values):
         C.validate(values)
 
 
-def test_yaml_nan_reaches_validation_as_nan():
+def test_yaml_nan_is_rejected_from_an_override_and_a_params_file(tmp_path):
     # the way a NaN gets in: YAML's .nan in a params file or -p drift.alpha=.nan
     key, value = C.parse_override("drift.alpha=.nan")
     assert key == "drift.alpha" and math.isnan(value)
+    with pytest.raises(ParamsError, match="'drift.alpha'.*finite"):
+        C.load(overrides=["drift.alpha=.nan"])
+    f = write(tmp_path / "nan.yaml", "thresholds:\n  rmse_max: .nan\n")
+    with pytest.raises(ParamsError, match="nan.yaml.*'thresholds.rmse_max'.*finite"):
+        C.load([f])
 
 
 # --------------------------------------------------------------------------- now / YAML dates

@@ -90,7 +90,7 @@ class Run(NamedTuple):
 
 
 def _with_outbox(values: dict, folder: Path) -> dict:
-    return {**values, "outbox_dir": str(folder)} if "outbox_dir" in config.SCHEMA else values
+    return {**values, "outbox_dir": str(folder)}
 
 
 @pytest.fixture(scope="module")

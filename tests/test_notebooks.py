@@ -15,6 +15,7 @@ from monitor_utils import config
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 LOCAL = yaml.safe_load((ROOT / "params" / "local.yaml").read_text())
+SMALL = {"days": 8, "world": {**LOCAL.get("world", {}), "requests_per_day": 300, "train_rows": 4000, "test_rows": 1000}}
 
 
 def test_six_stage_notebooks():
@@ -52,7 +53,7 @@ def clean_env(monkeypatch):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_runs_under_plain_papermill_with_local_params(path, tmp_path, clean_env):
     out = tmp_path / path.name
-    params = {**LOCAL, "run_dir": str(tmp_path)}
+    params = {**LOCAL, **SMALL, "run_dir": str(tmp_path)}  # params/local.yaml, on a smaller world
     papermill.execute_notebook(str(path), str(out), parameters=params, cwd=str(tmp_path), kernel_name="python3",
                                progress_bar=False, execution_timeout=600)
     record = json.loads((tmp_path / f"{path.stem}.json").read_text())

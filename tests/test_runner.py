@@ -9,6 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from conftest import FAKE_CREDENTIALS
 from monitor_utils import config, runner
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,11 +30,9 @@ def clean_env(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
-def test_full_run_leaves_every_record(tmp_path, clean_env):
-    out = tmp_path / "run"
-    code, run_dir = runner.run([str(ROOT / "params" / "local.yaml")], small("full"), output=str(out),
-                               progress=lambda m: None)
-    assert code == 0 and run_dir == out
+def test_full_run_leaves_every_record(full_run):
+    code, out = full_run
+    assert code == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "ok" and [s["status"] for s in summary["stages"]] == ["ok"] * 6
     for stage in runner.STAGES:
@@ -120,14 +119,9 @@ def test_a_second_run_exits_with_a_clear_message_while_one_is_running(tmp_path, 
     assert not (tmp_path / "r").exists()
 
 
-def test_reports_and_records_never_hold_credentials(tmp_path, clean_env, monkeypatch):
-    secrets = {"AWS_ACCESS_KEY_ID": "AKIA-LOOKS-REAL-0001", "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYREALSECRET",
-               "AWS_SESSION_TOKEN": "FwoGZXIvYXdzEREALSESSIONTOKEN0123456789"}
-    for k, v in secrets.items():
-        monkeypatch.setenv(k, v)
-    out = tmp_path / "run"
-    code, _ = runner.run([str(ROOT / "params" / "local.yaml")], small("secrets"), stages="setup,metrics", output=str(out),
-                         progress=lambda m: None)
+def test_reports_and_records_never_hold_credentials(full_run):
+    code, out = full_run  # it ran with credential-shaped values in the environment
+    secrets = FAKE_CREDENTIALS
     assert code == 0
     for path in out.rglob("*"):
         if path.is_file():

@@ -44,7 +44,13 @@ def test_metrics_publish_every_complete_window_exactly_once(make_world):
     assert again["windows_published"] == [] and again["put_metric_data_calls"] == 0
     counts = _samples_per_window(aws, cfg, "RMSE", now)
     assert len(counts) == len(expected) and (counts == 1).all()
-    # datums per window: 7 metrics + coverage + captured, plus 2 per decade segment
+    # datums per window: 7 metrics + coverage + captured, plus 2 per decade segment, read back from CloudWatch
+    per_window = sum(_samples_per_window(aws, cfg, m, now).sum() for m in
+                     ("Count", "MSE", "RMSE", "MAE", "R2", "MedianAE", "Bias", "LabelCoverage", "CapturedInvocations"))
+    per_segment = sum(_samples_per_window(aws, cfg, m, now).sum() for m in ("SegmentRMSE", "SegmentCount"))
+    assert per_window == 9 * len(expected)
+    assert per_segment == 2 * len(first["segments"]) > 0
+    assert first["datums_published"] == per_window + per_segment
     assert first["put_metric_data_calls"] == 1
 
 
