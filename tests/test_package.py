@@ -16,6 +16,8 @@ import pytest
 
 from monitor_utils import assets
 
+pytestmark = pytest.mark.xdist_group("package")  # one worker: its shared fixtures are built once
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
