@@ -26,8 +26,6 @@ from monitor_utils.drift import (
     ks_statistic_sorted,
 )
 
-pytestmark = pytest.mark.xdist_group("drift")  # one worker: its shared fixtures are built once
-
 N_REF, N_CUR = 463_715, 51_630  # Million Song Dataset train / test split sizes
 
 

@@ -9,8 +9,6 @@ import pytest
 from monitor_utils import data, model
 from monitor_utils.estimation import LossEstimator
 
-pytestmark = pytest.mark.xdist_group("estimation")  # one worker: its shared fixtures are built once
-
 CHUNK = 400
 KEYS = {"estimated_rmse", "estimated_rmse_low", "estimated_rmse_high", "estimated_mae", "outside_support", "records"}
 

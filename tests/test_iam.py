@@ -17,8 +17,6 @@ from botocore.awsrequest import AWSResponse
 from monitor_utils import alerting, cli, config, context, iam, registry, stages, workflow, world
 from monitor_utils.aws import connect
 
-pytestmark = pytest.mark.xdist_group("iam")  # one worker: its shared fixtures are built once
-
 ACCOUNT = "123456789012"  # the emulator's account
 PARAMS = {"now": "2026-11-28T00:00:00Z", "days": 14, "bucket": "iam-test-bucket", "endpoint_name": "ep-iam",
           "sns_topic_name": "alerts-iam", "dashboard_name": "dash-iam", "log_group": "/test/iam",

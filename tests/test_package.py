@@ -16,8 +16,6 @@ import pytest
 
 from monitor_utils import assets
 
-pytestmark = pytest.mark.xdist_group("package")  # one worker: its shared fixtures are built once
-
 ROOT = Path(__file__).resolve().parents[1]
 
 

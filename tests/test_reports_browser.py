@@ -18,8 +18,6 @@ import pytest
 
 from monitor_utils import records, runner
 
-pytestmark = pytest.mark.xdist_group("full_run")  # one worker: its shared fixtures are built once
-
 ROOT = Path(__file__).resolve().parents[1]
 REQUIRE = os.environ.get("MONITOR_UTILS_REQUIRE_BROWSER", "") not in ("", "0")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

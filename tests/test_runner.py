@@ -12,8 +12,6 @@ import pytest
 from conftest import FAKE_CREDENTIALS
 from monitor_utils import config, runner
 
-pytestmark = pytest.mark.xdist_group("full_run")  # one worker: its shared fixtures are built once
-
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_WORLD = ["days=10", "world.requests_per_day=300", "world.train_rows=4000", "world.test_rows=1000",
                "now=2026-11-28T00:00:00Z"]

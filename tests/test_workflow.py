@@ -8,8 +8,6 @@ from monitor_utils import model, registry, stages, workflow
 from monitor_utils.aws import get_frame
 from monitor_utils.stages.setup import deployment_config
 
-pytestmark = pytest.mark.xdist_group("workflow")  # one worker: its shared fixtures are built once
-
 
 @pytest.fixture(scope="module")
 def prepared(emulator):
