@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 
 import pytest
 
@@ -54,9 +55,11 @@ def make_world(emulator):
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "AKIA-LOOKS-REAL-0001",
                     "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYREALSECRET",
                     "AWS_SESSION_TOKEN": "FwoGZXIvYXdzEREALSESSIONTOKEN0123456789"}
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")  # each test process that needs the run makes its own
 FULL_RUN_WORLD = ["days=10", "world.requests_per_day=300", "world.train_rows=4000", "world.test_rows=1000",
-                  "now=2026-11-28T00:00:00Z", "bucket=runner-full", "endpoint_name=runner-full",
-                  "sns_topic_name=runner-full", "dashboard_name=runner-full", "log_group=/runner/full"]
+                  "now=2026-11-28T00:00:00Z", f"bucket=runner-full-{_WORKER}", f"endpoint_name=runner-full-{_WORKER}",
+                  f"sns_topic_name=runner-full-{_WORKER}", f"dashboard_name=runner-full-{_WORKER}",
+                  f"log_group=/runner/full-{_WORKER}"]
 
 
 @pytest.fixture(scope="session")
