@@ -175,8 +175,9 @@ def _owned(key: str, window: windows.Window) -> bool:
     return hour is None or window.start <= hour < window.end
 
 
-def _parse_request(rec: dict, features: Sequence[str]) -> tuple[np.ndarray, np.ndarray, str]:
-    """(features, predictions, what was captured) of one capture line; both sides must agree on the count."""
+def parse_request(rec: dict, features: Sequence[str]) -> tuple[np.ndarray, np.ndarray, str]:
+    """(features, predictions, what was captured: input, output or both) of one parsed capture line; both sides
+    must agree on the record count."""
     sides = rec["captureData"]
     if not isinstance(sides, dict):
         raise payloads.BodyError("'captureData' is not an object")
@@ -230,7 +231,7 @@ def read_capture(aws: Aws, capture_uri: str, window: windows.Window, features: S
             t = parse_time(meta["inferenceTime"])
             if not (window.start <= t < window.end):
                 continue
-            x, y, what = _parse_request(rec, features)
+            x, y, what = parse_request(rec, features)
             event_id = meta["eventId"]
             if not isinstance(event_id, str) or not event_id:
                 raise payloads.BodyError("eventMetadata.eventId is empty")
