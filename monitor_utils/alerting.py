@@ -43,6 +43,9 @@ def alarm_specs(cfg: Params, topic_arn: str) -> list[dict]:
                      f"Model RMSE (years) above {t['rmse_max']:g} in 2 of the last {quality_periods} labelled windows"),
         suite_metric("r2", "R2", "Minimum", "LessThanThreshold", t["r2_min"], quality_periods, 2, "missing",
                      f"Model R2 below {t['r2_min']:g} in 2 of the last {quality_periods} labelled windows"),
+        suite_metric("estimated-rmse", "EstimatedRMSE", "Maximum", "GreaterThanThreshold", cfg.estimated_rmse_max,
+                     2, 1, "missing", f"Label-free estimated RMSE (years) above {cfg.estimated_rmse_max:g} in a window "
+                     "that just closed: quality has probably dropped, days before labels confirm it"),
         suite_metric("data-drift", "DataDrift", "Maximum", "GreaterThanOrEqualToThreshold", 1, 2, 1, "missing",
                      "Input drift against the training baseline (BH-corrected KS and an effect-size gate)"),
         suite_metric("heartbeat", "SuiteHeartbeat", "Maximum", "LessThanThreshold", 1, 2, 2, "breaching",
@@ -99,7 +102,7 @@ def apply_overrides(specs: list[dict], overrides: dict, endpoint_name: str) -> l
     return specs
 
 
-COMPOSITE_CHILDREN = ("rmse", "r2", "error-rate")
+COMPOSITE_CHILDREN = ("rmse", "r2", "estimated-rmse", "error-rate")
 
 
 def composite_spec(cfg: Params, topic_arn: str) -> dict:

@@ -58,7 +58,7 @@ SCHEMA: dict[str, Param | Section] = {
     "alert_emails": Param(list, [], "e-mail addresses subscribed to the alert topic", item_type=str),
     "log_group": Param(str, "/msd-monitoring/msd-year-predictor", "CloudWatch Logs group for the suite's run logs", pattern=r"^[\.\-_/#A-Za-z0-9]{1,512}$"),
     "test_fire": Param(str, "local", "set the heartbeat alarm to ALARM and confirm the notification arrives: local: only on the emulator, always (pages subscribers in aws mode), never", choices=("local", "always", "never")),
-    "alarm_overrides": Param(dict, {}, "per alarm (rmse, r2, data-drift, heartbeat, error-rate, latency-p99), PutMetricAlarm fields to change: Period, EvaluationPeriods, DatapointsToAlarm, Threshold, TreatMissingData, ActionsEnabled"),
+    "alarm_overrides": Param(dict, {}, "per alarm (rmse, r2, estimated-rmse, data-drift, heartbeat, error-rate, latency-p99), PutMetricAlarm fields to change: Period, EvaluationPeriods, DatapointsToAlarm, Threshold, TreatMissingData, ActionsEnabled"),
     "dashboard_name": Param(str, "MillionSongModel", "CloudWatch dashboard name", pattern=r"^[A-Za-z0-9_\-]{1,255}$"),
     "window": Param(str, "daily", "length of a monitoring window", choices=("hourly", "daily")),
     "segment_columns": Param(list, [], "extra columns of the joined records to break metrics down by, besides release decade (numeric ones are cut into quartiles)", item_type=str),
@@ -88,6 +88,7 @@ SCHEMA: dict[str, Param | Section] = {
         "r2_min": Param(float, 0.15, "R2 below which the quality alarm fires", min=-10.0, max=1.0),
         "error_rate_max": Param(float, 0.05, "share of invocations returning 4XX/5XX above which the error alarm fires", min=0.0, max=1.0),
         "latency_p99_ms_max": Param(float, 250.0, "ModelLatency p99 (milliseconds) above which the latency alarm fires", min=0.0),
+        "estimated_rmse_max": Param(float, 0.0, "label-free estimated RMSE (years) above which the estimated-rmse alarm fires the day a window closes (0 means thresholds.rmse_max)", min=0.0),
     }),
     "drift": Section("drift detection", {
         "alpha": Param(float, 0.01, "significance level after multiple-testing correction (per window: a daily false alarm about once in 100 days)", min=1e-12, max=0.5),
@@ -159,6 +160,12 @@ class Params(dict):
     def ground_truth_uri(self) -> str:
         """S3 URI where ground-truth JSONL lands."""
         return self._uri("ground_truth_prefix", "ground-truth")
+
+    @property
+    def estimated_rmse_max(self) -> float:
+        """Threshold of the estimated-rmse alarm: ``thresholds.estimated_rmse_max``, or ``thresholds.rmse_max`` when 0."""
+        t = self["thresholds"]
+        return float(t["estimated_rmse_max"] or t["rmse_max"])
 
     def metric_dimensions(self, **extra: str) -> dict[str, str]:
         """The suite's CloudWatch dimensions for this endpoint (plus e.g. Segment or Feature)."""

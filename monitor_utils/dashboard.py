@@ -41,8 +41,13 @@ def build_body(cfg: Params, alarm_specs: list[dict], alarm_arns: list[str], repo
         {"type": "text", "x": 0, "y": 0, "width": 24, "height": 2, "properties": {"markdown": (
             f"# {ep}: model monitoring\nRelease-year predictor on SageMaker. Latest run reports: `{reports_uri}` "
             f"(index.html per run). Quality metrics wait {cfg.label_wait_days} days for labels.")}},
-        _metric_widget(cfg, "RMSE (years)", [[ns, "RMSE", *dims, {"label": "RMSE"}]], 0, 2, stat="Maximum", period=period,
-                       annotations=[{"label": "RMSE alarm", "value": thr.get("rmse", cfg.thresholds["rmse_max"])}]),
+        _metric_widget(cfg, "RMSE (years): realized, and estimated before labels",
+                       [[ns, "RMSE", *dims, {"label": "RMSE (labelled)"}],
+                        [".", "EstimatedRMSE", ".", ".", ".", ".", {"label": "estimated RMSE (no labels)"}]],
+                       0, 2, stat="Maximum", period=period,
+                       annotations=[{"label": "RMSE alarm", "value": thr.get("rmse", cfg.thresholds["rmse_max"])},
+                                    {"label": "estimated-RMSE alarm",
+                                     "value": thr.get("estimated-rmse", cfg.estimated_rmse_max)}]),
         _metric_widget(cfg, "R2", [[ns, "R2", *dims, {"label": "R2"}]], 12, 2, stat="Minimum", period=period,
                        annotations=[{"label": "R2 alarm", "value": thr.get("r2", cfg.thresholds["r2_min"])}]),
         _metric_widget(cfg, "Bias and MAE (years)", [[ns, "Bias", *dims], [".", "MAE", ".", ".", ".", "."]], 0, 8,

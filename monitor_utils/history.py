@@ -39,3 +39,19 @@ def store_metrics(aws: Aws, cfg: Params, windows: pd.DataFrame, segments: pd.Dat
 def store_drift(aws: Aws, cfg: Params, windows: pd.DataFrame, features: pd.DataFrame) -> None:
     """Replace the drift history."""
     put_json(aws, cfg.bucket, drift_key(cfg), to_jsonable({"windows": windows, "features": features}))
+
+
+def estimates_key(cfg: Params) -> str:
+    """S3 key of the label-free estimates history (written by the metrics stage)."""
+    return cfg.key("metrics", "estimates.json")
+
+
+def load_estimates(aws: Aws, cfg: Params) -> pd.DataFrame:
+    """Every estimated window's label-free estimate (estimated RMSE, interval, MAE, outside support)."""
+    raw = get_json(aws, cfg.bucket, estimates_key(cfg)) or {"windows": []}
+    return pd.DataFrame(raw["windows"])
+
+
+def store_estimates(aws: Aws, cfg: Params, estimates: pd.DataFrame) -> None:
+    """Replace the estimates history."""
+    put_json(aws, cfg.bucket, estimates_key(cfg), to_jsonable({"windows": estimates}))

@@ -1,4 +1,4 @@
-"""Figures for the stage reports: metric timelines, coverage, residuals by decade, drift heatmaps, ECDF overlays and alarm backtests."""
+"""Figures for the stage reports: metric timelines, estimated against realized RMSE, coverage, residuals by decade, drift heatmaps, ECDF overlays and alarm backtests."""
 
 from __future__ import annotations
 
@@ -53,6 +53,36 @@ def label_coverage(history: pd.DataFrame) -> Figure:
     ax2.set_ylim(0, 1.05)
     ax.set_title("Label coverage per window")
     ax.legend(loc="lower left", fontsize=7)
+    return fig
+
+
+def estimated_vs_realized(estimates: list[dict], threshold: float | None = None) -> Figure:
+    """Label-free estimated RMSE per window with its interval, against the realized RMSE where labels have landed."""
+    fig = Figure(figsize=(12, 3.6), layout="constrained")
+    ax = fig.subplots()
+    if not estimates:
+        ax.text(0.5, 0.5, "no window has been estimated yet", ha="center", va="center", transform=ax.transAxes)
+        return fig
+    frame = pd.DataFrame(estimates)
+    t = _times(frame)
+    est = pd.to_numeric(frame["estimated_rmse"], errors="coerce")
+    ax.fill_between(t, pd.to_numeric(frame["estimated_rmse_low"], errors="coerce"),
+                    pd.to_numeric(frame["estimated_rmse_high"], errors="coerce"), color="tab:orange", alpha=0.2,
+                    label="estimate's interval")
+    ax.plot(t, est, color="tab:orange", marker="o", linewidth=1.2, label="estimated RMSE (no labels, the day it closes)")
+    realized = pd.to_numeric(frame["realized_rmse"], errors="coerce")
+    ax.plot(t, realized, color="tab:blue", marker="s", linewidth=1.2, label="realized RMSE (once labels land)")
+    waiting = realized.isna() & est.notna()
+    if waiting.any():
+        ax.scatter(t[waiting], est[waiting], s=80, facecolors="none", edgecolors="tab:orange", zorder=3,
+                   label="labels still pending")
+    if threshold is not None:
+        ax.axhline(threshold, color="tab:red", linestyle="--", linewidth=1, label="estimated-rmse alarm")
+    ax.set_ylabel("RMSE (years)")
+    ax.set_xlabel("window end")
+    ax.set_title("Estimated against realized RMSE per window")
+    ax.legend(fontsize=7, loc="upper left")
+    ax.tick_params(axis="x", labelrotation=30, labelsize=7)
     return fig
 
 

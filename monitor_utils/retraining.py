@@ -44,7 +44,12 @@ def last_retrain(aws: Aws, cfg: Params) -> dt.datetime | None:
 
 
 def decide(cfg: Params, ev: Evidence, now: dt.datetime) -> Decision:
-    """Retrain when a quality alarm is in ALARM, or when drift persists (2 of the last 3 windows); respect the minimum interval."""
+    """Retrain when a quality alarm is in ALARM, or when drift persists (2 of the last 3 windows); respect the minimum interval.
+
+    The label-free ``estimated-rmse`` alarm is cited as evidence but never triggers a retrain on its own: a challenger
+    trained before the drop's labels land could not beat the champion on labelled data, and the minimum interval
+    would then hold back the retrain that the labels justify.
+    """
     reasons, triggers = [], []
     for key in QUALITY_ALARMS:
         name = f"{cfg.endpoint_name}-{key}"
@@ -58,6 +63,10 @@ def decide(cfg: Params, ev: Evidence, now: dt.datetime) -> Decision:
         triggers.append(drift_msg + (f" (top features: {', '.join(top[:3])})" if top else ""))
     else:
         reasons.append(drift_msg)
+    estimated = f"{cfg.endpoint_name}-estimated-rmse"  # label-free: cited, never a trigger (see the docstring)
+    if ev.alarm_states.get(estimated) == "ALARM":
+        (triggers if triggers else reasons).append(
+            f"alarm {estimated} is ALARM (label-free estimate; labels have not confirmed it yet)")
     latest = ev.metrics.dropna(subset=["rmse"]).iloc[-1].to_dict() if len(ev.metrics) and "rmse" in ev.metrics else None
     evidence = {"alarm_states": ev.alarm_states, "drift_windows_recent": drifted,
                 "latest_window": latest.get("window") if latest else None,

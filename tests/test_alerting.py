@@ -23,7 +23,7 @@ def test_every_spec_is_accepted_by_the_local_server_as_sent_on_real_metric_names
     cfg = config.validate({"endpoint_name": "alerting-specs-ep"})
     specs = alerting.alarm_specs(cfg, TOPIC)
     assert {s["AlarmName"].split("alerting-specs-ep-")[1] for s in specs} == {
-        "rmse", "r2", "data-drift", "heartbeat", "error-rate", "latency-p99"}
+        "rmse", "r2", "estimated-rmse", "data-drift", "heartbeat", "error-rate", "latency-p99"}
     cw = connect(cfg, emulator.url).client("cloudwatch")
     for spec in specs:  # serialised by botocore, parsed by another implementation, read back
         cw.put_metric_alarm(**spec)
@@ -65,7 +65,8 @@ def test_aws_only_alarms_are_valid_requests():
     _valid("PutMetricAlarm", alerting.anomaly_spec(cfg, TOPIC))
     composite = alerting.composite_spec(cfg, TOPIC)
     _valid("PutCompositeAlarm", composite)
-    assert composite["AlarmRule"].count("ALARM(") == 3
+    assert composite["AlarmRule"].count("ALARM(") == 4
+    assert 'ALARM("msd-year-predictor-estimated-rmse")' in composite["AlarmRule"]
 
 
 def test_composite_state_follows_its_children():
@@ -74,6 +75,18 @@ def test_composite_state_follows_its_children():
                                           "msd-year-predictor-error-rate": "ALARM"}) == "ALARM"
     assert alerting.composite_state(cfg, {"msd-year-predictor-rmse": "OK", "msd-year-predictor-r2": "OK",
                                           "msd-year-predictor-error-rate": "OK"}) == "OK"
+    assert alerting.composite_state(cfg, {"msd-year-predictor-rmse": "OK", "msd-year-predictor-r2": "OK",
+                                          "msd-year-predictor-estimated-rmse": "ALARM",
+                                          "msd-year-predictor-error-rate": "OK"}) == "ALARM"
+
+
+def test_the_estimated_rmse_alarm_defaults_to_the_rmse_threshold_and_pages_on_one_window():
+    specs = {s["AlarmName"]: s for s in alerting.alarm_specs(config.validate({"thresholds": {"rmse_max": 8.5}}), TOPIC)}
+    est = specs["msd-year-predictor-estimated-rmse"]
+    assert (est["MetricName"], est["Threshold"], est["DatapointsToAlarm"]) == ("EstimatedRMSE", 8.5, 1)
+    own = config.validate({"thresholds": {"rmse_max": 8.5, "estimated_rmse_max": 10.0}})
+    assert {s["AlarmName"]: s for s in alerting.alarm_specs(own, TOPIC)}["msd-year-predictor-estimated-rmse"][
+        "Threshold"] == 10.0
 
 
 def test_pages_are_known_when_their_datapoint_could_first_exist():
@@ -85,5 +98,6 @@ def test_pages_are_known_when_their_datapoint_could_first_exist():
     assert alerting.known_at(specs["rmse"], t, cfg.label_wait_days) == t + dt.timedelta(days=3)  # labels wait
     assert alerting.known_at(specs["r2"], t, 0) == t
     assert alerting.known_at(specs["data-drift"], t, 3) == t  # label-free: the window's end
+    assert alerting.known_at(specs["estimated-rmse"], t, 3) == t
     assert alerting.known_at(specs["latency-p99"], t, 3) == t + dt.timedelta(hours=1)  # AWS metric: its period's end
     assert alerting.known_at(specs["error-rate"], t, 3) == t + dt.timedelta(hours=1)  # metric math over AWS metrics

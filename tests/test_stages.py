@@ -50,8 +50,17 @@ def test_metrics_publish_every_complete_window_exactly_once(make_world):
     per_segment = sum(_samples_per_window(aws, cfg, m, now).sum() for m in ("SegmentRMSE", "SegmentCount"))
     assert per_window == 9 * len(expected)
     assert per_segment == 2 * len(first["segments"]) > 0
-    assert first["datums_published"] == per_window + per_segment
-    assert first["put_metric_data_calls"] == 1
+    # label-free estimates: 5 datums for every closed window, including those still waiting for labels
+    estimated = [w.label for w in windows.windows_between(windows.floor(now - dt.timedelta(days=cfg.days), "daily"),
+                                                          now, "daily")]
+    assert first["windows_estimated"] == estimated and len(estimated) == len(expected) + cfg.label_wait_days
+    per_estimate = sum(_samples_per_window(aws, cfg, m, now).sum() for m in
+                       ("EstimatedRMSE", "EstimatedRMSELow", "EstimatedRMSEHigh", "EstimatedMAE", "OutsideSupport"))
+    assert per_estimate == 5 * len(estimated)
+    assert (_samples_per_window(aws, cfg, "EstimatedRMSE", now) == 1).all()
+    assert first["datums_published"] == per_window + per_segment + per_estimate
+    assert first["put_metric_data_calls"] == 2  # the metrics, then the estimates
+    assert again["windows_estimated"] == [] and again["estimates"] == first["estimates"]
 
 
 def test_metrics_catch_up_after_skipped_days_publishes_each_window_once(make_world):
@@ -84,6 +93,51 @@ def test_metrics_crash_between_publish_and_commit_does_not_duplicate(make_world,
     assert rerun["windows_published"] == []  # all were already in CloudWatch
     counts = _samples_per_window(aws, cfg, "RMSE", now)
     assert (counts == 1).all() and len(counts) == len(_complete_windows(cfg, now))
+
+
+def test_estimates_sit_beside_the_realized_rmse_once_labels_land(make_world):
+    """Every closed window is estimated without labels; realized_rmse is the published RMSE, null while labels wait."""
+    cfg, aws, now = make_world(scenario="drift")
+    setup = stages.run("00_setup", cfg, aws, now)
+    assert setup["loss_estimator"]["reference_rows"] == cfg.world["test_rows"]
+    result = stages.run("10_metrics", cfg, aws, now)
+    rows = {e["window"]: e for e in result["estimates"]}
+    rmse = result["history"].set_index("window")["rmse"]
+    waiting = set(result["windows_pending_labels"])
+    assert set(rows) == set(rmse.index) | waiting and waiting
+    for label, e in rows.items():
+        assert set(e) >= {"window", "estimated_rmse", "estimated_rmse_low", "estimated_rmse_high", "estimated_mae",
+                          "realized_rmse"}
+        assert e["estimated_rmse_low"] <= e["estimated_rmse"] <= e["estimated_rmse_high"]
+        assert e["realized_rmse"] is None if label in waiting else e["realized_rmse"] == pytest.approx(rmse[label])
+    # the estimate follows the quality drop the labels show, days before they land
+    broken = windows.from_label(sorted(rows)[int(round(cfg.world["drift_start_fraction"] * cfg.days)) + 1], "daily")
+    before = [e for w, e in rows.items() if windows.from_label(w, "daily").end < broken.start]
+    after = [e for w, e in rows.items() if windows.from_label(w, "daily").start >= broken.start]
+    assert max(e["estimated_rmse"] for e in before) < cfg.estimated_rmse_max < min(e["estimated_rmse"] for e in after)
+    acc = result["estimate_accuracy"]
+    assert acc["windows"] == len(rmse) and acc["mean_relative_error"] < 0.15 and acc["worst_relative_error"] < 0.35
+
+
+def test_an_estimate_publish_interrupted_before_its_commit_is_not_repeated(make_world, monkeypatch):
+    cfg, aws, now = make_world(scenario="stable")
+    stages.run("00_setup", cfg, aws, now)
+    real_commit = watermark.Watermark.commit
+
+    def crash_estimates(self, *args, **kwargs):
+        if self.stage == "estimates":
+            raise RuntimeError("killed after publishing the estimates")
+        return real_commit(self, *args, **kwargs)
+
+    monkeypatch.setattr(watermark.Watermark, "commit", crash_estimates)
+    with pytest.raises(RuntimeError):
+        stages.run("10_metrics", cfg, aws, now)
+    monkeypatch.undo()
+    assert watermark.load(aws, cfg, "estimates").pending
+    rerun = stages.run("10_metrics", cfg, aws, now)
+    assert rerun["windows_estimated"] == [] and rerun["windows_published"] == []
+    counts = _samples_per_window(aws, cfg, "EstimatedRMSE", now)
+    assert (counts == 1).all() and len(counts) == cfg.days
 
 
 def test_metrics_match_an_independent_recomputation(make_world):
@@ -161,9 +215,17 @@ def test_alarms_fire_in_the_drift_world_when_the_data_says_and_notify(make_world
     assert pd.Timestamp(fired.iloc[0]) == breaching.iloc[1]
     described = alerting.describe(aws, [f"{cfg.endpoint_name}-rmse"])[f"{cfg.endpoint_name}-rmse"]
     assert described["StateValue"] == "ALARM"
+    # the label-free alarm pages the day the broken window closes; the labelled one days later
+    pages = {}
+    for p in result["pages"]:
+        pages.setdefault(p["alarm"].removeprefix(f"{cfg.endpoint_name}-"), pd.Timestamp(p["known_at"]))
+    first_day = pd.Timestamp(windows.floor(now - dt.timedelta(days=cfg.days), "daily"))
+    onset = first_day + pd.Timedelta(days=int(round(cfg.world["drift_start_fraction"] * cfg.days)) + 1)
+    assert states[f"{cfg.endpoint_name}-estimated-rmse"] == "ALARM"
+    assert pages["estimated-rmse"] == onset + pd.Timedelta(days=1) < pages["rmse"]
     notes = _drain(aws, queue)
     alarmed = {n["AlarmName"] for n in notes if n["NewStateValue"] == "ALARM"}
-    assert {f"{cfg.endpoint_name}-rmse", f"{cfg.endpoint_name}-r2", f"{cfg.endpoint_name}-data-drift"} <= alarmed
+    assert {f"{cfg.endpoint_name}-{k}" for k in ("rmse", "r2", "data-drift", "estimated-rmse")} <= alarmed
     rerun = stages.run("30_alerting", cfg, aws, now)
     assert rerun["alarms_put"] == [] and _drain(aws, queue) == []
 

@@ -7,7 +7,7 @@ import json
 
 import pandas as pd
 
-from .. import capture, data, metrics, outbox, publish, watermark, windows
+from .. import capture, data, estimates, metrics, outbox, publish, watermark, windows
 from .. import history as history_store
 from ..aws import Aws, get_json, put_bytes
 from ..baseline import feature_names
@@ -15,6 +15,7 @@ from ..config import Params
 from ..results import Series, StageResult, Verdict
 
 STAGE = "metrics"
+ESTIMATES = "estimates"  # the label-free estimates keep their own exactly-once watermark
 PUBLISHED = {"count": ("Count", "Count"), "mse": ("MSE", "None"), "rmse": ("RMSE", "None"), "mae": ("MAE", "None"),
              "r2": ("R2", "None"), "median_ae": ("MedianAE", "None"), "bias": ("Bias", "None")}
 MIN_SEGMENT_ROWS = 20
@@ -83,11 +84,12 @@ def evaluate_window(w: windows.Window, rows: pd.DataFrame, quarantined: int,
     return row, segments
 
 
-def datum_exists(aws: Aws, cfg: Params, w_end: dt.datetime) -> bool:
-    """True when the window's Count datum is already in CloudWatch (resolves a publish a crashed run left unconfirmed)."""
+def datum_exists(aws: Aws, cfg: Params, w_end: dt.datetime, metric: str = "LabelCoverage") -> bool:
+    """True when the window's ``metric`` datum is already in CloudWatch (resolves a publish a crashed run left
+    unconfirmed; every window publishes LabelCoverage, every estimated window EstimatedRMSE)."""
     dims = [{"Name": k, "Value": v} for k, v in dimensions(cfg).items()]
     got = aws.client("cloudwatch").get_metric_statistics(
-        Namespace=cfg.namespace, MetricName="LabelCoverage", Dimensions=dims, StartTime=w_end - dt.timedelta(seconds=1),
+        Namespace=cfg.namespace, MetricName=metric, Dimensions=dims, StartTime=w_end - dt.timedelta(seconds=1),
         EndTime=w_end + dt.timedelta(seconds=1), Period=60, Statistics=["SampleCount"])
     return bool(got["Datapoints"])
 
@@ -95,30 +97,63 @@ def datum_exists(aws: Aws, cfg: Params, w_end: dt.datetime) -> bool:
 load_history = history_store.load_metrics  # the stage's own record in S3 (kept under its old name)
 
 
+def _resolve_pending(aws: Aws, cfg: Params, mark: watermark.Watermark, metric: str) -> None:
+    """Commit windows a crashed run published but did not record (their datum is in CloudWatch)."""
+    for label in list(mark.pending):
+        end = windows.from_label(label, cfg.window).end
+        if datum_exists(aws, cfg, end, metric):
+            mark.commit(aws, cfg, [label], end)
+
+
+def _publish_once(aws: Aws, cfg: Params, mark: watermark.Watermark, done: list[windows.Window], datums: list[dict],
+                  now: dt.datetime, stream: str) -> publish.PublishStats:
+    """Publish ``datums`` of the ``done`` windows between the watermark's begin and commit (exactly once)."""
+    labels = [w.label for w in done]
+    mark.begin(aws, cfg, labels)
+    stats = outbox.send(aws, cfg, datums, now, stream=stream)
+    mark.commit(aws, cfg, labels, done[-1].end)
+    return stats
+
+
 def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
-    """Publish every complete, unpublished window since the watermark; return the history and this run's counts."""
+    """Publish every complete, unpublished window since the watermark, and the label-free estimate of every closed,
+    unestimated window (labelled or not); return the histories and this run's counts."""
     backlog = outbox.deliver_outbox(aws, cfg)
     mark = watermark.load(aws, cfg, STAGE)
+    est_mark = watermark.load(aws, cfg, ESTIMATES)
     wait = dt.timedelta(days=cfg.label_wait_days)
-    for label in list(mark.pending):  # a previous run died between publishing and committing
-        end = windows.from_label(label, cfg.window).end
-        if datum_exists(aws, cfg, end):
-            mark.commit(aws, cfg, [label], end)
+    _resolve_pending(aws, cfg, mark, "LabelCoverage")
+    _resolve_pending(aws, cfg, est_mark, "EstimatedRMSE")
     todo = complete_windows(cfg, mark, now, wait)
+    estimator = estimates.load_estimator(aws, cfg)
+    est_todo = complete_windows(cfg, est_mark, now, dt.timedelta(0)) if estimator is not None else []
     history, seg_history = load_history(aws, cfg)
-    stats = publish.PublishStats()
+    est_history = history_store.load_estimates(aws, cfg)
+    stats, est_stats = publish.PublishStats(), publish.PublishStats()
     quarantined_total = 0
     bad: list[dict] = []
     new_rows: list[dict] = []
-    if todo:
-        span = windows.Window(todo[0].start, todo[-1].end)
+    est_rows: list[dict] = []
+    if todo or est_todo:
+        scored = {w.label for w in todo}
+        estimated = {w.label for w in est_todo}
+        every = sorted({w.label: w for w in todo + est_todo}.values(), key=lambda w: w.start)
         features = feature_names(aws, cfg)
-        labels, gt_bad = capture.read_ground_truth(aws, cfg.ground_truth_uri, span.start, now + dt.timedelta(hours=1))
         uri = capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name, cfg.variant_name)
-        datums, seg_frames, bad = [], [], list(gt_bad)
-        gt_bad_by_window = _count_by_window(cfg, gt_bad)
-        for w in todo:  # one window at a time: memory follows the window, not the backlog
+        if todo:
+            labels, gt_bad = capture.read_ground_truth(aws, cfg.ground_truth_uri, todo[0].start,
+                                                       now + dt.timedelta(hours=1))
+            bad = list(gt_bad)
+            gt_bad_by_window = _count_by_window(cfg, gt_bad)
+        datums, est_datums, seg_frames = [], [], []
+        for w in every:  # one window at a time: memory follows the window, not the backlog
             batch = capture.read_capture(aws, uri, w, features)
+            if w.label in estimated:  # the day it closes, before any label
+                est = estimates.estimate_window(estimator, w, batch.records)
+                est_rows.append(est)
+                est_datums += estimates.window_datums(cfg, w, est)
+            if w.label not in scored:
+                continue
             rows = capture.join_ground_truth(batch.records, labels)
             bad += batch.quarantined
             row, segments = evaluate_window(w, rows, len(batch.quarantined) + gt_bad_by_window.get(w.label, 0),
@@ -127,26 +162,35 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
             new_rows.append(row)
             seg_frames.append(segments)
             datums += window_datums(cfg, w, row, segments)
-        _store_quarantine(aws, cfg, bad, todo)
-        quarantined_total = len(bad)
-        labels_done = [w.label for w in todo]
-        mark.begin(aws, cfg, labels_done)
-        stats = outbox.send(aws, cfg, datums, now, stream=STAGE)
-        mark.commit(aws, cfg, labels_done, todo[-1].end)
-        history = pd.concat([history, pd.DataFrame(new_rows)], ignore_index=True)
-        seg_history = pd.concat([seg_history, *seg_frames], ignore_index=True)
-        history_store.store_metrics(aws, cfg, history, seg_history)
+        if todo:
+            _store_quarantine(aws, cfg, bad, todo)
+            quarantined_total = len(bad)
+            stats = _publish_once(aws, cfg, mark, todo, datums, now, STAGE)
+            history = pd.concat([history, pd.DataFrame(new_rows)], ignore_index=True)
+            seg_history = pd.concat([seg_history, *seg_frames], ignore_index=True)
+            history_store.store_metrics(aws, cfg, history, seg_history)
+        if est_todo:
+            est_stats = _publish_once(aws, cfg, est_mark, est_todo, est_datums, now, ESTIMATES)
+            est_history = pd.concat([est_history, pd.DataFrame(est_rows)], ignore_index=True)
+            history_store.store_estimates(aws, cfg, est_history)
     hb = outbox.send(aws, cfg, [publish.datum("SuiteHeartbeat", 1, now, {"EndpointName": cfg.endpoint_name})],
                       now, stream="heartbeat")
     baseline_info = _baseline_test_metrics(aws, cfg)
+    estimate_list = estimates.with_realized(est_history, history)
     record = {"windows_published": [r["window"] for r in new_rows], "windows_pending_labels": _waiting(cfg, now, wait),
-              "put_metric_data_calls": stats.calls, "datums_published": stats.datums, "heartbeat_calls": hb.calls,
-              "datums_dropped_too_old": stats.dropped_too_old + hb.dropped_too_old,
-              "datums_outboxed": stats.outboxed + hb.outboxed, "outbox_delivered": backlog["delivered"],
+              "windows_estimated": [r["window"] for r in est_rows],
+              "put_metric_data_calls": stats.calls + est_stats.calls, "datums_published": stats.datums + est_stats.datums,
+              "heartbeat_calls": hb.calls,
+              "datums_dropped_too_old": stats.dropped_too_old + est_stats.dropped_too_old + hb.dropped_too_old,
+              "datums_outboxed": stats.outboxed + est_stats.outboxed + hb.outboxed,
+              "outbox_delivered": backlog["delivered"],
               "outbox_still_pending": backlog["still_pending"], "quarantined": quarantined_total,
               "quarantined_lines": [{k: b[k] for k in ("key", "line", "reason")} for b in bad[:MAX_REPORTED_LINES]],
               "history": history, "segments": seg_history, "baseline_test_metrics": baseline_info,
-              "latest": history.iloc[-1].to_dict() if len(history) else None}
+              "latest": history.iloc[-1].to_dict() if len(history) else None,
+              "estimates": estimate_list, "estimate_accuracy": estimates.accuracy(estimate_list),
+              "estimator": None if estimator is None else
+              {k: v for k, v in estimator.summary().items() if k != "fit_seconds"}}
     return StageResult(record, headline=headline(record), verdict=verdict(cfg, record),
                        series=Series.from_history(history, "rmse", "RMSE (years)", cfg.thresholds["rmse_max"]))
 
@@ -154,12 +198,15 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
 def headline(record: dict) -> dict:
     """Windows published, the newest RMSE and R2, lines quarantined."""
     latest = record.get("latest") or {}
+    newest = (record.get("estimates") or [{}])[-1]
     return {"windows published": len(record["windows_published"]), "latest RMSE": _round(latest.get("rmse")),
-            "latest R2": _round(latest.get("r2")), "quarantined": int(record["quarantined"])}
+            "latest R2": _round(latest.get("r2")), "latest estimated RMSE": _round(newest.get("estimated_rmse")),
+            "quarantined": int(record["quarantined"])}
 
 
 def verdict(cfg: Params, record: dict) -> Verdict:
-    """The newest window's quality against the alarm thresholds, and any unreadable input, in sentences."""
+    """The newest window's quality against the alarm thresholds, the newest label-free estimate, and any unreadable
+    input, in sentences."""
     latest = record.get("latest") or {}
     t = cfg.thresholds
     parts, attention = [], False
@@ -172,6 +219,15 @@ def verdict(cfg: Params, record: dict) -> Verdict:
                      f"(alarm above {t['rmse_max']:g}), R² {latest['r2']:.3f} (alarm below {t['r2_min']:g}), "
                      f"{int(latest['count'])} labelled records; "
                      + ("model quality is below target." if bad else "model quality is within target."))
+    newest = (record.get("estimates") or [None])[-1]
+    if newest and newest.get("estimated_rmse") is not None:
+        limit = cfg.estimated_rmse_max
+        high = newest["estimated_rmse"] > limit
+        attention = attention or high
+        parts.append(f"Newest closed window {newest['window']}, estimated without labels: RMSE "
+                     f"{newest['estimated_rmse']:.2f} years (interval {newest['estimated_rmse_low']:.2f}-"
+                     f"{newest['estimated_rmse_high']:.2f}; alarm above {limit:g})"
+                     + ("; quality has probably dropped." if high else "; quality looks within target."))
     if record["quarantined"]:
         attention = True
         parts.append(f"{int(record['quarantined'])} capture or label line(s) could not be read and were quarantined.")

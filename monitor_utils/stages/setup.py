@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from .. import baseline as baselines
+from .. import estimates
 from ..aws import Aws, ensure_bucket, ensure_log_group, ensure_subscription, ensure_topic, get_json, put_json
 from ..config import Params
 from ..results import StageResult, Verdict
@@ -20,7 +21,8 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
     -------
     StageResult
         Record keys: ``changes`` (what this run created; empty on a rerun), ``topic_arn``, ``baseline`` (where and what),
-        ``deployment_config`` (the guardrails every deploy uses).
+        ``deployment_config`` (the guardrails every deploy uses), ``loss_estimator`` (where the label-free
+        estimator is stored and how it was calibrated; None without a labelled test split).
     """
     changes = []
     if ensure_bucket(aws, cfg.bucket):
@@ -41,6 +43,10 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
     profile, created = baselines.ensure_baseline(aws, cfg)
     if created:
         changes.append(f"built baseline {profile['uri']}")
+    estimator, fitted = estimates.ensure_estimator(aws, cfg, now, baselines.feature_names(aws, cfg))
+    if fitted:
+        changes.append(f"fitted the label-free loss estimator {estimator['uri']} "
+                       f"(calibrated for windows of {estimator['window_size']} records)")
     guardrails = deployment_config(cfg)
     validate_update_endpoint({"EndpointName": cfg.endpoint_name, "EndpointConfigName": "placeholder",
                               "DeploymentConfig": guardrails})
@@ -48,7 +54,7 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
         put_json(aws, cfg.bucket, cfg.key(GUARDRAILS_KEY), guardrails)
         changes.append("stored deployment guardrails (used by every deploy of the retraining stage)")
     record = {"changes": changes, "topic_arn": topic_arn, "baseline": profile, "deployment_config": guardrails,
-              "log_group": cfg.log_group}
+              "log_group": cfg.log_group, "loss_estimator": estimator}
     return StageResult(record, headline={"changes": len(changes), "model": profile.get("model_version")},
                        verdict=verdict(record))
 
@@ -58,5 +64,9 @@ def verdict(record: dict) -> Verdict:
     b = record["baseline"]
     changed = (f"This run made {len(record['changes'])} change(s): {'; '.join(record['changes'])}."
                if record["changes"] else "Everything was already in place; nothing changed.")
+    est = record.get("loss_estimator")
+    quality = (f" Window quality is estimated without labels by a loss estimator fitted on {est['reference_rows']} "
+               f"held-out labelled records." if est else
+               " No labelled test split is stored, so window quality is not estimated before labels land.")
     return Verdict(f"{changed} The other stages compare traffic with the baseline of model {b.get('model_version')} "
-                   f"({b.get('reference_rows')} reference rows, {b.get('features')} features).")
+                   f"({b.get('reference_rows')} reference rows, {b.get('features')} features).{quality}")
