@@ -83,3 +83,42 @@ def full_run(tmp_path_factory):
         code, run_dir = runner.run([str(root / "params" / "local.yaml")], FULL_RUN_WORLD, output=str(out),
                                    progress=lambda m: None)
     return code, run_dir
+
+
+class SharedWorld:
+    """A small world the setup, metrics, drift and alerting stages have run on once, shared by the tests that only
+    read what those runs left (or rerun a stage to check that nothing changes)."""
+
+    def __init__(self, emulator, name: str, **overrides):
+        self.cfg = config.validate(small_world_params(name, **overrides))
+        self.aws = connect(self.cfg, emulator.url)
+        world.build(self.aws, self.cfg, progress=lambda m: None)
+        self.now = run_clock(self.cfg, self.aws)
+        self.queue = _subscribed_queue(self.aws, self.cfg)  # receives every notification of the alerting run
+        from monitor_utils import stages
+
+        self.results = {s: stages.run(s, self.cfg, self.aws, self.now)
+                        for s in ("00_setup", "10_metrics", "20_drift", "30_alerting")}
+
+
+def _subscribed_queue(aws, cfg) -> str:
+    from monitor_utils import alerting
+
+    topic, _ = alerting.ensure_paging(aws, cfg)
+    sqs = aws.client("sqs")
+    url = sqs.create_queue(QueueName=f"q-{cfg.endpoint_name}")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    aws.client("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+    return url
+
+
+@pytest.fixture(scope="session")
+def drift_world(emulator):
+    """The small drift world after setup, metrics, drift and alerting (no test-fire), shared per test process."""
+    return SharedWorld(emulator, f"shared-drift-{_WORKER}", scenario="drift", test_fire="never")
+
+
+@pytest.fixture(scope="session")
+def stable_world(emulator):
+    """The small stable world after setup, metrics, drift and alerting (with the test-fire), shared per test process."""
+    return SharedWorld(emulator, f"shared-stable-{_WORKER}", scenario="stable")

@@ -20,14 +20,12 @@ def _world(emulator, name, **overrides):
 COLUMNS = ["window", "captured", "labelled", "count", "mse", "rmse", "mae", "r2", "median_ae", "bias", "rmse_low", "rmse_high"]
 
 
-def test_throttled_run_completes_with_results_identical_to_a_clean_run(emulator):
-    results = {}
-    for name, faults in (("clean", 0.0), ("throttled", 0.3)):
-        cfg, aws, now = _world(emulator, f"faults-{name}", scenario="drift", faults={"throttle_fraction": faults})
-        for s in ("00_setup", "10_metrics", "20_drift"):
-            results[(name, s)] = stages.run(s, cfg, aws, now)
-        results[name] = aws.faults_injected
-    assert results["throttled"]["throttled"] > 100 and results["clean"] == {}
+def test_throttled_run_completes_with_results_identical_to_a_clean_run(emulator, drift_world):
+    results = {("clean", s): drift_world.results[s] for s in ("10_metrics", "20_drift")}  # the same world, no faults
+    cfg, aws, now = _world(emulator, "faults-throttled", scenario="drift", faults={"throttle_fraction": 0.3})
+    for s in ("00_setup", "10_metrics", "20_drift"):
+        results[("throttled", s)] = stages.run(s, cfg, aws, now)
+    assert aws.faults_injected["throttled"] > 100 and drift_world.aws.faults_injected == {}
     pd.testing.assert_frame_equal(results[("clean", "10_metrics")]["history"][COLUMNS],
                                   results[("throttled", "10_metrics")]["history"][COLUMNS])
     assert results[("clean", "20_drift")]["history"]["drift_detected"].tolist() == \

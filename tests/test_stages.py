@@ -25,19 +25,18 @@ def _complete_windows(cfg, now):
                                    now - dt.timedelta(days=cfg.label_wait_days), "daily")
 
 
-def test_setup_is_idempotent(make_world):
-    cfg, aws, now = make_world(scenario="stable")
-    first = stages.run("00_setup", cfg, aws, now)
+def test_setup_is_idempotent(stable_world):
+    cfg, aws, now = stable_world.cfg, stable_world.aws, stable_world.now
+    first = stable_world.results["00_setup"]
     again = stages.run("00_setup", cfg, aws, now)
     assert first["changes"] and again["changes"] == []
     assert again["baseline"] == first["baseline"]
     assert first["baseline"]["model_version"] == "v0001"
 
 
-def test_metrics_publish_every_complete_window_exactly_once(make_world):
-    cfg, aws, now = make_world(scenario="stable")
-    stages.run("00_setup", cfg, aws, now)
-    first = stages.run("10_metrics", cfg, aws, now)
+def test_metrics_publish_every_complete_window_exactly_once(stable_world):
+    cfg, aws, now = stable_world.cfg, stable_world.aws, stable_world.now
+    first = stable_world.results["10_metrics"]
     expected = [w.label for w in _complete_windows(cfg, now)]
     assert first["windows_published"] == expected
     again = stages.run("10_metrics", cfg, aws, now)
@@ -95,12 +94,11 @@ def test_metrics_crash_between_publish_and_commit_does_not_duplicate(make_world,
     assert (counts == 1).all() and len(counts) == len(_complete_windows(cfg, now))
 
 
-def test_estimates_sit_beside_the_realized_rmse_once_labels_land(make_world):
+def test_estimates_sit_beside_the_realized_rmse_once_labels_land(drift_world):
     """Every closed window is estimated without labels; realized_rmse is the published RMSE, null while labels wait."""
-    cfg, aws, now = make_world(scenario="drift")
-    setup = stages.run("00_setup", cfg, aws, now)
-    assert setup["loss_estimator"]["reference_rows"] == cfg.world["test_rows"]
-    result = stages.run("10_metrics", cfg, aws, now)
+    cfg = drift_world.cfg
+    assert drift_world.results["00_setup"]["loss_estimator"]["reference_rows"] == cfg.world["test_rows"]
+    result = drift_world.results["10_metrics"]
     rows = {e["window"]: e for e in result["estimates"]}
     rmse = result["history"].set_index("window")["rmse"]
     waiting = set(result["windows_pending_labels"])
@@ -140,14 +138,14 @@ def test_an_estimate_publish_interrupted_before_its_commit_is_not_repeated(make_
     assert (counts == 1).all() and len(counts) == cfg.days
 
 
-def test_metrics_match_an_independent_recomputation(make_world):
+def test_metrics_match_an_independent_recomputation(stable_world):
     """RMSE of a published window equals scikit-learn on the labels joined by hand from the world's own files."""
     from sklearn.metrics import mean_squared_error
 
     from monitor_utils import capture
 
-    cfg, aws, now = make_world(scenario="stable")
-    result = stages.run("10_metrics", cfg, aws, now)
+    cfg, aws, now = stable_world.cfg, stable_world.aws, stable_world.now
+    result = stable_world.results["10_metrics"]
     w = _complete_windows(cfg, now)[2]
     batch = capture.read_capture(aws, capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name, cfg.variant_name), w)
     labels, _ = capture.read_ground_truth(aws, cfg.ground_truth_uri, w.start, now + dt.timedelta(hours=1))
@@ -157,10 +155,9 @@ def test_metrics_match_an_independent_recomputation(make_world):
     assert row["rmse"] == pytest.approx(mean_squared_error(joined["year"], joined["prediction"]) ** 0.5, rel=1e-9)
 
 
-def test_drift_stage_flags_the_drift_and_not_the_stable_world(make_world):
-    cfg, aws, now = make_world(scenario="drift")
-    stages.run("00_setup", cfg, aws, now)
-    table = stages.run("20_drift", cfg, aws, now)["history"].set_index("window")
+def test_drift_stage_flags_the_drift_and_not_the_stable_world(drift_world, stable_world):
+    cfg = drift_world.cfg
+    table = drift_world.results["20_drift"]["history"].set_index("window")
     hist = table["drift_detected"]
     drift_day = int(round(cfg.world["drift_start_fraction"] * cfg.days))
     assert hist.iloc[:drift_day].sum() <= 1  # same-distribution windows: a rare false alarm at most
@@ -169,9 +166,7 @@ def test_drift_stage_flags_the_drift_and_not_the_stable_world(make_world):
     target = table["target_drift"]
     assert not target.iloc[:drift_day].astype(bool).any() and target.iloc[drift_day + 1:-2].astype(bool).all()
     assert pd.isna(target.iloc[-1]) and table["labelled_rows"].iloc[-1] == 0
-    scfg, saws, snow = make_world(scenario="stable")
-    stages.run("00_setup", scfg, saws, snow)
-    assert not stages.run("20_drift", scfg, saws, snow)["history"]["drift_detected"].any()
+    assert not stable_world.results["20_drift"]["history"]["drift_detected"].any()
 
 
 def _subscribe_queue(aws, topic_arn: str, name: str) -> str:
@@ -199,16 +194,14 @@ def _run_upto_alerting(cfg, aws, now):
     return stages.run("30_alerting", cfg, aws, now)
 
 
-def test_alarms_fire_in_the_drift_world_when_the_data_says_and_notify(make_world):
-    cfg, aws, now = make_world(scenario="drift", test_fire="never")
-    topic, _ = alerting.ensure_paging(aws, cfg)
-    queue = _subscribe_queue(aws, topic, f"q-{cfg.endpoint_name}")
-    result = _run_upto_alerting(cfg, aws, now)
+def test_alarms_fire_in_the_drift_world_when_the_data_says_and_notify(drift_world):
+    cfg, aws, now, queue = drift_world.cfg, drift_world.aws, drift_world.now, drift_world.queue
+    result = drift_world.results["30_alerting"]
     states = result["alarms"].set_index("alarm")["state"]
     for key in ("rmse", "r2", "data-drift"):
         assert states[f"{cfg.endpoint_name}-{key}"] == "ALARM"
     # the RMSE alarm (2 of the last N windows above the threshold) turns ALARM on the second breaching window
-    hist = stages.run("10_metrics", cfg, aws, now)["history"]
+    hist = drift_world.results["10_metrics"]["history"]
     breaching = pd.to_datetime(hist.loc[hist["rmse"] > cfg.thresholds["rmse_max"], "end"], utc=True).sort_values()
     tr = result["transitions"]
     fired = tr[(tr["alarm"] == f"{cfg.endpoint_name}-rmse") & (tr["to"] == "ALARM")]["timestamp"]
@@ -230,17 +223,16 @@ def test_alarms_fire_in_the_drift_world_when_the_data_says_and_notify(make_world
     assert rerun["alarms_put"] == [] and _drain(aws, queue) == []
 
 
-def test_alarms_stay_ok_in_the_stable_world_and_test_fire_is_delivered(make_world):
-    cfg, aws, now = make_world(scenario="stable")
-    result = _run_upto_alerting(cfg, aws, now)
+def test_alarms_stay_ok_in_the_stable_world_and_test_fire_is_delivered(stable_world):
+    cfg, aws = stable_world.cfg, stable_world.aws
+    result = stable_world.results["30_alerting"]
     assert set(result["alarms"]["state"]) == {"OK"}
     assert result["test_fire"]["delivered"] is True
     assert alerting.describe(aws, [f"{cfg.endpoint_name}-heartbeat"])[f"{cfg.endpoint_name}-heartbeat"]["StateValue"] == "OK"
 
 
-def test_dashboard_is_valid_and_rerun_changes_nothing(make_world):
-    cfg, aws, now = make_world(scenario="stable")
-    _run_upto_alerting(cfg, aws, now)
+def test_dashboard_is_valid_and_rerun_changes_nothing(stable_world):
+    cfg, aws, now = stable_world.cfg, stable_world.aws, stable_world.now
     first = stages.run("40_dashboard", cfg, aws, now)
     assert first["put"] is True and first["alarms_missing"] == []
     stored = json.loads(aws.client("cloudwatch").get_dashboard(DashboardName=cfg.dashboard_name)["DashboardBody"])
@@ -274,9 +266,8 @@ def test_retraining_deploys_a_better_model_in_the_drift_world(make_world):
     assert stages.run("50_retraining", cfg, aws, now)["retrain"] is False
 
 
-def test_retraining_does_nothing_in_the_stable_world(make_world):
-    cfg, aws, now = make_world(scenario="stable")
-    _run_upto_alerting(cfg, aws, now)
+def test_retraining_does_nothing_in_the_stable_world(stable_world):
+    cfg, aws, now = stable_world.cfg, stable_world.aws, stable_world.now
     before = _serving_config(aws, cfg)
     result = stages.run("50_retraining", cfg, aws, now)
     assert result["retrain"] is False and result["deployed"] is False
@@ -386,7 +377,11 @@ def test_emf_windows_older_than_the_log_services_14_days_are_counted_dropped(mak
     events = aws.client("logs").get_log_events(logGroupName=cfg.log_group, logStreamName="metrics",
                                                startFromHead=True)["events"]
     docs = [json.loads(e["message"]) for e in events]
-    stored = sum(len(d["_aws"]["CloudWatchMetrics"][0]["Metrics"]) for d in docs)
+    estimate_events = aws.client("logs").get_log_events(logGroupName=cfg.log_group, logStreamName="estimates",
+                                                        startFromHead=True)["events"]
+    assert estimate_events  # the label-free estimates go the same way, in their own stream
+    stored = sum(len(json.loads(e["message"])["_aws"]["CloudWatchMetrics"][0]["Metrics"])
+                 for e in events + estimate_events)
     ends = [windows.from_label(label, "daily").end for label in result["windows_published"]]
     surely_kept = [e for e in ends if e >= limit_after]
     surely_rejected = [e for e in ends if e < limit_before]
