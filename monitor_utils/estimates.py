@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import math
+import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -42,11 +44,18 @@ def window_records(aws: Aws, cfg: Params, now: dt.datetime, features: list[str])
     return int(len(batch.records)) or DEFAULT_WINDOW_RECORDS
 
 
-def fit_estimator(reference: pd.DataFrame, features: list[str], window_size: int, seed: int = FIT_SEED) -> LossEstimator:
+def cache_dir() -> Path:
+    """Where local mode keeps fitted estimators between runs (``$XDG_CACHE_HOME/monitor_utils/estimators``)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "monitor_utils" / "estimators"
+
+
+def fit_estimator(reference: pd.DataFrame, features: list[str], window_size: int, seed: int = FIT_SEED,
+                  cache: Path | None = None) -> LossEstimator:
     """Fit the loss estimator on labelled reference records (``features``, ``year``, ``prediction``).
 
     The window size is capped at half the reference (the calibration draws chunks of that size). Fits are
-    deterministic, so a fit of the same reference, window size and seed in this process is reused.
+    deterministic, so a fit of the same reference, window size and seed is reused: from this process, or from
+    ``cache`` (a folder; local mode passes :func:`cache_dir`, since the simulated world is the same every run).
 
     Parameters
     ----------
@@ -67,9 +76,17 @@ def fit_estimator(reference: pd.DataFrame, features: list[str], window_size: int
     frame = reference[list(features) + [data.TARGET, PREDICTION]]
     digest = hashlib.sha1(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()
                           + f"{list(features)}|{size}|{seed}".encode()).hexdigest()
+    stored = cache / f"{digest}.bin" if cache is not None else None
+    if digest not in _FITTED and stored is not None and stored.is_file():
+        _FITTED[digest] = stored.read_bytes()
     if digest not in _FITTED:
         _FITTED[digest] = LossEstimator().fit(frame, features, data.TARGET, PREDICTION, window_size=size,
                                               seed=seed).to_bytes()
+        if stored is not None:
+            stored.parent.mkdir(parents=True, exist_ok=True)
+            partial = stored.with_suffix(f".{os.getpid()}.part")  # written aside, then renamed: never half a file
+            partial.write_bytes(_FITTED[digest])
+            partial.replace(stored)
     return LossEstimator.from_bytes(_FITTED[digest])
 
 
@@ -93,7 +110,8 @@ def ensure_estimator(aws: Aws, cfg: Params, now: dt.datetime, features: list[str
         return None, False
     served = model.from_artifact(get_bytes(aws, *split_s3_uri(url)))
     reference = test.assign(**{PREDICTION: model.predict(served, test)})
-    est = fit_estimator(reference, features, window_records(aws, cfg, now, features))
+    est = fit_estimator(reference, features, window_records(aws, cfg, now, features),
+                        cache=cache_dir() if aws.mode == "local" else None)
     put_bytes(aws, cfg.bucket, f"{prefix}/{ESTIMATOR_FILE}", est.to_bytes())
     summary = {"uri": f"s3://{cfg.bucket}/{prefix}/{ESTIMATOR_FILE}", "model_version": model_version(url),
                **{k: v for k, v in est.summary().items() if k != "fit_seconds"}}

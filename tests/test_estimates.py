@@ -22,27 +22,49 @@ def reference():
     return ref.assign(prediction=model.predict(served, ref))
 
 
-def test_fit_caps_the_window_at_half_the_reference_and_reuses_an_identical_fit(reference, monkeypatch):
+@pytest.fixture(scope="module")
+def fitted(reference):
+    """The one real fit of this module (window 200 of a 600-record reference)."""
+    return LossEstimator().fit(reference, data.FEATURES, window_size=200, seed=estimates.FIT_SEED)
+
+
+@pytest.fixture
+def recorded_fits(fitted, monkeypatch):
+    """Stand in for LossEstimator.fit: record the window size asked for and hand back the module's fit."""
     fits = []
-    real_fit = LossEstimator.fit
 
-    def counting_fit(self, *args, **kwargs):
-        fits.append(kwargs["window_size"])
-        return real_fit(self, *args, **kwargs)
+    def fake_fit(self, reference, features, target, prediction, *, window_size, seed):
+        fits.append(window_size)
+        return fitted
 
-    monkeypatch.setattr(LossEstimator, "fit", counting_fit)
-    monkeypatch.setattr(estimates, "_FITTED", {})
+    monkeypatch.setattr(LossEstimator, "fit", fake_fit)
+    monkeypatch.setattr(estimates, "_FITTED", {})  # a new process
+    return fits
+
+
+def test_fit_caps_the_window_at_half_the_reference_and_reuses_an_identical_fit(reference, recorded_fits):
     first = estimates.fit_estimator(reference, data.FEATURES, window_size=50_000)
     again = estimates.fit_estimator(reference.copy(), data.FEATURES, window_size=50_000)
-    assert fits == [300] and first.summary()["window_size"] == 300 == again.window_size
-    assert again.to_bytes() == first.to_bytes()
+    assert recorded_fits == [300] and again.to_bytes() == first.to_bytes()
     other = reference.assign(prediction=reference["prediction"] + 1.0)  # other data: fitted anew
     estimates.fit_estimator(other, data.FEATURES, window_size=50_000)
-    assert fits == [300, 300]
+    estimates.fit_estimator(reference, data.FEATURES, window_size=10)  # at least MIN_WINDOW_RECORDS
+    assert recorded_fits == [300, 300, estimates.MIN_WINDOW_RECORDS]
 
 
-def test_a_window_is_estimated_from_its_scored_records_only(reference):
-    est = estimates.fit_estimator(reference, data.FEATURES, window_size=200)
+def test_a_fit_kept_in_the_cache_folder_is_reused_by_another_process(reference, recorded_fits, tmp_path,
+                                                                     monkeypatch):
+    first = estimates.fit_estimator(reference, data.FEATURES, window_size=200, cache=tmp_path)
+    assert [p.suffix for p in tmp_path.iterdir()] == [".bin"]  # no partial file left behind
+    monkeypatch.setattr(estimates, "_FITTED", {})  # as in a new process
+    again = estimates.fit_estimator(reference, data.FEATURES, window_size=200, cache=tmp_path)
+    assert recorded_fits == [200] and again.to_bytes() == first.to_bytes()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert estimates.cache_dir() == tmp_path / "xdg" / "monitor_utils" / "estimators"
+
+
+def test_a_window_is_estimated_from_its_scored_records_only(reference, fitted):
+    est = fitted
     records = reference.drop(columns=["year"]).iloc[:200].copy()
     direct = est.estimate(records)
     records.loc[records.index[:20], "prediction"] = np.nan  # input-only captures: no prediction to judge
