@@ -53,7 +53,7 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> StageResult:
               "workflow_execution": ({k: execution[k] for k in ("status", "states", "deployed", "error")}
                                      if execution else None)}
     if execution:
-        record["workflow_execution"].update(end_state=execution["end_state"], step_errors=execution["step_errors"])
+        record["workflow_execution"].update({k: execution[k] for k in ("end_state", "step_errors", "execution_arn")})
     return StageResult(record, headline={"retrain": record["retrain"], "deployed": record["deployed"]},
                        verdict=verdict(record))
 
