@@ -124,6 +124,16 @@ def main(argv: list[str] | None = None) -> int:
     from .context import run_clock
 
     cfg = load_params(args.params)
-    aws = connect(cfg)
+    cfg.update(profile="", role_arn="")  # a job runs with its own role, not the suite's profile or role to assume
+    endpoint = None
+    if cfg.aws_mode == "local":
+        from . import local
+
+        running = local.find_running()
+        if running is None:
+            print("error: local mode: no emulator is running (start the suite or a notebook first)", file=sys.stderr)
+            return 1
+        endpoint = running.url
+    aws = connect(cfg, endpoint)
     run_step(step, cfg, aws, run_clock(cfg, aws), args.execution, args.challenger, args.model_dir)
     return 0

@@ -143,6 +143,18 @@ def test_no_retraining_needed_within_the_minimum_interval(drifted):
     assert not retraining.decide(cfg, retraining.gather_evidence(cfg, aws), now).retrain
 
 
+def test_the_job_entry_point_runs_the_same_decision(drifted, tmp_path):
+    values, aws, now, arn = drifted
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(values))
+    assert cli.main(["retraining-step", "decide", "--params", str(path), "--execution", "cli-run"]) == 0
+    cfg = config.validate(values)
+    stored = steps.get_json(aws, cfg.bucket, steps.result_key(cfg, "cli-run", "decision.json"))
+    assert stored == json.loads(json.dumps(steps.decide_step(cfg, aws, now, "in-process")))
+    with pytest.raises(SystemExit):
+        cli.main(["retraining-step", "--step", "score", "--params", str(path), "--execution", "x"])
+
+
 # --- every JSONPath the definition reads is provided by the input or an earlier state ------------------------
 
 _PATH = re.compile(r"(?<![$\w])\$(\.[A-Za-z_][\w]*(?:\[[^\]]*\])?)+")

@@ -59,7 +59,20 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> StageResult:
 
 
 def verdict(record: dict) -> Verdict:
-    """Whether a model was retrained and deployed, and why, in sentences."""
+    """Whether a model was retrained and deployed, and why, and whether the workflow agreed, in sentences."""
+    base = _stage_verdict(record)
+    flow = record.get("workflow_execution")
+    if not flow:
+        return base
+    if flow["deployed"] == record["deployed"]:
+        return Verdict(f"{base.text} The Step Functions workflow, run on the same state, agrees (it ended "
+                       f"{flow.get('end_state') or flow['status']}).", base.attention)
+    return Verdict(f"{base.text} The Step Functions workflow disagrees: it ended {flow.get('end_state') or flow['status']}"
+                   f" ({flow.get('error') or 'no error'}).", True)
+
+
+def _stage_verdict(record: dict) -> Verdict:
+    """The stage's own outcome in sentences."""
     reasons = "; ".join(record["reasons"])
     if not record["retrain"]:
         return Verdict(f"No retraining: {reasons}.".replace("..", "."), False)
