@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator, NamedTuple
 
 from . import alerting, capture, workflow
-from .aws import Aws, split_s3_uri
+from .aws import Aws, partition, split_s3_uri  # noqa: F401 - partition is part of this module's API
 from .config import Params, ParamsError
 
 
@@ -159,11 +159,6 @@ class Scope:
 # --- values from params -------------------------------------------------------------------------
 
 _IAM_SPECIAL = re.compile(r"[*?$]")  # IAM wildcards and policy variables: a param must never widen a policy
-
-
-def partition(region: str) -> str:
-    """AWS partition of ``region`` (aws, aws-cn, aws-us-gov)."""
-    return "aws-cn" if region.startswith("cn-") else "aws-us-gov" if "-gov-" in region else "aws"
 
 
 _LITERAL_PARAMS = ("bucket", "prefix", "endpoint_name", "variant_name", "namespace", "capture_prefix",

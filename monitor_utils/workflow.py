@@ -7,13 +7,12 @@ import time
 from typing import Callable
 
 from . import registry
-from .aws import Aws, error_code
+from .aws import Aws, error_code, partition
 from .config import Params
 
 JOB_STEPS = ("decide", "train", "compare")
 END_STATES = {"Deployed": "deployed", "RolledBack": "rolled back", "Kept": "kept", "NotNeeded": "not needed",
               "Failed": "failed"}
-_SDK = "arn:aws:states:::aws-sdk:"
 # the state machine's own ARN is arn:PARTITION:states:REGION:ACCOUNT:stateMachine:NAME: names derive from it at run time
 _ARN_PART = "States.ArrayGetItem(States.StringSplit($$.StateMachine.Id, ':'), {})"
 
@@ -58,20 +57,25 @@ def _job_args(step: str) -> str:
     return (f"States.Array('--step', '{step}', '--params', $.paramsUri, '--execution', $$.Execution.Name{extra})")
 
 
-def _local_job(step: str) -> dict:
+def _integration(cfg: Params, name: str) -> str:
+    """ARN of a Step Functions service integration in the params' partition."""
+    return f"arn:{partition(cfg.region)}:states:::{name}"
+
+
+def _local_job(cfg: Params, step: str) -> dict:
     """A job step served by the local worker: a message with the task token on the worker queue."""
     body = {"taskToken.$": "$$.Task.Token", "step": step, "execution.$": "$$.Execution.Name"}
     if step == "compare":
         body["challenger.$"] = "$.training.modelDataUrl"
-    return {"Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+    return {"Type": "Task", "Resource": _integration(cfg, "sqs:sendMessage.waitForTaskToken"),
             "Parameters": {"QueueUrl.$": "$.run.workerQueueUrl", "MessageBody": body}, "TimeoutSeconds": 3600}
 
 
-def _aws_job(step: str) -> dict:
+def _aws_job(cfg: Params, step: str) -> dict:
     """A job step in AWS: SageMaker training (train) or processing (decide, compare) with the package's entry point."""
     name = f"States.Format('{{}}-{step[:3]}-{{}}', $.jobPrefix, $$.Execution.Name)"
     if step == "train":
-        return {"Type": "Task", "Resource": "arn:aws:states:::sagemaker:createTrainingJob.sync",
+        return {"Type": "Task", "Resource": _integration(cfg, "sagemaker:createTrainingJob.sync"),
                 "Parameters": {
                     "TrainingJobName.$": name, "RoleArn.$": "$.jobs.roleArn",
                     "AlgorithmSpecification": {"TrainingImage.$": "$.jobs.image", "TrainingInputMode": "File"},
@@ -84,7 +88,7 @@ def _aws_job(step: str) -> dict:
                     "ResourceConfig": {"InstanceCount": 1, "InstanceType.$": "$.jobs.instanceType",
                                        "VolumeSizeInGB": 30},
                     "StoppingCondition": {"MaxRuntimeInSeconds": 3600}}}
-    return {"Type": "Task", "Resource": "arn:aws:states:::sagemaker:createProcessingJob.sync",
+    return {"Type": "Task", "Resource": _integration(cfg, "sagemaker:createProcessingJob.sync"),
             "Parameters": {
                 "ProcessingJobName.$": name, "RoleArn.$": "$.jobs.roleArn",
                 "AppSpecification": {"ImageUri.$": "$.jobs.image",
@@ -114,7 +118,7 @@ def definition(cfg: Params, local: bool | None = None) -> dict:
     job_retry = [{"ErrorEquals": ["SageMaker.AmazonSageMakerException", "States.Timeout"], "IntervalSeconds": 30,
                   "MaxAttempts": 2, "BackoffRate": 2.0}]
     catch = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "NotifyFailure"}]
-    ep = cfg.endpoint_name
+    ep, sdk = cfg.endpoint_name, _integration(cfg, "aws-sdk:")
 
     def task(resource: str, params: dict, nxt: str, result_path: str | None, selector: dict | None = None,
              retry=sdk_retry, catch_to=catch) -> dict:
@@ -127,16 +131,16 @@ def definition(cfg: Params, local: bool | None = None) -> dict:
     def job_state(step: str, nxt: str, result_path: str | None) -> dict:
         selector = ({"modelDataUrl.$": "$.ModelArtifacts.S3ModelArtifacts"} if step == "train"
                     else {"status.$": "$.ProcessingJobStatus"})  # the .sync integrations' output (served alike locally)
-        return {**job(step), "ResultSelector": selector, "ResultPath": result_path, "Retry": job_retry,
+        return {**job(cfg, step), "ResultSelector": selector, "ResultPath": result_path, "Retry": job_retry,
                 "Catch": catch, "Next": nxt}
 
     def read(name: str, nxt: str, result_path: str) -> dict:
-        return task(_SDK + "s3:getObject", {"Bucket.$": "$.bucket",
+        return task(sdk + "s3:getObject", {"Bucket.$": "$.bucket",
                                             "Key.$": f"States.Format('{{}}/{name}', $.run.keyPrefix)"},
                     nxt, result_path, {"result.$": "States.StringToJson($.Body)"})
 
     def notify(subject: str, message: str, nxt: str) -> dict:
-        return task("arn:aws:states:::sns:publish",
+        return task(_integration(cfg, "sns:publish"),
                     {"TopicArn.$": "$.run.topicArn", "Subject": f"{ep}: {subject}"[:99], "Message.$": message}, nxt,
                     None, catch_to=[{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Failed"}])
 
@@ -161,13 +165,13 @@ def definition(cfg: Params, local: bool | None = None) -> dict:
             {"Variable": "$.comparison.result.deploy", "BooleanEquals": True, "Next": "DescribeLiveEndpoint"}]},
         "NotifyKept": notify("champion kept", "States.JsonToString($.comparison.result.reasons)", "Kept"),
         "Kept": {"Type": "Succeed"},
-        "DescribeLiveEndpoint": task(_SDK + "sagemaker:describeEndpoint", {"EndpointName.$": "$.endpointName"},
+        "DescribeLiveEndpoint": task(sdk + "sagemaker:describeEndpoint", {"EndpointName.$": "$.endpointName"},
                                      "DescribeLiveConfig", "$.live", {"configName.$": "$.EndpointConfigName"}),
-        "DescribeLiveConfig": task(_SDK + "sagemaker:describeEndpointConfig",
+        "DescribeLiveConfig": task(sdk + "sagemaker:describeEndpointConfig",
                                    {"EndpointConfigName.$": "$.live.configName"}, "DescribeLiveModel", "$.liveConfig",
                                    {"variants.$": "$.ProductionVariants", "dataCapture.$": "$.DataCaptureConfig",
                                     "firstModel.$": "States.ArrayGetItem($.ProductionVariants[*].ModelName, 0)"}),
-        "DescribeLiveModel": task(_SDK + "sagemaker:describeModel", {"ModelName.$": "$.liveConfig.firstModel"},
+        "DescribeLiveModel": task(sdk + "sagemaker:describeModel", {"ModelName.$": "$.liveConfig.firstModel"},
                                   "NewVariants", "$.liveModel",
                                   {"image.$": "$.PrimaryContainer.Image", "role.$": "$.ExecutionRoleArn"}),
         "NewVariants": {  # the live variants' capacity, serving the challenger
@@ -179,19 +183,19 @@ def definition(cfg: Params, local: bool | None = None) -> dict:
                              "ModelName.$": "$.comparison.result.model_name"},
             "ItemProcessor": {"StartAt": "Variant", "States": {"Variant": {"Type": "Pass", "End": True}}},
             "Catch": catch},
-        "CreateModel": task(_SDK + "sagemaker:createModel", {
+        "CreateModel": task(sdk + "sagemaker:createModel", {
             "ModelName.$": "$.comparison.result.model_name", "ExecutionRoleArn.$": "$.liveModel.role",
             "PrimaryContainer": {"Image.$": "$.liveModel.image",
                                  "ModelDataUrl.$": "$.comparison.result.model_data_url"}},
             "CreateEndpointConfig", None),
-        "CreateEndpointConfig": task(_SDK + "sagemaker:createEndpointConfig", {
+        "CreateEndpointConfig": task(sdk + "sagemaker:createEndpointConfig", {
             "EndpointConfigName.$": "$.comparison.result.config_name", "ProductionVariants.$": "$.newVariants",
             "DataCaptureConfig.$": "$.liveConfig.dataCapture"}, "DeployBlueGreen", None),
-        "DeployBlueGreen": task(_SDK + "sagemaker:updateEndpoint", {
+        "DeployBlueGreen": task(sdk + "sagemaker:updateEndpoint", {
             "EndpointName.$": "$.endpointName", "EndpointConfigName.$": "$.comparison.result.config_name",
             "DeploymentConfig.$": "$.deploymentConfig"}, "WaitForEndpoint", None),
         "WaitForEndpoint": {"Type": "Wait", "SecondsPath": "$.pollSeconds", "Next": "DescribeEndpointAfterDeploy"},
-        "DescribeEndpointAfterDeploy": task(_SDK + "sagemaker:describeEndpoint", {"EndpointName.$": "$.endpointName"},
+        "DescribeEndpointAfterDeploy": task(sdk + "sagemaker:describeEndpoint", {"EndpointName.$": "$.endpointName"},
                                             "EndpointSettled", "$.endpoint",
                                             {"status.$": "$.EndpointStatus", "configName.$": "$.EndpointConfigName"}),
         "EndpointSettled": {"Type": "Choice", "Default": "NotifyRolledBack", "Choices": [
