@@ -105,6 +105,11 @@ def connect(cfg: Params, endpoint_url: str | None = None, *, faults: bool = True
     return Aws(session, "aws", cfg.region, os.environ.get("AWS_ENDPOINT_URL") or None, retry, kms_key_id=cfg.kms_key_id)
 
 
+def partition(region: str) -> str:
+    """AWS partition of ``region`` (aws, aws-cn, aws-us-gov)."""
+    return "aws-cn" if region.startswith("cn-") else "aws-us-gov" if "-gov-" in region else "aws"
+
+
 def error_code(exc: BaseException) -> str:
     """The AWS error code of a ClientError ('' for anything else)."""
     return exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""

@@ -1,4 +1,4 @@
-"""Command line: ``python -m monitor_utils run ...`` and ``... iam-policy ...`` (and ``monitor-utils ...``)."""
+"""Command line: ``python -m monitor_utils run | iam-policy | workflow | retraining-step ...`` (and ``monitor-utils ...``)."""
 
 from __future__ import annotations
 
@@ -36,6 +36,17 @@ def parser() -> argparse.ArgumentParser:
                         "(default: any role of the account, only to SageMaker)")
     i.add_argument("--model-data-url", action="append", metavar="S3URI", default=[],
                    help="the live model's artifact when it lies outside the suite's prefix (read); repeatable")
+    i.add_argument("--role", choices=("suite", "state-machine", "scheduler"), default="suite",
+                   help="whose policy: the suite's (default), the retraining state machine's role, or the role "
+                        "EventBridge Scheduler uses to start it")
+    w = sub.add_parser("workflow", help="print the retraining workflow's definition and input (JSON) for these params",
+                       description="Print {\"definition\": ..., \"input\": ...}: the Step Functions definition and the "
+                                   "input every execution receives (scheduled or started by the stage). No AWS access.")
+    w.add_argument("-f", "--file", action="append", metavar="PARAMS", help="YAML params file; repeat to merge in order")
+    w.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="override one parameter, applied last")
+    sub.add_parser("retraining-step", add_help=False,
+                   help="run one job step of the retraining workflow (decide, train, compare); what its SageMaker "
+                        "jobs run (see --help)")
     return p
 
 
@@ -65,7 +76,13 @@ def _iam_policy(args) -> int:
             except Exception as exc:  # noqa: BLE001 - no credentials, no network: say so, no traceback
                 print(f"error: could not resolve the account with STS: {exc}", file=sys.stderr)
                 return 1
-        document, notes = iam.policy(cfg, account, args.sagemaker_role_arn, tuple(args.model_data_url))
+        if args.role == "suite":
+            document, notes = iam.policy(cfg, account, args.sagemaker_role_arn, tuple(args.model_data_url))
+        else:
+            from . import iam_workflow
+
+            make = iam_workflow.state_machine_policy if args.role == "state-machine" else iam_workflow.scheduler_policy
+            document, notes = make(cfg, account, args.sagemaker_role_arn)
     except config.ParamsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -75,8 +92,28 @@ def _iam_policy(args) -> int:
     return 0
 
 
+def _workflow(args) -> int:
+    """CLI entry for ``workflow``: the definition and the execution input on stdout."""
+    import json
+
+    from . import config, workflow
+
+    try:
+        cfg = config.load(args.file or [], args.param or [])
+    except config.ParamsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"definition": workflow.definition(cfg), "input": workflow.execution_input(cfg)}, indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments and dispatch."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["retraining-step"]:
+        from . import steps
+
+        return steps.main(argv[1:])
     args = parser().parse_args(argv)
     from . import assets
 
@@ -87,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         return main_run(args)
     if args.command == "iam-policy":
         return _iam_policy(args)
+    if args.command == "workflow":
+        return _workflow(args)
     return 2
 
 

@@ -113,6 +113,10 @@ SCHEMA: dict[str, Param | Section] = {
         "schedule": Param(str, "", "EventBridge Scheduler expression starting the workflow in aws mode, e.g. cron(0 7 * * ? *); empty means unscheduled"),
         "scheduler_role_arn": Param(str, "", "IAM role EventBridge Scheduler uses to start the workflow (aws mode)", pattern=r"^(|arn:aws[a-z-]*:iam::\d{12}:role/.+)$"),
         "recent_weight": Param(float, 1.0, "weight of a newly labelled row relative to a training row", min=0.01, max=100.0),
+        "job_role_arn": Param(str, "", "IAM role the workflow's SageMaker training and processing jobs run with (aws mode)", pattern=r"^(|arn:aws[a-z-]*:iam::\d{12}:role/.+)$"),
+        "image_uri": Param(str, "", "SageMaker scikit-learn framework image the workflow's jobs run in (aws mode), e.g. <registry>/sagemaker-scikit-learn:1.2-1-cpu-py3 for your region", pattern=r"^(|[a-z0-9.\-]+(:\d+)?/[a-z0-9._/\-]+(:[A-Za-z0-9._\-]+|@sha256:[0-9a-f]{64}))$"),
+        "instance_type": Param(str, "ml.m5.large", "instance type of the workflow's training and processing jobs (aws mode)", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$"),
+        "code_uri": Param(str, "", "S3 prefix holding the package source for the jobs: monitor_utils/ and sourcedir.tar.gz (empty means s3://BUCKET/PREFIX/code)", pattern=r"^(|s3://.+)$"),
     }),
     "retries": Section("boto3 retry behaviour", {
         "mode": Param(str, "standard", "botocore retry mode", choices=("standard", "adaptive", "legacy")),

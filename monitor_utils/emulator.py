@@ -85,7 +85,28 @@ def install() -> None:
             out["FailureReason"] = self.failure_reason
         return out
 
+    _install_sdk_body_reading()
     models.SageMakerModelBackend.update_endpoint = backend_update_endpoint
     responses.SageMakerResponse.update_endpoint = response_update_endpoint
     models.FakeEndpoint.response_object = property(response_object)
     _INSTALLED = True
+
+
+def _install_sdk_body_reading() -> None:
+    """Step Functions' AWS SDK integrations return a streamed body (e.g. ``s3:getObject``'s ``Body``) as a string;
+    moto's executor hands the stream object on, which no later state can read. Read it as AWS does."""
+    from botocore.response import StreamingBody
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_aws_sdk
+
+    cls = state_task_service_aws_sdk.StateTaskServiceAwsSdk
+    original = cls._eval_service_task
+
+    def eval_service_task(self, env, resource_runtime_part, normalised_parameters, state_credentials):
+        original(self, env, resource_runtime_part, normalised_parameters, state_credentials)
+        response = env.stack[-1] if env.stack else None
+        if isinstance(response, dict):
+            for key, value in list(response.items()):
+                if isinstance(value, StreamingBody):
+                    response[key] = value.read().decode("utf-8")
+
+    cls._eval_service_task = eval_service_task

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator, NamedTuple
 
 from . import alerting, capture, workflow
-from .aws import Aws, split_s3_uri
+from .aws import Aws, partition, split_s3_uri  # noqa: F401 - partition is part of this module's API
 from .config import Params, ParamsError
 
 
@@ -121,6 +121,18 @@ TABLE: tuple[Row, ...] = (
         {"iam:PassedToService": "states.amazonaws.com"}),
     Row("stepfunctions:UpdateStateMachine", "iam:PassRole", "{roleArn}", "PassStateMachineRole",
         {"iam:PassedToService": "states.amazonaws.com"}),
+    # the local workflow runner (local mode): starts an execution and serves its job steps from a queue
+    Row("stepfunctions:StartExecution", "states:StartExecution", "{stateMachineArn}", "StatesRunWorkflowLocally"),
+    Row("stepfunctions:DescribeExecution", "states:DescribeExecution", "{executionArn}", "StatesRunWorkflowLocally"),
+    Row("stepfunctions:GetExecutionHistory", "states:GetExecutionHistory", "{executionArn}",
+        "StatesRunWorkflowLocally"),
+    Row("stepfunctions:StopExecution", "states:StopExecution", "{executionArn}", "StatesRunWorkflowLocally"),
+    Row("stepfunctions:SendTaskSuccess", "states:SendTaskSuccess", "*", "StatesTaskTokensHaveNoResourceLevel"),
+    Row("stepfunctions:SendTaskFailure", "states:SendTaskFailure", "*", "StatesTaskTokensHaveNoResourceLevel"),
+    Row("sqs:CreateQueue", "sqs:CreateQueue", _QUEUE, "SqsWorkflowStepQueue"),
+    Row("sqs:ReceiveMessage", "sqs:ReceiveMessage", _QUEUE, "SqsWorkflowStepQueue"),
+    Row("sqs:DeleteMessage", "sqs:DeleteMessage", _QUEUE, "SqsWorkflowStepQueue"),
+    Row("sqs:SendMessage", "sqs:SendMessage", _QUEUE, "SqsWorkflowStepQueue"),
     # EventBridge Scheduler (aws mode only)
     Row("scheduler:GetSchedule", "scheduler:GetSchedule", _SCHEDULE, "SchedulerRetrainingSchedule"),
     Row("scheduler:CreateSchedule", "scheduler:CreateSchedule", _SCHEDULE, "SchedulerRetrainingSchedule"),
@@ -147,11 +159,6 @@ class Scope:
 # --- values from params -------------------------------------------------------------------------
 
 _IAM_SPECIAL = re.compile(r"[*?$]")  # IAM wildcards and policy variables: a param must never widen a policy
-
-
-def partition(region: str) -> str:
-    """AWS partition of ``region`` (aws, aws-cn, aws-us-gov)."""
-    return "aws-cn" if region.startswith("cn-") else "aws-us-gov" if "-gov-" in region else "aws"
 
 
 _LITERAL_PARAMS = ("bucket", "prefix", "endpoint_name", "variant_name", "namespace", "capture_prefix",
@@ -269,6 +276,11 @@ def _scopes(cfg: Params, account: str, sagemaker_role_arn: str, model_data_urls:
         "PassStateMachineRole": Scope(
             ({"roleArn": sm_role},), {"StringEquals": {"iam:PassedToService": "states.amazonaws.com"}},
             when="state_machine"),
+        "StatesRunWorkflowLocally": Scope(
+            ({"stateMachineArn": f"arn:{p}:states:{region}:{account}:stateMachine:{sm_name}",
+              "executionArn": f"arn:{p}:states:{region}:{account}:execution:{sm_name}:*"},), when="local"),
+        "StatesTaskTokensHaveNoResourceLevel": Scope(({},), when="local"),
+        "SqsWorkflowStepQueue": Scope(({"QueueName": workflow.worker_queue_name(cfg)},), when="local"),
         "SchedulerRetrainingSchedule": Scope(({"Name": f"{sm_name}-schedule"},), when="schedule"),
         "PassSchedulerRole": Scope(
             ({"Target.RoleArn": r["scheduler_role_arn"]},),

@@ -274,3 +274,51 @@ def sparkline(series: dict, width_px: int = 240, height_px: int = 48, dpi: int =
         ax.set_ylim(lo - pad, hi + pad)
     ax.set_xlim(-0.5, max(len(values) - 1, 0) + 0.5)
     return fig
+
+
+PATH_COLOUR, IDLE_COLOUR = "tab:orange", "#eeeeee"
+
+
+def workflow_path(definition: dict, visited: list[str] | None) -> Figure:
+    """The workflow's states as boxes (rows by distance from the start, Catch edges left out unless taken), the
+    states this execution entered filled and its transitions drawn bold."""
+    states = definition["States"]
+    visited = list(visited or [])
+
+    def successors(name: str) -> list[str]:
+        s = states[name]
+        return [c["Next"] for c in s.get("Choices", [])] + [s[k] for k in ("Next", "Default") if k in s]
+
+    depth, order = {definition["StartAt"]: 0}, [definition["StartAt"]]
+    for name in order:  # breadth first: a state's row is its shortest distance from the start
+        for nxt in successors(name):
+            if nxt not in depth:
+                depth[nxt] = depth[name] + 1
+                order.append(nxt)
+    for name in states:  # reached only through a Catch
+        depth.setdefault(name, max(depth.values()) + 1)
+    rows: dict[int, list[str]] = {}
+    for name in states:
+        rows.setdefault(depth[name], []).append(name)
+    pos = {n: (i - (len(r) - 1) / 2, -d) for d, r in rows.items() for i, n in enumerate(r)}
+    fig = Figure(figsize=(9, 0.42 * len(rows) + 1), layout="constrained")
+    ax = fig.subplots()
+    taken = set(zip(visited, visited[1:]))
+    for name in states:
+        for nxt in set(successors(name)) | {b for a, b in taken if a == name}:
+            bold = (name, nxt) in taken
+            ax.annotate("", xy=pos[nxt], xytext=pos[name], zorder=1,
+                        arrowprops={"arrowstyle": "-|>", "color": PATH_COLOUR if bold else "#bbbbbb",
+                                    "lw": 2.2 if bold else 0.8, "shrinkA": 9, "shrinkB": 9})
+    for name, (x, y) in pos.items():
+        on_path = name in visited
+        ax.text(x, y, name, ha="center", va="center", fontsize=7, zorder=2, gid=f"state:{name}",
+                bbox={"boxstyle": "round,pad=0.3", "fc": PATH_COLOUR if on_path else IDLE_COLOUR,
+                      "ec": "black" if states[name]["Type"] in ("Succeed", "Fail") else "#888888"})
+    xs = [x for x, _ in pos.values()]
+    ax.set_xlim(min(xs) - 1, max(xs) + 1)
+    ax.set_ylim(-max(depth.values()) - 0.7, 0.7)
+    ax.axis("off")
+    ax.set_title("Retraining workflow: the path this execution took" if visited else
+                 "Retraining workflow (not executed in this run)", fontsize=9)
+    return fig

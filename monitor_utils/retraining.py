@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from . import capture, data, metrics, model, registry, windows
-from .aws import Aws, get_json, put_json
+from . import alerting, capture, data, history, metrics, model, registry, windows
+from .aws import Aws, ensure_topic, get_bytes, get_json, put_json, split_s3_uri
 from .baseline import feature_names, training_data
 from .config import Params, parse_time
 
@@ -41,6 +41,16 @@ def last_retrain(aws: Aws, cfg: Params) -> dt.datetime | None:
     """When a challenger was last trained (from the stage's state in S3)."""
     state = get_json(aws, cfg.bucket, cfg.key(STATE_KEY)) or {}
     return parse_time(state["last_retrain"]) if state.get("last_retrain") else None
+
+
+def gather_evidence(cfg: Params, aws: Aws) -> Evidence:
+    """Alarm states, metric and drift histories and the last retrain, read from AWS (what ``decide`` looks at)."""
+    specs = alerting.alarm_specs(cfg, ensure_topic(aws, cfg.sns_topic_name))
+    states = {n: a["StateValue"] for n, a in alerting.describe(aws, [s["AlarmName"] for s in specs]).items()}
+    metric_history, _ = history.load_metrics(aws, cfg)
+    drift_history, _ = history.load_drift(aws, cfg)
+    return Evidence(alarm_states=states, metrics=metric_history, drift=drift_history,
+                    last_retrain=last_retrain(aws, cfg))
 
 
 def decide(cfg: Params, ev: Evidence, now: dt.datetime) -> Decision:
@@ -131,34 +141,77 @@ def compare(cfg: Params, champion, challenger, holdout: pd.DataFrame) -> dict:
             "holdout_rows": int(len(holdout)), "rmse_gain": gain}
 
 
-def act(cfg: Params, aws: Aws, decision: Decision, now: dt.datetime) -> dict:
-    """Retrain on the training data plus newly labelled traffic, compare on the newest labelled holdout, deploy if better."""
+@dataclass
+class Split:
+    """The rows a challenger learns from (training data plus older recent traffic) and the newest holdout."""
+
+    fit: pd.DataFrame
+    weights: np.ndarray
+    fit_new: pd.DataFrame
+    holdout: pd.DataFrame
+
+
+MIN_RECENT_ROWS = 200
+
+
+def split_recent(aws: Aws, cfg: Params, now: dt.datetime) -> Split:
+    """Training data plus the recent labelled traffic, and the newest ``holdout_fraction`` held out (deterministic).
+
+    Raises
+    ------
+    ValueError
+        Fewer than 200 labelled invocations in the last ``recent_days`` days.
+    """
     r = cfg.retraining
-    recent_days, holdout_fraction = r["recent_days"], r["holdout_fraction"]
-    recent = labelled_recent(aws, cfg, now, recent_days)
-    if len(recent) < 200:
-        return {"deployed": False, "outcome": f"only {len(recent)} labelled invocations in the last {recent_days} days; "
-                                              "not enough to retrain and compare"}
+    recent = labelled_recent(aws, cfg, now, r["recent_days"])
+    if len(recent) < MIN_RECENT_ROWS:
+        raise ValueError(f"only {len(recent)} labelled invocations in the last {r['recent_days']} days; "
+                         "not enough to retrain and compare")
     recent = recent.sort_values("inference_time").reset_index(drop=True)
-    cut = int(len(recent) * (1 - holdout_fraction))
+    cut = int(len(recent) * (1 - r["holdout_fraction"]))
     fit_new, holdout = recent.iloc[:cut], recent.iloc[cut:]
     train, _ = training_data(aws, cfg)
     fit = pd.concat([train[data.COLUMNS], fit_new[data.COLUMNS]], ignore_index=True)
     weights = np.r_[np.ones(len(train)), np.full(len(fit_new), r["recent_weight"])]
-    challenger = model.make_pipeline_fitted(fit, sample_weight=weights)
-    champion = model.load_served_model(aws, cfg.endpoint_name, cfg.variant_name)
-    comparison = compare(cfg, champion, challenger, holdout)
-    parent = model.served_model_data_url(aws, cfg.endpoint_name, cfg.variant_name)
-    version = registry.next_version(aws, cfg)
-    lineage = {"parent": parent, "trained_at": now.isoformat(), "training_rows": int(len(fit)),
-               "new_labelled_rows": int(len(fit_new)),
-               "data_windows": [str(fit_new["inference_time"].min()), str(fit_new["inference_time"].max())],
-               "holdout_windows": [str(holdout["inference_time"].min()), str(holdout["inference_time"].max())],
-               "params": {"retraining": cfg.retraining}, "comparison": {k: comparison[k] for k in ("promote", "reasons", "scores")},
-               "decision_reasons": decision.reasons}
-    rec = registry.register(aws, cfg, version, model.to_artifact(challenger), lineage)
+    return Split(fit, weights, fit_new, holdout)
+
+
+def train_challenger(split: Split):
+    """The challenger: the served pipeline refitted on the split's rows (the one training code of both runners)."""
+    return model.make_pipeline_fitted(split.fit, sample_weight=split.weights)
+
+
+def register_challenger(aws: Aws, cfg: Params, now: dt.datetime, split: Split, comparison: dict, parent: str,
+                        decision_reasons: list[str], artifact: bytes) -> dict:
+    """Store the challenger as the next registry version with its lineage, and remember when it was trained."""
+    lineage = {"parent": parent, "trained_at": now.isoformat(), "training_rows": int(len(split.fit)),
+               "new_labelled_rows": int(len(split.fit_new)),
+               "data_windows": [str(split.fit_new["inference_time"].min()), str(split.fit_new["inference_time"].max())],
+               "holdout_windows": [str(split.holdout["inference_time"].min()), str(split.holdout["inference_time"].max())],
+               "params": {"retraining": cfg.retraining},
+               "comparison": {k: comparison[k] for k in ("promote", "reasons", "scores")},
+               "decision_reasons": decision_reasons}
+    rec = registry.register(aws, cfg, registry.next_version(aws, cfg), artifact, lineage)
     put_json(aws, cfg.bucket, cfg.key(STATE_KEY), {"last_retrain": now.isoformat(), "last_version": rec["version"],
                                                    "promoted": comparison["promote"]})
+    return rec
+
+
+def act(cfg: Params, aws: Aws, decision: Decision, now: dt.datetime, champion_url: str | None = None) -> dict:
+    """Retrain on the training data plus newly labelled traffic, compare on the newest labelled holdout, deploy if better.
+
+    ``champion_url`` is the artefact the endpoint served when the evidence was gathered (default: what it serves now).
+    """
+    try:
+        split = split_recent(aws, cfg, now)
+    except ValueError as exc:
+        return {"deployed": False, "outcome": str(exc)}
+    challenger = train_challenger(split)
+    parent = champion_url or model.served_model_data_url(aws, cfg.endpoint_name, cfg.variant_name)
+    champion = model.from_artifact(get_bytes(aws, *split_s3_uri(parent)))
+    comparison = compare(cfg, champion, challenger, split.holdout)
+    rec = register_challenger(aws, cfg, now, split, comparison, parent, decision.reasons, model.to_artifact(challenger))
+    version = int(rec["version"].lstrip("v"))
     result = {"challenger_version": rec["version"], "comparison": comparison, "deployed": False}
     if not comparison["promote"]:
         result["outcome"] = "champion kept: " + "; ".join(comparison["reasons"])
@@ -178,10 +231,6 @@ def act(cfg: Params, aws: Aws, decision: Decision, now: dt.datetime) -> dict:
                          f"deployment of {rec['version']} {'rolled back' if outcome['rolled_back'] else 'failed'}: "
                          f"{outcome['failure_reason']}; the champion keeps serving")
     if not outcome["deployed"]:
-        from .aws import ensure_topic
-
-        from .alerting import notify
-
-        notify(aws, cfg, {"TopicArn": ensure_topic(aws, cfg.sns_topic_name),
-                          "Subject": f"{cfg.endpoint_name}: deployment failed"[:99], "Message": result["outcome"]})
+        alerting.notify(aws, cfg, {"TopicArn": ensure_topic(aws, cfg.sns_topic_name),
+                                   "Subject": f"{cfg.endpoint_name}: deployment failed"[:99], "Message": result["outcome"]})
     return result

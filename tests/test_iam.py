@@ -159,6 +159,20 @@ def test_every_call_of_a_full_local_run_is_allowed(local_run):
     assert any(n.resource.startswith("arn:aws:sagemaker") for n in denied(wrong_account, local_run.calls))
 
 
+def test_the_workflow_of_the_local_run_is_allowed_by_its_role_policy(local_run, emulator):
+    from monitor_utils import iam_workflow
+
+    flow = local_run.results["50_retraining"]["workflow_execution"]
+    assert flow["deployed"] is True
+    calls = iam_workflow.execution_calls(connect(local_run.cfg, emulator.url), flow["execution_arn"])
+    assert {"sagemaker:UpdateEndpoint", "sqs:SendMessage", "s3:GetObject", "sns:Publish"} <= operations(calls)
+    policy, _ = iam_workflow.state_machine_policy(local_run.cfg, sagemaker_role_arn=local_run.sagemaker_role)
+    assert denied(policy, calls) == []
+    other, _ = iam_workflow.state_machine_policy(config.validate({**PARAMS, "endpoint_name": "ep-other"}),
+                                                 sagemaker_role_arn=local_run.sagemaker_role)
+    assert {n.action for n in denied(other, calls)} >= {"sagemaker:UpdateEndpoint", "sagemaker:CreateModel"}
+
+
 def test_aws_mode_calls_are_allowed(aws_mode_run):
     ops = operations(aws_mode_run.calls)
     assert {"scheduler:GetSchedule", "scheduler:CreateSchedule", "scheduler:UpdateSchedule", "logs:PutLogEvents",

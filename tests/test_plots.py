@@ -65,3 +65,21 @@ def test_drift_heatmap_and_champion_challenger():
     per_decade = pd.DataFrame({"segment": ["1990s", "2000s"], "champion": [7.0, 8.0], "challenger": [6.0, 7.5],
                                "relative_change": [-0.14, -0.06], "holdout_share": [0.5, 0.5], "gating": [True, True]})
     assert isinstance(plots.champion_challenger(per_decade), Figure)
+
+
+def test_workflow_path_fills_the_visited_states_and_draws_every_state():
+    from monitor_utils import config, workflow
+
+    defn = workflow.definition(config.validate({}))
+    visited = ["Prepare", "Decide", "ReadDecision", "NeedsRetraining", "NotifyNotNeeded", "NotNeeded"]
+    fig = plots.workflow_path(defn, visited)
+    boxes = {t.get_text(): t.get_bbox_patch().get_facecolor() for t in fig.axes[0].texts if t.get_text()}
+    assert set(boxes) == set(defn["States"])
+    from matplotlib.colors import to_rgba
+
+    filled = {n for n, c in boxes.items() if c == to_rgba(plots.PATH_COLOUR)}
+    assert filled == set(visited)
+    arrows = [t.arrow_patch for t in fig.axes[0].texts if not t.get_text()]
+    bold = [a for a in arrows if a.get_edgecolor() == to_rgba(plots.PATH_COLOUR)]
+    assert len(bold) == len(visited) - 1 and len(arrows) > len(bold)
+    assert plots.workflow_path(defn, None).axes[0].get_title().endswith("(not executed in this run)")

@@ -43,7 +43,9 @@ def test_full_run_leaves_every_record(full_run):
         assert f'href="{stage}.html"' in (out / "index.html").read_text()
     retraining = json.loads((out / "50_retraining.json").read_text())
     assert {"retrain", "deployed", "reasons", "state_machine_definition"} <= set(retraining)
-    assert retraining["state_machine_definition"]["StartAt"] == "CheckQualityAlarms"
+    assert retraining["state_machine_definition"]["StartAt"] == "Prepare"
+    flow = retraining["workflow_execution"]
+    assert flow["deployed"] == retraining["deployed"] and flow["states"][0] == "Prepare", flow
     pictures = {stage: sum("image/png" in o.get("data", {}) for c in nbformat.read(out / f"{stage}.ipynb", as_version=4).cells
                            for o in c.get("outputs", [])) for stage in runner.STAGES}
     assert pictures["10_metrics"] >= 3 and pictures["20_drift"] >= 2 and pictures["30_alerting"] >= 1

@@ -253,6 +253,8 @@ def test_retraining_deploys_a_better_model_in_the_drift_world(make_world):
     before = _serving_config(aws, cfg)
     result = stages.run("50_retraining", cfg, aws, now)
     assert result["retrain"] and result["deployed"], result.get("outcome")
+    flow = result["workflow_execution"]  # the workflow ran the same decision first, from the same state
+    assert flow["deployed"] is True and flow["status"] == "SUCCEEDED" and flow["states"][-1] == "Deployed", flow
     assert _serving_config(aws, cfg) != before
     desc = aws.client("sagemaker").describe_endpoint(EndpointName=cfg.endpoint_name)
     assert desc["LastDeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"]
@@ -272,6 +274,8 @@ def test_retraining_does_nothing_in_the_stable_world(stable_world):
     result = stages.run("50_retraining", cfg, aws, now)
     assert result["retrain"] is False and result["deployed"] is False
     assert result["reasons"] and "no retraining needed" in result["reasons"][0]
+    flow = result["workflow_execution"]
+    assert flow["states"][-1] == "NotNeeded" and "TrainChallenger" not in flow["states"] and not flow["deployed"]
     assert _serving_config(aws, cfg) == before
 
 
@@ -289,6 +293,7 @@ def test_a_worse_challenger_is_never_deployed(make_world, monkeypatch):
     result = stages.run("50_retraining", cfg, aws, now)
     assert result["retrain"] is True and result["deployed"] is False
     assert result["comparison"]["promote"] is False and "champion kept" in result["outcome"]
+    assert result["workflow_execution"]["end_state"] == "kept" and not result["workflow_execution"]["deployed"]
     assert _serving_config(aws, cfg) == before
 
 
@@ -298,6 +303,7 @@ def test_dry_run_compares_but_does_not_deploy(make_world):
     before = _serving_config(aws, cfg)
     result = stages.run("50_retraining", cfg, aws, now)
     assert result["retrain"] and not result["deployed"] and "dry run" in result["outcome"]
+    assert result["workflow_execution"]["end_state"] == "kept" and not result["workflow_execution"]["deployed"]
     assert _serving_config(aws, cfg) == before
 
 
@@ -327,6 +333,7 @@ def test_a_deploy_rolls_back_when_a_rollback_alarm_fires(make_world):
     assert result["retrain"] and result["comparison"]["promote"]
     assert result["deployed"] is False and result["rolled_back"] is True
     assert "rolled back" in result["outcome"] and _serving_config(aws, cfg) == before
+    assert result["workflow_execution"]["end_state"] == "rolled back" and not result["workflow_execution"]["deployed"]
     msgs = aws.client("sqs").receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
     assert any("rolled back" in m["Body"] for m in msgs)
 
