@@ -100,20 +100,20 @@ class CaptureBatch:
 
 
 def keys_between(aws: Aws, base_uri: str, first_hour: dt.datetime, end: dt.datetime) -> list[str]:
-    """Keys in the hourly partitions from ``first_hour`` up to ``end``: one listing that starts at the first
-    partition (StartAfter) and stops past the last, so only the prefixes the range needs are read."""
+    """Keys in the hourly partitions from ``first_hour`` up to ``end``, in key order: one listing per day
+    partition the range touches, so only the prefixes the range needs are read (and each answer stays small)."""
     bucket, base_key = split_s3_uri(base_uri)
     start_key = windows.partition_prefix(base_key, first_hour)
     stop_key = windows.partition_prefix(base_key, windows.floor(end - dt.timedelta(microseconds=1), "hourly"))
     keys = []
     paginator = aws.client("s3").get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=base_key.rstrip("/") + "/", StartAfter=start_key[:-1]):
-        for obj in page.get("Contents", []):
-            key = obj["Key"]
-            if key[: len(stop_key)] > stop_key:
-                return keys
-            if key >= start_key:
-                keys.append(key)
+    day = windows.floor(first_hour, "daily")
+    while day <= end:
+        prefix = windows.partition_prefix(base_key, day)[: -len("00/")]  # base/yyyy/mm/dd/
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            keys += [o["Key"] for o in page.get("Contents", [])
+                     if o["Key"] >= start_key and o["Key"][: len(stop_key)] <= stop_key]
+        day += dt.timedelta(days=1)
     return keys
 
 
