@@ -7,7 +7,7 @@ import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -117,25 +117,21 @@ def keys_between(aws: Aws, base_uri: str, first_hour: dt.datetime, end: dt.datet
     return keys
 
 
-def _read_lines(aws: Aws, base_uri: str, first_hour: dt.datetime, end: dt.datetime, workers: int = 8
-                ) -> tuple[list[tuple[str, int, str | UnicodeDecodeError]], int]:
-    """(key, line number, text) for every line in the hourly partitions from ``first_hour`` up to ``end``;
-    a file that is not UTF-8 gives one entry holding its decode error instead of text."""
+def _read_lines(aws: Aws, base_uri: str, first_hour: dt.datetime, end: dt.datetime, workers: int = FETCH_WORKERS
+                ) -> Iterator[list[tuple[str, int, str | UnicodeDecodeError]]]:
+    """Per object in the hourly partitions from ``first_hour`` up to ``end``, in key order: (key, line number, text)
+    of its lines; a file that is not UTF-8 gives one entry holding its decode error instead of text. Objects are
+    fetched concurrently and handed over one at a time, so only a few bodies are held at once."""
     bucket, _ = split_s3_uri(base_uri)
     keys = keys_between(aws, base_uri, first_hour, end)
     with ThreadPoolExecutor(workers) as pool:
-        bodies = list(pool.map(lambda k: get_bytes(aws, bucket, k) or b"", keys))
-    out = []
-    for key, body in zip(keys, bodies):
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            out.append((key, 0, exc))
-            continue
-        for n, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                out.append((key, n, line))
-    return out, len(keys)
+        for key, body in zip(keys, pool.map(lambda k: get_bytes(aws, bucket, k) or b"", keys)):
+            try:
+                text = body.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield [(key, 0, exc)]
+                continue
+            yield [(key, n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
 
 
 def _text(line: str | UnicodeDecodeError) -> str:
@@ -200,9 +196,9 @@ def read_ground_truth(aws: Aws, ground_truth_uri: str, start: dt.datetime, end: 
     request (``{"instances": [{"label": y}, ...]}``) gives one row per position. When a record is labelled
     more than once, the latest label (by collection hour, then file and line order) wins.
     """
-    lines, _ = _read_lines(aws, ground_truth_uri, windows.floor(start, "hourly"), end)
     keys, positions, years, quarantined = [], [], [], []
-    for key, n, line in lines:
+    for key, n, line in (entry for lines in _read_lines(aws, ground_truth_uri, windows.floor(start, "hourly"), end)
+                         for entry in lines):
         try:
             rec = json.loads(_text(line))
             event_id = rec["eventMetadata"]["eventId"]
