@@ -31,7 +31,9 @@ def metrics_window(aws: Aws, w: windows.Window, *, capture_uri: str, features: S
                    label_faults: dict[str, int] | None = None, segment_columns: Sequence[str] = ()) -> dict:
     """Quality metrics of one window: its row (metrics, intervals, coverage, counts), segments and unreadable lines
     (``label_faults``: unreadable label lines per window label, counted with the window's own)."""
-    rows, batch = read_window(aws, capture_uri, w, features, labels)
+    batch = capture.read_capture(aws, capture_uri, w, features)
+    keep = [c for c in batch.records.columns if c not in set(features) or c in segment_columns]
+    rows = capture.join_ground_truth(batch.records[keep], labels)  # the metrics need no feature they do not cut by
     faults = len(batch.quarantined) + (label_faults or {}).get(w.label, 0)
     row, segments = evaluate_window(w, rows, faults, list(segment_columns))
     row.update(requests=batch.requests, input_only=batch.input_only, output_only=batch.output_only)

@@ -129,10 +129,11 @@ class Parsed:
             "prediction": cat("y", np.empty(0)),
         })
         rank = per_record("rank", np.empty(0, np.int64))
-        matrix = pd.DataFrame(cat("x", np.empty((0, len(features)))), columns=list(features))
-        records = pd.concat([frame, matrix], axis=1)
         order = frame.assign(_rank=rank).sort_values(["inference_time", "join_key", "record_index", "_rank"]).index
-        return records.take(order).reset_index(drop=True)
+        matrix = cat("x", np.empty((0, len(features))))
+        if not (order == np.arange(len(order))).all():  # sorted once, on the way into the frame
+            frame, matrix = frame.take(order), matrix[order]
+        return pd.concat([frame.reset_index(drop=True), pd.DataFrame(matrix, columns=list(features), copy=False)], axis=1)
 
 
 def parse_lines(key: str, numbered: list[tuple[int, str]], window: windows.Window, features: Sequence[str],
@@ -214,7 +215,7 @@ def parse_object(key: str, body: bytes, window: windows.Window, features: Sequen
     each unreadable line. ``rank`` orders this object's requests before the next object's.
     """
     try:
-        text = body.decode("utf-8")
+        body.decode("utf-8")  # the text itself is kept only where a line must be read on its own
     except UnicodeDecodeError as exc:
         out = Parsed()
         if owned(key, window):
@@ -223,10 +224,10 @@ def parse_object(key: str, body: bytes, window: windows.Window, features: Sequen
     try:
         table = pa_json.read_json(io.BytesIO(body), read_options=READ_OPTIONS, parse_options=PARSE_OPTIONS)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        return parse_lines(key, _numbered(text), window, features, rank)
+        return parse_lines(key, _numbered(body.decode("utf-8")), window, features, rank)
     numbered = None
     if len(table) != body.count(b"\n") + (not body.endswith(b"\n")):  # blank lines, or other line breaks
-        numbered = _numbered(text)
+        numbered = _numbered(body.decode("utf-8"))
         if len(table) != len(numbered):  # lines split otherwise than str.splitlines does: read them one by one
             return parse_lines(key, numbered, window, features, rank)
     rows = table.to_struct_array().combine_chunks()
@@ -266,6 +267,6 @@ def parse_object(key: str, body: bytes, window: windows.Window, features: Sequen
             out.captured["both"] += len(idx)
     slow = np.flatnonzero(~fast & ~(known & ~inside))  # known-time rows outside the window are skipped
     if len(slow):
-        numbered = numbered or _numbered(text)
+        numbered = numbered or _numbered(body.decode("utf-8"))
         out.add(parse_lines(key, [numbered[i] for i in slow], window, features, rank))
     return out
