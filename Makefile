@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(PY) bench/drift.py
 	$(PY) bench/publish.py
 	$(PY) bench/ingest.py
+	$(PY) bench/memory.py
 
 clean-runs:
 	rm -rf runs/

@@ -1,77 +1,81 @@
-"""Bench: the capture reader on single-record CSV traffic, against the single-shape reader it replaced.
+"""Bench: ``read_capture`` end to end on the local emulator against its floors and the per-line reader it replaced.
 
-Both readers parse the same capture lines in the same run. The baseline is the reader the suite had
-before it learned multi-record bodies (one record per line, CSV or ``{"instances": [[...]]}`` only),
-kept here verbatim so the ratio stays measurable. ``read_capture`` is also timed end to end on the local
-emulator (listing, fetching and parsing one window of the same lines). Machines are shared and noisy:
-read the ratio, not the seconds.
-Run: python bench/ingest.py [--records 20000] [--repeats 3]
+One day of single-record CSV invocations is written to the emulator (24 hourly objects), then, in the same
+run, timed: the floor of fetching the bytes (listing and fetching every object concurrently), the floor of
+parsing the same number of floats from one CSV buffer (pyarrow), the previous reader (one ``json.loads`` and
+string split per line, kept here verbatim in effect so the ratio stays measurable) and today's columnar
+``read_capture``. ``--engines`` also times the candidate columnar engines on the bytes of one day (pyarrow's
+JSON reader, polars' NDJSON reader, orjson per line; each followed by one vectorised numeric parse), those
+that import. Machines are shared and noisy: read the ratios, not the seconds.
+Run: python bench/ingest.py [--records 100000] [--repeats 3] [--engines]
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import datetime as dt
+import io
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.json as pa_json
 
 from monitor_utils import capture, config, data, local, windows
-from monitor_utils.aws import connect, ensure_bucket
+from monitor_utils.aws import connect, ensure_bucket, get_bytes, split_s3_uri
 
 START = dt.datetime(2026, 1, 5, tzinfo=dt.timezone.utc)
 
 
-def previous_reader(lines: list[str]) -> int:
-    """The single-record reader the suite used before (its per-line parse loop, verbatim in effect)."""
-    def decode(side):
-        d = side["data"]
-        if side.get("encoding", "CSV") == "BASE64":
-            d = base64.b64decode(d, validate=True).decode("utf-8")
-        return d, side.get("observedContentType", "")
-
-    def features(side):
-        d, ctype = decode(side)
-        if "json" in ctype:
-            obj = json.loads(d)
-            if isinstance(obj, dict):
-                obj = obj.get("instances", obj.get("features", obj.get("inputs")))
-            arr = np.asarray(obj, dtype=float)
-            arr = arr[0] if arr.ndim == 2 and len(arr) == 1 else arr
-        else:
-            arr = np.array(d.strip().split(","), dtype=float)
-        if arr.shape != (len(data.FEATURES),):
-            raise ValueError("wrong count")
-        return arr
-
-    def prediction(side):
-        d, _ = decode(side)
-        return float(d.strip().split(",")[0])
-
-    rows, feats = [], []
-    for line in lines:
-        rec = json.loads(line)
-        ts = pd.Timestamp(rec["eventMetadata"]["inferenceTime"])
-        ts = ts.tz_convert("UTC") if ts.tzinfo else ts.tz_localize("UTC")
-        feats.append(features(rec["captureData"]["endpointInput"]))
-        rows.append((rec["eventMetadata"]["eventId"], ts, prediction(rec["captureData"]["endpointOutput"])))
-    frame = pd.DataFrame(rows, columns=["event_id", "inference_time", "prediction"])
-    return len(pd.concat([frame, pd.DataFrame(np.vstack(feats), columns=data.FEATURES)], axis=1))
+def fetch_all(aws, uri: str, day: windows.Window) -> list[bytes]:
+    """The fetch floor: list the window's objects and read them all, 8 at a time, as read_capture does."""
+    bucket, _ = split_s3_uri(uri)
+    keys = capture.keys_between(aws, uri, day.start - dt.timedelta(hours=1), day.end + dt.timedelta(hours=1))
+    with ThreadPoolExecutor(capture.FETCH_WORKERS) as pool:
+        return list(pool.map(lambda k: get_bytes(aws, bucket, k), keys))
 
 
-def current_parse(lines: list[str]) -> int:
-    """Today's per-request parse (the part of read_capture after the bytes are fetched)."""
-    n = 0
-    for line in lines:
-        rec = json.loads(line)
-        capture.parse_time(rec["eventMetadata"]["inferenceTime"])
-        x, y, _ = capture.parse_request(rec, data.FEATURES)
-        n += len(y)
-    return n
+def parse_floor(buffer: bytes, width: int) -> np.ndarray:
+    """The parse floor: the same number of floats from one CSV buffer with pyarrow's multithreaded reader."""
+    table = pa_csv.read_csv(io.BytesIO(buffer), read_options=pa_csv.ReadOptions(autogenerate_column_names=True))
+    assert table.num_columns == width
+    return np.column_stack([c.to_numpy() for c in table.columns])
+
+
+def previous_read_capture(aws, uri: str, window: windows.Window) -> pd.DataFrame:
+    """The reader before the columnar one: fetch, then per line json.loads, parse_time and parse_request."""
+    features = data.FEATURES
+    rows, blocks, preds = [], [], []
+    for body in fetch_all(aws, uri, window):
+        for line in body.decode().splitlines():
+            if not line.strip():
+                continue
+            rec = json.loads(line)
+            meta = rec["eventMetadata"]
+            t = capture.parse_time(meta["inferenceTime"])
+            if not (window.start <= t < window.end):
+                continue
+            x, y, _ = capture.parse_request(rec, features)
+            inference_id = meta.get("inferenceId") or None
+            rows.append((meta["eventId"], inference_id, inference_id or meta["eventId"], t))
+            blocks.append(x)
+            preds.append(y)
+    sizes = np.array([len(y) for y in preds])
+    frame = pd.DataFrame({"event_id": np.repeat([r[0] for r in rows], sizes),
+                          "inference_id": np.repeat(np.array([r[1] for r in rows], dtype=object), sizes),
+                          "join_key": np.repeat([r[2] for r in rows], sizes),
+                          "record_index": np.concatenate([np.arange(k) for k in sizes]),
+                          "inference_time": pd.to_datetime(np.repeat(np.array([r[3] for r in rows], dtype=object), sizes),
+                                                           utc=True),
+                          "prediction": np.concatenate(preds)})
+    records = pd.concat([frame, pd.DataFrame(np.vstack(blocks), columns=features)], axis=1)
+    return records.sort_values(["inference_time", "join_key", "record_index"], kind="stable").reset_index(drop=True)
 
 
 def best(fn, repeats: int) -> float:
@@ -83,10 +87,48 @@ def best(fn, repeats: int) -> float:
     return min(times)
 
 
+def engines(bodies: list[bytes], n: int, width: int, repeats: int) -> None:
+    """Candidate columnar engines on the same bytes: each reads the lines, then converts the CSV bodies at once."""
+    def numbers(strings: pa.Array) -> np.ndarray:
+        return pc.cast(pc.split_pattern(strings, ",").flatten(), pa.float64()).to_numpy().reshape(-1, width)
+
+    def with_pyarrow():
+        for b in bodies:
+            rows = pa_json.read_json(io.BytesIO(b)).to_struct_array().combine_chunks()
+            numbers(pc.struct_field(rows, ["captureData", "endpointInput", "data"]))
+
+    candidates = {"pyarrow JSON reader + pyarrow cast": with_pyarrow}
+    try:
+        import polars as pl
+
+        def with_polars():
+            for b in bodies:
+                side = pl.read_ndjson(io.BytesIO(b))["captureData"].struct.field("endpointInput").struct.field("data")
+                side.str.split(",").explode().cast(pl.Float64).to_numpy().reshape(-1, width)
+
+        candidates["polars NDJSON reader + polars cast"] = with_polars
+    except ImportError:
+        print("  (polars does not import: skipped)")
+    try:
+        import orjson
+
+        def with_orjson():
+            for b in bodies:
+                recs = [orjson.loads(line) for line in b.splitlines() if line.strip()]
+                numbers(pa.array([r["captureData"]["endpointInput"]["data"] for r in recs]))
+
+        candidates["orjson per line + pyarrow cast"] = with_orjson
+    except ImportError:
+        print("  (orjson does not import: skipped)")
+    for name, fn in candidates.items():
+        print(f"  {name:40s} {n / best(fn, repeats):>12,.0f} records/s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--records", type=int, default=20_000)
+    ap.add_argument("--records", type=int, default=100_000)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--engines", action="store_true", help="also time the candidate columnar engines")
     args = ap.parse_args()
     rng = np.random.default_rng(1)
     x = data.generate(args.records, seed=5)[data.FEATURES].to_numpy()
@@ -94,11 +136,7 @@ def main() -> None:
     times = [START + dt.timedelta(seconds=float(s)) for s in seconds]
     lines = [capture.capture_line(x[i], 2000.0 + i % 50, f"ev-{i}", f"inf-{i}", windows.iso(times[i]), "csv")
              for i in range(args.records)]
-
-    before = best(lambda: previous_reader(lines), args.repeats)
-    after = best(lambda: current_parse(lines), args.repeats)
-    print(f"parse of {args.records} single-record CSV lines: previous reader {args.records / before:,.0f} records/s, "
-          f"current {args.records / after:,.0f} records/s; ratio current/previous = {before / after:.2f}x")
+    floats = "".join(",".join(map(repr, r)) + "\n" for r in x.tolist()).encode()
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = local.start()
@@ -109,10 +147,27 @@ def main() -> None:
         uri = capture.capture_uri_for(cfg.capture_uri, "bench", "AllTraffic")
         capture.write_hourly(aws, uri, pd.Series(times), lines, "cap")
         day = windows.Window(START, START + dt.timedelta(days=1))
-        end_to_end = best(lambda: capture.read_capture(aws, uri, day), args.repeats)
-        got = len(capture.read_capture(aws, uri, day).records)
-        assert got == args.records, (got, args.records)
-        print(f"read_capture end to end on the emulator (24 objects): {args.records / end_to_end:,.0f} records/s")
+        got = capture.read_capture(aws, uri, day).records
+        before = previous_read_capture(aws, uri, day)
+        assert len(got) == len(before) == args.records, (len(got), len(before), args.records)
+        pd.testing.assert_frame_equal(got, before, check_dtype=False)  # the same records, to the bit
+
+        n = args.records
+        fetch = best(lambda: fetch_all(aws, uri, day), args.repeats)
+        parse = best(lambda: parse_floor(floats, len(data.FEATURES)), args.repeats)
+        previous = best(lambda: previous_read_capture(aws, uri, day), args.repeats)
+        current = best(lambda: capture.read_capture(aws, uri, day), args.repeats)
+        print(f"one day of {n:,} single-record CSV invocations (24 objects) on the local emulator, records/s:")
+        print(f"  floor: fetch the bytes             {n / fetch:>12,.0f}")
+        print(f"  floor: parse {n * len(data.FEATURES):,} floats from one buffer {n / parse:>12,.0f}")
+        print(f"  floor: both, one after the other   {n / (fetch + parse):>12,.0f}")
+        print(f"  previous reader (per line)         {n / previous:>12,.0f}")
+        print(f"  read_capture (columnar)            {n / current:>12,.0f}")
+        print(f"ratio read_capture / previous reader = {previous / current:.2f}x; "
+              f"read_capture takes {current / (fetch + parse):.2f}x the time of fetch + parse floors")
+        if args.engines:
+            print("candidate engines, parse only (bytes already fetched):")
+            engines(fetch_all(aws, uri, day), n, len(data.FEATURES), args.repeats)
     finally:
         server.stop()
 

@@ -205,11 +205,14 @@ def ensure_paging(aws: Aws, cfg: Params) -> tuple[str, list[str]]:
 
 # --- metric history -----------------------------------------------------------------------------
 
+LOCAL_CHUNK_PERIODS = 168  # GetMetricData periods per request on the emulator (see metric_series)
+
 def metric_series(aws: Aws, metric_stat: dict, start: dt.datetime, end: dt.datetime) -> pd.Series:
     """One metric's values on the period grid [start, end), indexed by each period's aligned timestamp (NaN = missing).
 
     Local mode cannot compute percentiles; an ExtendedStatistic falls back to Maximum there (an upper bound).
-    The emulator scans every datum once per period, so locally the range is fetched in chunks of 24 periods.
+    The emulator scans the metric's datums of the requested range once per period, so locally the range is
+    fetched in chunks of a week of periods (a chunk costs its length squared there, a request costs a round trip).
     """
     period = int(metric_stat["Period"])
     stat = metric_stat["Stat"]
@@ -218,7 +221,7 @@ def metric_series(aws: Aws, metric_stat: dict, start: dt.datetime, end: dt.datet
     start = pd.Timestamp(start).floor(f"{period}s")
     grid = pd.date_range(start, end, freq=f"{period}s", inclusive="left")
     query = {"Id": "q", "MetricStat": {"Metric": metric_stat["Metric"], "Period": period, "Stat": stat}, "ReturnData": True}
-    step = dt.timedelta(seconds=period * 24) if aws.mode == "local" else pd.Timestamp(end) - start
+    step = dt.timedelta(seconds=period * LOCAL_CHUNK_PERIODS) if aws.mode == "local" else pd.Timestamp(end) - start
     values: dict = {}
     chunk_start = start.to_pydatetime()
     while chunk_start < end:

@@ -7,16 +7,18 @@ import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 
-from . import payloads, windows
+from . import payloads, reader, windows
 from .aws import Aws, get_bytes, put_bytes, split_s3_uri
 from .data import FEATURES
+from .reader import parse_request, parse_time, partition_hour  # noqa: F401 - public names of this module
 
 EVENT_VERSION = "0"
+FETCH_WORKERS = 8  # objects fetched (and parsed) at once
 
 
 # --- encoding -----------------------------------------------------------------------------------
@@ -98,42 +100,38 @@ class CaptureBatch:
 
 
 def keys_between(aws: Aws, base_uri: str, first_hour: dt.datetime, end: dt.datetime) -> list[str]:
-    """Keys in the hourly partitions from ``first_hour`` up to ``end``: one listing that starts at the first
-    partition (StartAfter) and stops past the last, so only the prefixes the range needs are read."""
+    """Keys in the hourly partitions from ``first_hour`` up to ``end``, in key order: one listing per day
+    partition the range touches, so only the prefixes the range needs are read (and each answer stays small)."""
     bucket, base_key = split_s3_uri(base_uri)
     start_key = windows.partition_prefix(base_key, first_hour)
     stop_key = windows.partition_prefix(base_key, windows.floor(end - dt.timedelta(microseconds=1), "hourly"))
     keys = []
     paginator = aws.client("s3").get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=base_key.rstrip("/") + "/", StartAfter=start_key[:-1]):
-        for obj in page.get("Contents", []):
-            key = obj["Key"]
-            if key[: len(stop_key)] > stop_key:
-                return keys
-            if key >= start_key:
-                keys.append(key)
+    day = windows.floor(first_hour, "daily")
+    while day <= end:
+        prefix = windows.partition_prefix(base_key, day)[: -len("00/")]  # base/yyyy/mm/dd/
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            keys += [o["Key"] for o in page.get("Contents", [])
+                     if o["Key"] >= start_key and o["Key"][: len(stop_key)] <= stop_key]
+        day += dt.timedelta(days=1)
     return keys
 
 
-def _read_lines(aws: Aws, base_uri: str, first_hour: dt.datetime, end: dt.datetime, workers: int = 8
-                ) -> tuple[list[tuple[str, int, str | UnicodeDecodeError]], int]:
-    """(key, line number, text) for every line in the hourly partitions from ``first_hour`` up to ``end``;
-    a file that is not UTF-8 gives one entry holding its decode error instead of text."""
+def _read_lines(aws: Aws, base_uri: str, first_hour: dt.datetime, end: dt.datetime, workers: int = FETCH_WORKERS
+                ) -> Iterator[list[tuple[str, int, str | UnicodeDecodeError]]]:
+    """Per object in the hourly partitions from ``first_hour`` up to ``end``, in key order: (key, line number, text)
+    of its lines; a file that is not UTF-8 gives one entry holding its decode error instead of text. Objects are
+    fetched concurrently and handed over one at a time, so only a few bodies are held at once."""
     bucket, _ = split_s3_uri(base_uri)
     keys = keys_between(aws, base_uri, first_hour, end)
     with ThreadPoolExecutor(workers) as pool:
-        bodies = list(pool.map(lambda k: get_bytes(aws, bucket, k) or b"", keys))
-    out = []
-    for key, body in zip(keys, bodies):
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            out.append((key, 0, exc))
-            continue
-        for n, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                out.append((key, n, line))
-    return out, len(keys)
+        for key, body in zip(keys, pool.map(lambda k: get_bytes(aws, bucket, k) or b"", keys)):
+            try:
+                text = body.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield [(key, 0, exc)]
+                continue
+            yield [(key, n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
 
 
 def _text(line: str | UnicodeDecodeError) -> str:
@@ -142,57 +140,9 @@ def _text(line: str | UnicodeDecodeError) -> str:
     return line
 
 
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, payloads.BodyError):
-        return str(exc)
-    if isinstance(exc, KeyError):
-        return f"missing field {exc}"
-    return f"{type(exc).__name__}: {exc}"
-
-
-def parse_time(text: str) -> dt.datetime:
-    """``inferenceTime`` (``YYYY-MM-DDTHH:MM:SSZ``, with or without fractional seconds) as aware UTC."""
-    t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return t.replace(tzinfo=dt.timezone.utc) if t.tzinfo is None else t.astimezone(dt.timezone.utc)
-
-
 def capture_uri_for(capture_base: str, endpoint_name: str, variant_name: str) -> str:
     """Where SageMaker writes capture for one variant: ``<DestinationS3Uri>/<endpoint>/<variant>``."""
     return f"{capture_base.rstrip('/')}/{endpoint_name}/{variant_name}"
-
-
-def partition_hour(key: str) -> dt.datetime | None:
-    """The ``yyyy/mm/dd/hh`` partition a key sits in (None when it has none)."""
-    parts = key.split("/")
-    try:
-        return dt.datetime(int(parts[-5]), int(parts[-4]), int(parts[-3]), int(parts[-2]), tzinfo=dt.timezone.utc)
-    except (ValueError, IndexError):
-        return None
-
-
-def _owned(key: str, window: windows.Window) -> bool:
-    hour = partition_hour(key)
-    return hour is None or window.start <= hour < window.end
-
-
-def parse_request(rec: dict, features: Sequence[str]) -> tuple[np.ndarray, np.ndarray, str]:
-    """(features, predictions, what was captured: input, output or both) of one parsed capture line; both sides
-    must agree on the record count."""
-    sides = rec["captureData"]
-    if not isinstance(sides, dict):
-        raise payloads.BodyError("'captureData' is not an object")
-    inp, out = sides.get("endpointInput"), sides.get("endpointOutput")
-    if inp is None and out is None:
-        raise payloads.BodyError("captureData holds neither endpointInput nor endpointOutput")
-    x = payloads.parse_input(inp, features) if inp is not None else None
-    y = payloads.parse_output(out) if out is not None else None
-    if x is not None and y is not None and len(x) != len(y):
-        raise payloads.BodyError(f"input has {len(x)} records, output has {len(y)} predictions")
-    if x is None:
-        return np.full((len(y), len(features)), np.nan), y, "output"
-    if y is None:
-        return x, np.full(len(x), np.nan), "input"
-    return x, y, "both"
 
 
 def read_capture(aws: Aws, capture_uri: str, window: windows.Window, features: Sequence[str] | None = None
@@ -219,48 +169,22 @@ def read_capture(aws: Aws, capture_uri: str, window: windows.Window, features: S
         never dropped silently and never fatal. The rest of a file is read.
     """
     features = list(features or FEATURES)
+    bucket, _ = split_s3_uri(capture_uri)
     # files are partitioned by write hour: a record near an hour's end may sit in the next hour's file
-    lines, files = _read_lines(aws, capture_uri, windows.floor(window.start, "hourly") - dt.timedelta(hours=1),
-                               window.end + dt.timedelta(hours=1))
-    meta_rows, blocks, preds, quarantined = [], [], [], []
-    captured = {"input": 0, "output": 0, "both": 0}
-    for key, n, line in lines:
-        try:
-            rec = json.loads(_text(line))
-            meta = rec["eventMetadata"]
-            t = parse_time(meta["inferenceTime"])
-            if not (window.start <= t < window.end):
-                continue
-            x, y, what = parse_request(rec, features)
-            event_id = meta["eventId"]
-            if not isinstance(event_id, str) or not event_id:
-                raise payloads.BodyError("eventMetadata.eventId is empty")
-        except Exception as exc:  # noqa: BLE001 - every failure is quarantined with its reason
-            if not _owned(key, window):
-                continue  # a neighbouring hour's file: that window's run quarantines (and counts) it, once
-            quarantined.append({"key": key, "line": n, "reason": _reason(exc), "text": str(line)[:2000]})
-            continue
-        captured[what] += 1
-        inference_id = meta.get("inferenceId") or None
-        meta_rows.append((event_id, inference_id, inference_id or event_id, t))
-        blocks.append(x)
-        preds.append(y)
-    sizes = np.array([len(y) for y in preds], dtype=int)
+    keys = keys_between(aws, capture_uri, windows.floor(window.start, "hourly") - dt.timedelta(hours=1),
+                        window.end + dt.timedelta(hours=1))
 
-    def per_record(column: int) -> np.ndarray:
-        return np.repeat(np.array([m[column] for m in meta_rows] or [], dtype=object), sizes)
+    def fetch_and_parse(item: tuple[int, str]) -> reader.Parsed:
+        i, key = item  # objects are parsed as they arrive; pyarrow releases the GIL while others download
+        return reader.parse_object(key, get_bytes(aws, bucket, key) or b"", window, features, i << 32)
 
-    frame = pd.DataFrame({
-        "event_id": per_record(0), "inference_id": per_record(1), "join_key": per_record(2),
-        "record_index": np.concatenate([np.arange(k) for k in sizes]) if len(sizes) else np.empty(0, dtype=int),
-        "inference_time": pd.to_datetime(per_record(3), utc=True),
-        "prediction": np.concatenate(preds) if preds else np.empty(0),
-    })
-    matrix = np.vstack(blocks) if blocks else np.empty((0, len(features)))
-    records = pd.concat([frame, pd.DataFrame(matrix, columns=features)], axis=1)
-    records = records.sort_values(["inference_time", "join_key", "record_index"], kind="stable").reset_index(drop=True)
-    return CaptureBatch(records, quarantined, files, requests=sum(captured.values()),
-                        input_only=captured["input"], output_only=captured["output"])
+    parsed = reader.Parsed()
+    with ThreadPoolExecutor(FETCH_WORKERS) as pool:
+        for part in pool.map(fetch_and_parse, enumerate(keys)):
+            parsed.add(part)
+    c = parsed.captured
+    return CaptureBatch(parsed.frame(features), parsed.quarantined, len(keys), requests=sum(c.values()),
+                        input_only=c["input"], output_only=c["output"])
 
 
 def read_ground_truth(aws: Aws, ground_truth_uri: str, start: dt.datetime, end: dt.datetime
@@ -272,9 +196,9 @@ def read_ground_truth(aws: Aws, ground_truth_uri: str, start: dt.datetime, end: 
     request (``{"instances": [{"label": y}, ...]}``) gives one row per position. When a record is labelled
     more than once, the latest label (by collection hour, then file and line order) wins.
     """
-    lines, _ = _read_lines(aws, ground_truth_uri, windows.floor(start, "hourly"), end)
     keys, positions, years, quarantined = [], [], [], []
-    for key, n, line in lines:
+    for key, n, line in (entry for lines in _read_lines(aws, ground_truth_uri, windows.floor(start, "hourly"), end)
+                         for entry in lines):
         try:
             rec = json.loads(_text(line))
             event_id = rec["eventMetadata"]["eventId"]
@@ -282,7 +206,7 @@ def read_ground_truth(aws: Aws, ground_truth_uri: str, start: dt.datetime, end: 
                 raise payloads.BodyError("eventMetadata.eventId is empty")
             labels = payloads.parse_labels(rec["groundTruthData"])
         except Exception as exc:  # noqa: BLE001
-            quarantined.append({"key": key, "line": n, "reason": _reason(exc), "text": str(line)[:2000]})
+            quarantined.append({"key": key, "line": n, "reason": reader.reason(exc), "text": str(line)[:2000]})
             continue
         keys += [event_id] * len(labels)
         positions += range(len(labels))

@@ -126,6 +126,8 @@ SCHEMA: dict[str, Param | Section] = {
         "throttle_fraction": Param(float, 0.0, "share of AWS calls answered with throttling", min=0.0, max=0.9),
         "malformed_capture_fraction": Param(float, 0.0, "share of capture lines written corrupt", min=0.0, max=0.5),
     }),
+    "engine": Param(str, "local", "where the per-window work (read, parse, join, metrics, drift tests) runs: local: one window after the other in the stage's process; dask: one Dask task per window on the cluster at dask_address", choices=("local", "dask")),
+    "dask_address": Param(str, "", "Dask scheduler for engine dask, e.g. tcp://scheduler:8786 (empty means a local cluster of worker processes on this machine, one per core)", pattern=r"^(|(tcp|tls|ws|wss|ucx)://.+)$"),
     "lock_wait_seconds": Param(int, 0, "how long a run waits for an overlapping run of the same params to finish (0: exit at once with a message)", min=0, max=86_400),
     "stage_timeout_seconds": Param(int, 900, "timeout of one stage (seconds) when run by the runner", min=10, max=86_400),
 }

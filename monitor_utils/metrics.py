@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from . import data, windows
+
 METRIC_NAMES = ("count", "mse", "rmse", "mae", "r2", "median_ae", "bias")
+MIN_SEGMENT_ROWS = 20
 
 
 def _as_arrays(actuals, predictions) -> tuple[np.ndarray, np.ndarray]:
@@ -93,3 +96,36 @@ def metrics_by_segment(frame: pd.DataFrame, segment: str, actual: str = "year", 
         if len(group) >= min_count:
             rows.append({segment: value, **regression_metrics(group[actual], group[prediction])})
     return pd.DataFrame(rows, columns=[segment, *METRIC_NAMES])
+
+
+def segment_labels(frame: pd.DataFrame, column: str) -> pd.Series:
+    """Segment of each row by ``column``: its value, or its quartile ('col:q1'..'col:q4') for a numeric column."""
+    if column not in frame:
+        raise ValueError(f"segment column {column!r} (params segment_columns) is not in the captured records; "
+                         f"available: {', '.join(c for c in frame.columns if c != 'year')}")
+    values = frame[column]
+    if pd.api.types.is_numeric_dtype(values) and values.nunique() > 12:
+        return column + ":q" + (pd.qcut(values.rank(method="first"), 4, labels=False) + 1).astype(str)
+    return column + "=" + values.astype(str)
+
+
+def evaluate_window(w: windows.Window, rows: pd.DataFrame, quarantined: int,
+                    segment_columns: list[str] = ()) -> tuple[dict, pd.DataFrame]:
+    """Metrics, bootstrap intervals, coverage and per-segment (decade and ``segment_columns``) metrics of one window."""
+    labelled = rows.dropna(subset=["year", "prediction"])  # input-only captures have no prediction to score
+    row = {"window": w.label, "start": w.start, "end": w.end, "captured": int(len(rows)),
+           "labelled": int(len(labelled)), "label_coverage": float(len(labelled) / len(rows)) if len(rows) else 0.0,
+           "quarantined": quarantined}
+    if len(labelled):
+        row.update(regression_metrics(labelled["year"], labelled["prediction"]))
+        ci = bootstrap_intervals(labelled["year"], labelled["prediction"], seed=int(w.start.timestamp()) % 2**31)
+        row.update(rmse_low=ci["rmse"][0], rmse_high=ci["rmse"][1], r2_low=ci["r2"][0], r2_high=ci["r2"][1])
+        parts = [labelled.assign(segment=data.decade(labelled["year"]))]
+        parts += [labelled.assign(segment=segment_labels(labelled, c)) for c in segment_columns]
+        segments = pd.concat([metrics_by_segment(p, "segment", min_count=MIN_SEGMENT_ROWS) for p in parts],
+                             ignore_index=True)
+    else:
+        row.update({k: None for k in METRIC_NAMES if k != "count"}, count=0)
+        segments = pd.DataFrame(columns=["segment", *METRIC_NAMES])
+    segments.insert(0, "window", w.label)
+    return row, segments

@@ -138,7 +138,9 @@ def _run(cfg: config.Params, files, overrides, stages, output, notebooks_dir, pr
             say(f"local AWS emulator on {emulator.url}; building the simulated world ({cfg.scenario}, {cfg.days} days)")
             from . import world  # the simulator exists only in local mode
 
+            t_world = time.perf_counter()
             world.build(aws, cfg, progress=lambda m: say("  " + m))
+            summary["world_seconds"] = round(time.perf_counter() - t_world, 2)
             if selected[0] != STAGES[0]:
                 prepare_local(cfg, aws, selected[0], progress=lambda m: say("  " + m))
         failed = False

@@ -128,7 +128,8 @@ def write_traffic(aws: Aws, cfg: Params, traffic: pd.DataFrame, now: dt.datetime
     bounds = np.r_[starts, len(ok)]
     first = ok.iloc[starts]
     preds = ok["prediction"].to_numpy()
-    lines = [capture.capture_line(features[a:b], preds[a:b], e, i, windows.iso(t), fmt)
+    # a request without an InferenceId has none in its capture (pandas holds the gap as NaN, never write that)
+    lines = [capture.capture_line(features[a:b], preds[a:b], e, i if isinstance(i, str) else None, windows.iso(t), fmt)
              for a, b, e, i, t, fmt in zip(bounds[:-1], bounds[1:], first["event_id"], first["inference_id"],
                                           first["inference_time"], first["input_format"])]
     corrupt = rng.random(len(lines)) < cfg.faults["malformed_capture_fraction"]

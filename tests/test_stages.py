@@ -164,7 +164,8 @@ def test_drift_stage_flags_the_drift_and_not_the_stable_world(drift_world, stabl
     assert hist.iloc[drift_day + 1:].all()
     # target drift (newer songs) where labels have arrived; the newest window has none yet
     target = table["target_drift"]
-    assert not target.iloc[:drift_day].astype(bool).any() and target.iloc[drift_day + 1:-2].astype(bool).all()
+    # a rare false alarm at most before the drift (a KS test at alpha 0.01 per window), as for the features
+    assert target.iloc[:drift_day].astype(bool).sum() <= 1 and target.iloc[drift_day + 1:-2].astype(bool).all()
     assert pd.isna(target.iloc[-1]) and table["labelled_rows"].iloc[-1] == 0
     assert not stable_world.results["20_drift"]["history"]["drift_detected"].any()
 

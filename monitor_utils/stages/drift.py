@@ -6,7 +6,7 @@ import datetime as dt
 
 import pandas as pd
 
-from .. import capture, data, drift, outbox, publish, watermark, windows
+from .. import capture, drift, engine, outbox, publish, watermark, windows
 from .. import history as history_store
 from ..aws import Aws, put_json
 from ..baseline import PREDICTION, load_baseline, load_target_baseline
@@ -43,20 +43,7 @@ def window_datums(cfg: Params, w: windows.Window, report: drift.DriftReport) -> 
     return out
 
 
-MIN_LABELLED_FOR_TARGET = 50
-
-
-def target_drift(target_baseline: drift.Baseline | None, current: pd.DataFrame, opts: dict) -> dict | None:
-    """KS test of the window's labels against the training labels (None when too few labels have arrived)."""
-    if target_baseline is None or data.TARGET not in current:
-        return None
-    labelled = current[[data.TARGET]].dropna().astype(float)
-    if len(labelled) < MIN_LABELLED_FOR_TARGET:
-        return None
-    rep = drift.detect_drift(target_baseline, labelled, **{k: v for k, v in opts.items() if not k.startswith("dataset")})
-    row = rep.table.loc[data.TARGET]
-    return {"drifted": bool(row["drifted"]), "rows": int(len(labelled)), "statistic": float(row["statistic"]),
-            "reason": row["reason"]}
+target_drift = engine.target_drift  # kept importable from here
 
 
 load_history = history_store.load_drift  # the stage's own record in S3 (kept under its old name)
@@ -91,22 +78,21 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
             labels, _ = capture.read_ground_truth(aws, cfg.ground_truth_uri, span.start, now + dt.timedelta(hours=1))
         uri = capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name, cfg.variant_name)
         datums, rows, feature_rows = [], [], []
-        for w in todo:  # one window at a time: memory follows the window, not the backlog
-            batch = capture.read_capture(aws, uri, w, features)
-            quarantined += len(batch.quarantined)
-            current = batch.records if labels is None else capture.join_ground_truth(batch.records, labels)
-            if current.empty:
+        results = engine.run_windows(cfg, aws, engine.drift_window, todo, capture_uri=uri, features=features,
+                                     baseline=baseline, opts=opts, labels=labels, target_baseline=target_baseline)
+        for w, res in zip(todo, results):  # one window at a time: memory follows the window, not the backlog
+            quarantined += res["quarantined"]
+            if res["report"] is None:
                 rows.append({"window": w.label, "end": w.end, "rows": 0, "drift_detected": None,
                              "reason": "no captured traffic in this window"})
                 continue
-            report = drift.detect_drift(baseline, current[features + [PREDICTION]], **opts)
+            report, target = res["report"], res["target"]
             reports[w.label] = report
             datums += window_datums(cfg, w, report)
             feats = [f for f in report.drifted_features if f != PREDICTION]
-            target = target_drift(target_baseline, current, opts)
             if target is not None:
                 datums.append(publish.datum("TargetDrift", int(target["drifted"]), w.end, cfg.metric_dimensions()))
-            rows.append({"window": w.label, "end": w.end, "rows": int(len(current)),
+            rows.append({"window": w.label, "end": w.end, "rows": res["rows"],
                          "drift_detected": bool(report.drift_detected), "drifted_features": len(feats),
                          "drift_share": report.drift_share, "top_features": feats[:5],
                          "prediction_drift": bool(report.table.loc[PREDICTION, "drifted"]),

@@ -7,18 +7,18 @@ import json
 
 import pandas as pd
 
-from .. import capture, data, estimates, metrics, outbox, publish, watermark, windows
+from .. import capture, engine, estimates, outbox, publish, watermark, windows
 from .. import history as history_store
 from ..aws import Aws, get_json, put_bytes
 from ..baseline import feature_names
 from ..config import Params
+from ..metrics import MIN_SEGMENT_ROWS, evaluate_window, segment_labels  # noqa: F401 - kept importable from here
 from ..results import Series, StageResult, Verdict
 
 STAGE = "metrics"
 ESTIMATES = "estimates"  # the label-free estimates keep their own exactly-once watermark
 PUBLISHED = {"count": ("Count", "Count"), "mse": ("MSE", "None"), "rmse": ("RMSE", "None"), "mae": ("MAE", "None"),
              "r2": ("R2", "None"), "median_ae": ("MedianAE", "None"), "bias": ("Bias", "None")}
-MIN_SEGMENT_ROWS = 20
 MAX_REPORTED_LINES = 200  # quarantined lines named in the stage record; all of them are kept in S3
 
 
@@ -49,39 +49,6 @@ def window_datums(cfg: Params, w: windows.Window, row: dict, segments: pd.DataFr
         out.append(publish.datum("SegmentCount", seg["count"], w.end, dims, "Count"))
         out.append(publish.datum("SegmentRMSE", seg["rmse"], w.end, dims, "None"))
     return out
-
-
-def segment_labels(frame: pd.DataFrame, column: str) -> pd.Series:
-    """Segment of each row by ``column``: its value, or its quartile ('col:q1'..'col:q4') for a numeric column."""
-    if column not in frame:
-        raise ValueError(f"segment column {column!r} (params segment_columns) is not in the captured records; "
-                         f"available: {', '.join(c for c in frame.columns if c != 'year')}")
-    values = frame[column]
-    if pd.api.types.is_numeric_dtype(values) and values.nunique() > 12:
-        return column + ":q" + (pd.qcut(values.rank(method="first"), 4, labels=False) + 1).astype(str)
-    return column + "=" + values.astype(str)
-
-
-def evaluate_window(w: windows.Window, rows: pd.DataFrame, quarantined: int,
-                    segment_columns: list[str] = ()) -> tuple[dict, pd.DataFrame]:
-    """Metrics, bootstrap intervals, coverage and per-segment (decade and ``segment_columns``) metrics of one window."""
-    labelled = rows.dropna(subset=["year", "prediction"])  # input-only captures have no prediction to score
-    row = {"window": w.label, "start": w.start, "end": w.end, "captured": int(len(rows)),
-           "labelled": int(len(labelled)), "label_coverage": float(len(labelled) / len(rows)) if len(rows) else 0.0,
-           "quarantined": quarantined}
-    if len(labelled):
-        row.update(metrics.regression_metrics(labelled["year"], labelled["prediction"]))
-        ci = metrics.bootstrap_intervals(labelled["year"], labelled["prediction"], seed=int(w.start.timestamp()) % 2**31)
-        row.update(rmse_low=ci["rmse"][0], rmse_high=ci["rmse"][1], r2_low=ci["r2"][0], r2_high=ci["r2"][1])
-        parts = [labelled.assign(segment=data.decade(labelled["year"]))]
-        parts += [labelled.assign(segment=segment_labels(labelled, c)) for c in segment_columns]
-        segments = pd.concat([metrics.metrics_by_segment(p, "segment", min_count=MIN_SEGMENT_ROWS) for p in parts],
-                             ignore_index=True)
-    else:
-        row.update({k: None for k in metrics.METRIC_NAMES if k != "count"}, count=0)
-        segments = pd.DataFrame(columns=["segment", *metrics.METRIC_NAMES])
-    segments.insert(0, "window", w.label)
-    return row, segments
 
 
 def datum_exists(aws: Aws, cfg: Params, w_end: dt.datetime, metric: str = "LabelCoverage") -> bool:
@@ -140,25 +107,24 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
         every = sorted({w.label: w for w in todo + est_todo}.values(), key=lambda w: w.start)
         features = feature_names(aws, cfg)
         uri = capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name, cfg.variant_name)
+        labels, gt_bad_by_window = None, {}
         if todo:
             labels, gt_bad = capture.read_ground_truth(aws, cfg.ground_truth_uri, todo[0].start,
                                                        now + dt.timedelta(hours=1))
             bad = list(gt_bad)
             gt_bad_by_window = _count_by_window(cfg, gt_bad)
         datums, est_datums, seg_frames = [], [], []
-        for w in every:  # one window at a time: memory follows the window, not the backlog
-            batch = capture.read_capture(aws, uri, w, features)
-            if w.label in estimated:  # the day it closes, before any label
-                est = estimates.estimate_window(estimator, w, batch.records)
-                est_rows.append(est)
-                est_datums += estimates.window_datums(cfg, w, est)
+        results = engine.run_windows(cfg, aws, engine.metrics_window, every, capture_uri=uri, features=features,
+                                     labels=labels, label_faults=gt_bad_by_window, segment_columns=cfg.segment_columns,
+                                     score=scored, estimator=estimator, estimate=estimated)
+        for w, res in zip(every, results):  # one window at a time: memory follows the window, not the backlog
+            if res["estimate"] is not None:
+                est_rows.append(res["estimate"])
+                est_datums += estimates.window_datums(cfg, w, res["estimate"])
             if w.label not in scored:
                 continue
-            rows = capture.join_ground_truth(batch.records, labels)
-            bad += batch.quarantined
-            row, segments = evaluate_window(w, rows, len(batch.quarantined) + gt_bad_by_window.get(w.label, 0),
-                                            cfg.segment_columns)
-            row.update(requests=batch.requests, input_only=batch.input_only, output_only=batch.output_only)
+            bad += res["quarantined"]
+            row, segments = res["row"], res["segments"]
             new_rows.append(row)
             seg_frames.append(segments)
             datums += window_datums(cfg, w, row, segments)

@@ -1,0 +1,151 @@
+"""One function per window (read, parse, join labels, compute) and the engines that run it: a local loop or Dask tasks."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Callable, Collection, Iterator, Sequence
+
+import pandas as pd
+
+from . import capture, data, drift, estimates, windows
+from .aws import Aws, connect
+from .baseline import PREDICTION
+from .config import Params
+from .estimation import LossEstimator
+from .metrics import evaluate_window
+
+ENGINES = ("local", "dask")
+MIN_LABELLED_FOR_TARGET = 50
+
+# --- the per-window work: a function of (window, its objects, the baseline) returning a small result ----------
+
+
+def read_window(aws: Aws, capture_uri: str, w: windows.Window, features: Sequence[str],
+                labels: pd.DataFrame | None) -> tuple[pd.DataFrame, capture.CaptureBatch]:
+    """The window's records (read from its capture objects, parsed, joined with ``labels`` when given) and its batch."""
+    batch = capture.read_capture(aws, capture_uri, w, features)
+    rows = batch.records if labels is None else capture.join_ground_truth(batch.records, labels)
+    return rows, batch
+
+
+def metrics_window(aws: Aws, w: windows.Window, *, capture_uri: str, features: Sequence[str],
+                   labels: pd.DataFrame | None = None, label_faults: dict[str, int] | None = None,
+                   segment_columns: Sequence[str] = (), score: Collection[str] | None = None,
+                   estimator: LossEstimator | None = None, estimate: Collection[str] = ()) -> dict:
+    """Quality of one window: its row (metrics, intervals, coverage, counts), segments and unreadable lines when
+    ``w`` is to be scored (its label in ``score``; None means every window), and its label-free estimate when its
+    label is in ``estimate`` (``label_faults``: unreadable label lines per window label, counted with the window's
+    own). The window's objects are read once for both."""
+    batch = capture.read_capture(aws, capture_uri, w, features)
+    out: dict[str, Any] = {"row": None, "segments": None, "quarantined": [], "estimate": None}
+    if estimator is not None and w.label in estimate:  # the day it closes, before any label
+        out["estimate"] = estimates.estimate_window(estimator, w, batch.records)
+    if score is not None and w.label not in score:
+        return out
+    keep = [c for c in batch.records.columns if c not in set(features) or c in segment_columns]
+    rows = capture.join_ground_truth(batch.records[keep], labels)  # the metrics need no feature they do not cut by
+    faults = len(batch.quarantined) + (label_faults or {}).get(w.label, 0)
+    row, segments = evaluate_window(w, rows, faults, list(segment_columns))
+    row.update(requests=batch.requests, input_only=batch.input_only, output_only=batch.output_only)
+    return {**out, "row": row, "segments": segments, "quarantined": batch.quarantined}
+
+
+def target_drift(target_baseline: drift.Baseline | None, current: pd.DataFrame, opts: dict) -> dict | None:
+    """KS test of the window's labels against the training labels (None when too few labels have arrived)."""
+    if target_baseline is None or data.TARGET not in current:
+        return None
+    labelled = current[[data.TARGET]].dropna().astype(float)
+    if len(labelled) < MIN_LABELLED_FOR_TARGET:
+        return None
+    rep = drift.detect_drift(target_baseline, labelled, **{k: v for k, v in opts.items() if not k.startswith("dataset")})
+    row = rep.table.loc[data.TARGET]
+    return {"drifted": bool(row["drifted"]), "rows": int(len(labelled)), "statistic": float(row["statistic"]),
+            "reason": row["reason"]}
+
+
+def drift_window(aws: Aws, w: windows.Window, *, capture_uri: str, features: Sequence[str], baseline: drift.Baseline,
+                 opts: dict, labels: pd.DataFrame | None = None, target_baseline: drift.Baseline | None = None) -> dict:
+    """Drift of one window against the baseline: its report (None without traffic), target drift, rows, unreadable lines."""
+    current, batch = read_window(aws, capture_uri, w, features, labels)
+    out = {"rows": int(len(current)), "quarantined": len(batch.quarantined), "report": None, "target": None}
+    if len(current):
+        out["report"] = drift.detect_drift(baseline, current[list(features) + [PREDICTION]], **opts)
+        out["target"] = target_drift(target_baseline, current, opts)
+    return out
+
+
+# --- engines ------------------------------------------------------------------------------------------------
+
+_SESSIONS: dict[tuple, Aws] = {}
+
+
+def worker_session(cfg: Params, endpoint_url: str | None) -> Aws:
+    """The AWS session of this worker process for ``cfg`` (opened once): the emulator's URL in local mode,
+    the worker's own credential chain (its IAM role) in aws mode."""
+    key = (cfg.aws_mode, cfg.region, cfg.profile, cfg.role_arn, endpoint_url)
+    if key not in _SESSIONS:
+        _SESSIONS[key] = connect(cfg, endpoint_url, faults=False) if cfg.aws_mode == "local" else connect(cfg)
+    return _SESSIONS[key]
+
+
+def _remote(fn: Callable, cfg: Params, endpoint_url: str | None, w: windows.Window, shared: dict) -> Any:
+    return fn(worker_session(cfg, endpoint_url), w, **shared)
+
+
+@contextlib.contextmanager
+def dask_client(address: str = "", workers: int | None = None) -> Iterator[Any]:
+    """A ``distributed.Client``: to the scheduler at ``address``, or to a local cluster of worker processes
+    (one per core, one thread each) started here and closed on exit."""
+    from distributed import Client, LocalCluster
+
+    if address:
+        with Client(address) as client:
+            yield client
+        return
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        yield client
+
+
+def run_windows(cfg: Params, aws: Aws, fn: Callable[..., Any], todo: Sequence[windows.Window],
+                progress: bool = True, **shared: Any) -> list[Any]:
+    """``fn(aws, w, **shared)`` for every window of ``todo``, in order, on the engine ``cfg.engine`` names.
+
+    Parameters
+    ----------
+    cfg : Params
+        ``engine`` (local: one window after the other in this process; dask: one Dask task per window on the
+        cluster at ``dask_address``, or on a local cluster of worker processes when it is empty).
+    aws : Aws
+        This process's session (the local engine's; Dask workers open their own from ``cfg``).
+    fn : Callable
+        A module-level per-window function such as :func:`metrics_window` (Dask ships it by reference).
+    todo : Sequence[windows.Window]
+        Windows to process.
+    progress : bool
+        With Dask, show its progress bar (a widget in notebooks, text elsewhere).
+    **shared
+        Arguments every window gets (labels, baseline, options); Dask sends them to the workers once.
+
+    Returns
+    -------
+    list
+        One result per window, in the order of ``todo``; both engines run the same function, so equal results.
+    """
+    if cfg.engine == "local" or not todo:
+        return [fn(aws, w, **shared) for w in todo]
+    from distributed import progress as dask_progress
+
+    with dask_client(cfg.dask_address) as client:
+        sent = {k: client.scatter(v, broadcast=True) if isinstance(v, (pd.DataFrame, drift.Baseline, LossEstimator)) else v
+                for k, v in shared.items()}
+        futures = [client.submit(_remote, fn, cfg, aws.endpoint_url, w, sent, key=f"{fn.__name__}-{w.label}", pure=False)
+                   for w in todo]
+        if progress:  # a widget in a notebook (shown here: Dask only returns it), a text bar elsewhere
+            bar = dask_progress(futures, multi=False)
+            if bar is not None:
+                from IPython.display import display
+
+                display(bar)
+        return client.gather(futures)
+
