@@ -80,11 +80,12 @@ def test_a_stage_on_dask_matches_the_stage_on_the_local_engine(make_world, clust
         cfg, aws, now = make_world(**WORLD, engine=name, dask_address=cluster if name == "dask" else "")
         stages.run("00_setup", cfg, aws, now)
         result = stages.run("10_metrics", cfg, aws, now)
-        histories.append((result.history, result.segments))
-    (h_local, s_local), (h_dask, s_dask) = histories
+        histories.append((result.history, result.segments, result.estimates))
+    (h_local, s_local, e_local), (h_dask, s_dask, e_dask) = histories
     assert len(h_local) == WORLD["days"] - 3  # windows closed after label_wait_days
     pd.testing.assert_frame_equal(h_local, h_dask)
     pd.testing.assert_frame_equal(s_local, s_dask)
+    assert len(e_local) == WORLD["days"] and e_local == e_dask  # label-free estimates of every closed window
 
 
 def test_engine_params_are_validated():
