@@ -51,7 +51,7 @@ TABLE: tuple[Row, ...] = (
     Row("s3:GetObject", "s3:GetObject", _S3_OBJECT, "S3ReadCaptureLabelsDataAndLiveModel"),
     Row("s3:DeleteObject", "s3:DeleteObject", _S3_OBJECT, "S3DeleteDeliveredOutboxItems"),
     # CloudWatch metrics: no resource-level permissions; writes limited to the suite's namespace
-    Row("cloudwatch:PutMetricData", "cloudwatch:PutMetricData", "*", "CloudWatchPutMetricDataOnlyInSuiteNamespace",
+    Row("cloudwatch:PutMetricData", "cloudwatch:PutMetricData", "*", "CloudWatchPutMetricDataInSuiteNamespace",
         {"cloudwatch:namespace": "{Namespace}"}),
     Row("cloudwatch:GetMetricData", "cloudwatch:GetMetricData", "*", "CloudWatchReadMetricsHasNoResourceLevel"),
     Row("cloudwatch:GetMetricStatistics", "cloudwatch:GetMetricStatistics", "*",
@@ -59,10 +59,10 @@ TABLE: tuple[Row, ...] = (
     # CloudWatch alarms and dashboard
     Row("cloudwatch:DescribeAlarms", "cloudwatch:DescribeAlarms", _ALARM % "AlarmNames", "CloudWatchReadSuiteAlarms"),
     Row("cloudwatch:PutMetricAlarm", "cloudwatch:PutMetricAlarm", _ALARM % "AlarmName",
-        "CloudWatchPutSuiteAlarmsNotifyingOnlyAlertTopic",
+        "CloudWatchPutAlarmsNotifyingAlertTopic",
         {"cloudwatch:AlarmActions": "{AlarmActions}"}),
     Row("cloudwatch:PutCompositeAlarm", "cloudwatch:PutCompositeAlarm", _ALARM % "AlarmName",
-        "CloudWatchPutSuiteAlarmsNotifyingOnlyAlertTopic", {"cloudwatch:AlarmActions": "{AlarmActions}"}),
+        "CloudWatchPutAlarmsNotifyingAlertTopic", {"cloudwatch:AlarmActions": "{AlarmActions}"}),
     Row("cloudwatch:PutAnomalyDetector", "cloudwatch:PutAnomalyDetector", "*",
         "CloudWatchPutAnomalyDetectorHasNoResourceLevel"),
     Row("cloudwatch:SetAlarmState", "cloudwatch:SetAlarmState", _ALARM % "AlarmName", "CloudWatchSetSuiteAlarmStates"),
@@ -85,7 +85,7 @@ TABLE: tuple[Row, ...] = (
     Row("sns:ListSubscriptionsByTopic", "sns:ListSubscriptionsByTopic", "{TopicArn}", "SnsAlertTopic"),
     Row("sns:Subscribe", "sns:Subscribe", "{TopicArn}", "SnsSubscribeOnlyKnownEndpoints",
         {"sns:Protocol": "{Protocol}", "sns:Endpoint": "{Endpoint}"}),
-    Row("sns:Unsubscribe", "sns:Unsubscribe", "*", "SnsUnsubscribeTestFireQueueHasNoResourceLevel"),
+    Row("sns:Unsubscribe", "sns:Unsubscribe", "*", "SnsUnsubscribeHasNoResourceLevel"),
     # SQS: the test-fire's temporary subscriber queue
     Row("sqs:CreateQueue", "sqs:CreateQueue", _QUEUE, "SqsTestFireQueue"),
     Row("sqs:GetQueueAttributes", "sqs:GetQueueAttributes", _QUEUE, "SqsTestFireQueue"),
@@ -240,11 +240,11 @@ def _scopes(cfg: Params, account: str, sagemaker_role_arn: str, model_data_urls:
         "S3ReadWriteSuitePrefix": Scope(tuple({"Bucket": b, "Key": k} for b, k in rw)),
         "S3ReadCaptureLabelsDataAndLiveModel": Scope(tuple({"Bucket": b, "Key": k} for b, k in read)),
         "S3DeleteDeliveredOutboxItems": Scope(({"Bucket": cfg.bucket, "Key": cfg.key("outbox", "*")},)),
-        "CloudWatchPutMetricDataOnlyInSuiteNamespace": Scope(
+        "CloudWatchPutMetricDataInSuiteNamespace": Scope(
             ({},), {"StringEquals": {"cloudwatch:namespace": cfg.namespace}}, when="api"),
         "CloudWatchReadMetricsHasNoResourceLevel": Scope(({},)),
         "CloudWatchReadSuiteAlarms": Scope(({"AlarmNames": alarms},)),
-        "CloudWatchPutSuiteAlarmsNotifyingOnlyAlertTopic": Scope(
+        "CloudWatchPutAlarmsNotifyingAlertTopic": Scope(
             ({"AlarmName": alarms},), {"ForAllValues:StringLike": {"cloudwatch:AlarmActions": [topic]}}),
         "CloudWatchPutAnomalyDetectorHasNoResourceLevel": Scope(({},), when="aws"),
         # local mode drives every alarm's state itself; aws mode only test-fires the heartbeat
@@ -260,7 +260,7 @@ def _scopes(cfg: Params, account: str, sagemaker_role_arn: str, model_data_urls:
             ({"TopicArn": topic},),
             {"StringEquals": {"sns:Protocol": ["email"] * bool(cfg.alert_emails) + ["sqs"] * bool(sqs_subscriber)},
              "StringLike": {"sns:Endpoint": list(cfg.alert_emails) + sqs_subscriber}}, when="subscribe"),
-        "SnsUnsubscribeTestFireQueueHasNoResourceLevel": Scope(({},), when="test_fire"),
+        "SnsUnsubscribeHasNoResourceLevel": Scope(({},), when="test_fire"),
         "SqsTestFireQueue": Scope(({"QueueName": queue},), when="test_fire"),
         # the live endpoint's config and model can have any name (the suite's own are <endpoint>-config-vNNNN)
         "SageMakerReadLiveEndpoint": Scope(({"EndpointName": ep, "EndpointConfigName": "*", "ModelName": "*"},)),
