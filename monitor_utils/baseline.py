@@ -25,6 +25,12 @@ def baseline_prefix(cfg: Params, version: str) -> str:
     return cfg.key("baselines", version)
 
 
+def served_prefix(aws: Aws, cfg: Params) -> tuple[str, str]:
+    """The served model's artifact URL and the S3 key prefix of its baseline."""
+    url = model.served_model_data_url(aws, cfg.endpoint_name, cfg.variant_name)
+    return url, baseline_prefix(cfg, model_version(url))
+
+
 def training_data(aws: Aws, cfg: Params) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Training (and test, when known) data: the UCI file at ``data_path``, else ``s3://BUCKET/PREFIX/data/train.npz``."""
     if cfg.data_path:
@@ -69,8 +75,7 @@ def ensure_baseline(aws: Aws, cfg: Params) -> tuple[dict, bool]:
 
 def load_baseline(aws: Aws, cfg: Params) -> tuple[drift.Baseline, dict]:
     """The served model's stored baseline and its description; a clear error when setup has not run."""
-    url = model.served_model_data_url(aws, cfg.endpoint_name, cfg.variant_name)
-    prefix = baseline_prefix(cfg, model_version(url))
+    _, prefix = served_prefix(aws, cfg)
     blob = get_bytes(aws, cfg.bucket, f"{prefix}/baseline.bin")
     if blob is None:
         raise FileNotFoundError(f"no baseline at s3://{cfg.bucket}/{prefix}/ for the served model; "
@@ -81,8 +86,7 @@ def load_baseline(aws: Aws, cfg: Params) -> tuple[drift.Baseline, dict]:
 def feature_names(aws: Aws, cfg: Params) -> list[str]:
     """The served model's input features in request order, as its stored baseline names them (the 90 MSD
     features when no baseline is stored yet)."""
-    url = model.served_model_data_url(aws, cfg.endpoint_name, cfg.variant_name)
-    prefix = baseline_prefix(cfg, model_version(url))
+    _, prefix = served_prefix(aws, cfg)
     info = get_json(aws, cfg.bucket, f"{prefix}/info.json")
     if info and info.get("feature_names"):
         return list(info["feature_names"])
@@ -94,6 +98,5 @@ def feature_names(aws: Aws, cfg: Params) -> list[str]:
 
 def load_target_baseline(aws: Aws, cfg: Params) -> drift.Baseline | None:
     """The training labels' profile (for target drift), or None when the stored baseline predates it."""
-    url = model.served_model_data_url(aws, cfg.endpoint_name, cfg.variant_name)
-    blob = get_bytes(aws, cfg.bucket, f"{baseline_prefix(cfg, model_version(url))}/target_baseline.bin")
+    blob = get_bytes(aws, cfg.bucket, f"{served_prefix(aws, cfg)[1]}/target_baseline.bin")
     return None if blob is None else drift.Baseline.from_bytes(blob)

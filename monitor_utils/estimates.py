@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import math
 import os
 from pathlib import Path
 
@@ -14,26 +13,22 @@ import pandas as pd
 from . import data, model, publish, windows
 from .capture import capture_uri_for, read_capture
 from .aws import Aws, get_bytes, get_json, put_bytes, put_json, split_s3_uri
-from .baseline import PREDICTION, baseline_prefix, model_version, training_data
+from .baseline import PREDICTION, model_version, served_prefix, training_data
 from .config import Params
 from .estimation import LossEstimator
+from .records import to_jsonable
 
 ESTIMATOR_FILE = "loss_estimator.bin"
 SUMMARY_FILE = "loss_estimator.json"
 DEFAULT_WINDOW_RECORDS = 1000  # when no complete window of traffic has been captured yet
 MIN_WINDOW_RECORDS = 100
 FIT_SEED = 0
-# metric name -> (estimate key, unit); EstimatedRMSE is what the estimated-rmse alarm watches
+# published metric name -> key of the window's estimate; the estimated-rmse alarm watches EstimatedRMSE
 PUBLISHED = {"EstimatedRMSE": "estimated_rmse", "EstimatedRMSELow": "estimated_rmse_low",
              "EstimatedRMSEHigh": "estimated_rmse_high", "EstimatedMAE": "estimated_mae",
              "OutsideSupport": "outside_support"}
 RECORD_KEYS = ("window", "estimated_rmse", "estimated_rmse_low", "estimated_rmse_high", "estimated_mae", "realized_rmse")
 _FITTED: dict[str, bytes] = {}  # same reference, window size and seed: same estimator (fit is deterministic)
-
-
-def _prefix(aws: Aws, cfg: Params) -> tuple[str, str]:
-    url = model.served_model_data_url(aws, cfg.endpoint_name, cfg.variant_name)
-    return url, baseline_prefix(cfg, model_version(url))
 
 
 def window_records(aws: Aws, cfg: Params, now: dt.datetime, features: list[str]) -> int:
@@ -101,10 +96,10 @@ def ensure_estimator(aws: Aws, cfg: Params, now: dt.datetime, features: list[str
     tuple[dict | None, bool]
         The estimator's summary (None without a test split) and whether this call created it.
     """
-    url, prefix = _prefix(aws, cfg)
-    summary = get_json(aws, cfg.bucket, f"{prefix}/{SUMMARY_FILE}")
+    summary = load_summary(aws, cfg)
     if summary is not None:
         return summary, False
+    url, prefix = served_prefix(aws, cfg)
     _, test = training_data(aws, cfg)
     if test is None or len(test) < 2 * MIN_WINDOW_RECORDS:
         return None, False
@@ -121,9 +116,14 @@ def ensure_estimator(aws: Aws, cfg: Params, now: dt.datetime, features: list[str
 
 def load_estimator(aws: Aws, cfg: Params) -> LossEstimator | None:
     """The served model's stored loss estimator, or None when setup stored none (no labelled test split)."""
-    _, prefix = _prefix(aws, cfg)
+    _, prefix = served_prefix(aws, cfg)
     blob = get_bytes(aws, cfg.bucket, f"{prefix}/{ESTIMATOR_FILE}")
     return None if blob is None else LossEstimator.from_bytes(blob)
+
+
+def load_summary(aws: Aws, cfg: Params) -> dict | None:
+    """Where the served model's loss estimator is stored and how it was calibrated (None when setup stored none)."""
+    return get_json(aws, cfg.bucket, f"{served_prefix(aws, cfg)[1]}/{SUMMARY_FILE}")
 
 
 def estimate_window(estimator: LossEstimator, w: windows.Window, records: pd.DataFrame) -> dict:
@@ -146,20 +146,13 @@ def window_datums(cfg: Params, w: windows.Window, row: dict) -> list[dict]:
 def with_realized(estimates: pd.DataFrame, metrics_history: pd.DataFrame) -> list[dict]:
     """The ``estimates`` record: per estimated window, the estimate and the realized RMSE (None while labels wait),
     plus the share of records outside the reference's support and the window's end."""
-    if not len(estimates):
-        return []
-    realized = {}
-    if len(metrics_history) and "rmse" in metrics_history:
-        realized = {str(w): (None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v))
-                    for w, v in zip(metrics_history["window"], metrics_history["rmse"])}
-    out = []
-    for row in estimates.to_dict("records"):
-        item = {k: _plain(row.get(k)) for k in RECORD_KEYS if k != "realized_rmse"}
-        item["realized_rmse"] = realized.get(str(row["window"]))
-        item["outside_support"] = _plain(row.get("outside_support"))
-        item["end"] = windows.iso(pd.Timestamp(row["end"]).to_pydatetime())
-        out.append(item)
-    return out
+    realized = (metrics_history.set_index("window")["rmse"] if len(metrics_history) and "rmse" in metrics_history
+                else pd.Series(dtype=float))
+    return [to_jsonable({**{k: row.get(k) for k in RECORD_KEYS if k != "realized_rmse"},
+                         "realized_rmse": realized.get(str(row["window"])),
+                         "outside_support": row.get("outside_support"),
+                         "end": windows.iso(pd.Timestamp(row["end"]).to_pydatetime())})
+            for row in estimates.to_dict("records")]
 
 
 def accuracy(estimates: list[dict]) -> dict | None:
@@ -172,9 +165,3 @@ def accuracy(estimates: list[dict]) -> dict | None:
     inside = np.array([e["estimated_rmse_low"] <= e["realized_rmse"] <= e["estimated_rmse_high"] for e in both])
     return {"windows": len(both), "mean_relative_error": float(rel.mean()), "worst_relative_error": float(rel.max()),
             "inside_interval": float(inside.mean())}
-
-
-def _plain(v):
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return None
-    return float(v) if isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool) else v

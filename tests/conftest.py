@@ -94,21 +94,20 @@ class SharedWorld:
         self.aws = connect(self.cfg, emulator.url)
         world.build(self.aws, self.cfg, progress=lambda m: None)
         self.now = run_clock(self.cfg, self.aws)
-        self.queue = _subscribed_queue(self.aws, self.cfg)  # receives every notification of the alerting run
-        from monitor_utils import stages
+        from monitor_utils import alerting, stages
 
+        topic, _ = alerting.ensure_paging(self.aws, self.cfg)
+        self.queue = subscribe_queue(self.aws, topic, f"q-{self.cfg.endpoint_name}")  # every notification of the run
         self.results = {s: stages.run(s, self.cfg, self.aws, self.now)
                         for s in ("00_setup", "10_metrics", "20_drift", "30_alerting")}
 
 
-def _subscribed_queue(aws, cfg) -> str:
-    from monitor_utils import alerting
-
-    topic, _ = alerting.ensure_paging(aws, cfg)
+def subscribe_queue(aws, topic_arn: str, name: str) -> str:
+    """A new SQS queue subscribed to ``topic_arn``; returns its URL (tests read the notifications from it)."""
     sqs = aws.client("sqs")
-    url = sqs.create_queue(QueueName=f"q-{cfg.endpoint_name}")["QueueUrl"]
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    aws.client("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+    aws.client("sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn)
     return url
 
 

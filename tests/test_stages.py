@@ -8,6 +8,8 @@ import json
 import pandas as pd
 import pytest
 
+from conftest import subscribe_queue
+
 from monitor_utils import alerting, config, model, registry, stages, watermark, windows
 
 
@@ -170,14 +172,6 @@ def test_drift_stage_flags_the_drift_and_not_the_stable_world(drift_world, stabl
     assert not stable_world.results["20_drift"]["history"]["drift_detected"].any()
 
 
-def _subscribe_queue(aws, topic_arn: str, name: str) -> str:
-    sqs = aws.client("sqs")
-    url = sqs.create_queue(QueueName=name)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    aws.client("sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn)
-    return url
-
-
 def _drain(aws, url: str) -> list[dict]:
     out = []
     while True:
@@ -329,7 +323,7 @@ def test_a_deploy_rolls_back_when_a_rollback_alarm_fires(make_world):
     aws.client("cloudwatch").set_alarm_state(AlarmName=f"{cfg.endpoint_name}-error-rate", StateValue="ALARM",
                                              StateReason="5XX spike during the deploy")
     topic, _ = alerting.ensure_paging(aws, cfg)
-    queue = _subscribe_queue(aws, topic, f"rb-{cfg.endpoint_name}")
+    queue = subscribe_queue(aws, topic, f"rb-{cfg.endpoint_name}")
     result = stages.run("50_retraining", cfg, aws, now)
     assert result["retrain"] and result["comparison"]["promote"]
     assert result["deployed"] is False and result["rolled_back"] is True

@@ -10,7 +10,7 @@ import pandas as pd
 from .. import capture, engine, estimates, outbox, publish, watermark, windows
 from .. import history as history_store
 from ..aws import Aws, get_json, put_bytes
-from ..baseline import feature_names
+from ..baseline import feature_names, served_prefix
 from ..config import Params
 from ..metrics import MIN_SEGMENT_ROWS, evaluate_window, segment_labels  # noqa: F401 - kept importable from here
 from ..results import Series, StageResult, Verdict
@@ -92,8 +92,10 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
     _resolve_pending(aws, cfg, mark, "LabelCoverage")
     _resolve_pending(aws, cfg, est_mark, "EstimatedRMSE")
     todo = complete_windows(cfg, mark, now, wait)
-    estimator = estimates.load_estimator(aws, cfg)
-    est_todo = complete_windows(cfg, est_mark, now, dt.timedelta(0)) if estimator is not None else []
+    est_todo = complete_windows(cfg, est_mark, now, dt.timedelta(0))
+    estimator = estimates.load_estimator(aws, cfg) if est_todo else None  # 0.7 MB: only when there is work
+    if estimator is None:
+        est_todo = []
     history, seg_history = load_history(aws, cfg)
     est_history = history_store.load_estimates(aws, cfg)
     stats, est_stats = publish.PublishStats(), publish.PublishStats()
@@ -155,8 +157,7 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
               "history": history, "segments": seg_history, "baseline_test_metrics": baseline_info,
               "latest": history.iloc[-1].to_dict() if len(history) else None,
               "estimates": estimate_list, "estimate_accuracy": estimates.accuracy(estimate_list),
-              "estimator": None if estimator is None else
-              {k: v for k, v in estimator.summary().items() if k != "fit_seconds"}}
+              "estimator": estimates.load_summary(aws, cfg)}
     return StageResult(record, headline=headline(record), verdict=verdict(cfg, record),
                        series=Series.from_history(history, "rmse", "RMSE (years)", cfg.thresholds["rmse_max"]))
 
@@ -212,11 +213,7 @@ def _waiting(cfg: Params, now: dt.datetime, wait: dt.timedelta) -> list[str]:
 
 
 def _baseline_test_metrics(aws: Aws, cfg: Params) -> dict | None:
-    from ..baseline import baseline_prefix, model_version
-    from ..model import served_model_data_url
-
-    version = model_version(served_model_data_url(aws, cfg.endpoint_name, cfg.variant_name))
-    return get_json(aws, cfg.bucket, f"{baseline_prefix(cfg, version)}/test_metrics.json")
+    return get_json(aws, cfg.bucket, f"{served_prefix(aws, cfg)[1]}/test_metrics.json")
 
 
 def _count_by_window(cfg: Params, bad: list[dict]) -> dict[str, int]:
