@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
@@ -12,13 +13,14 @@ from typing import Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from . import payloads, reader, windows
-from .aws import Aws, get_bytes, put_bytes, split_s3_uri
+from . import object_cache, payloads, reader, windows
+from .aws import Aws, put_bytes, split_s3_uri
 from .data import FEATURES
 from .reader import parse_request, parse_time, partition_hour  # noqa: F401 - public names of this module
 
 EVENT_VERSION = "0"
 FETCH_WORKERS = 8  # objects fetched (and parsed) at once
+PARSER_CODE = (reader, payloads, sys.modules[__name__])  # local mode keeps parsed windows; a change here re-parses
 
 
 # --- encoding -----------------------------------------------------------------------------------
@@ -99,33 +101,36 @@ class CaptureBatch:
     output_only: int = 0
 
 
-def keys_between(aws: Aws, base_uri: str, first_hour: dt.datetime, end: dt.datetime) -> list[str]:
-    """Keys in the hourly partitions from ``first_hour`` up to ``end``, in key order: one listing per day
-    partition the range touches, so only the prefixes the range needs are read (and each answer stays small)."""
+def objects_between(aws: Aws, base_uri: str, first_hour: dt.datetime, end: dt.datetime) -> list[object_cache.Listed]:
+    """Objects (key, ETag, size) in the hourly partitions from ``first_hour`` up to ``end``, in key order: one listing
+    per day partition the range touches, so only the prefixes the range needs are read (and each answer stays small)."""
     bucket, base_key = split_s3_uri(base_uri)
     start_key = windows.partition_prefix(base_key, first_hour)
     stop_key = windows.partition_prefix(base_key, windows.floor(end - dt.timedelta(microseconds=1), "hourly"))
-    keys = []
+    found = []
     paginator = aws.client("s3").get_paginator("list_objects_v2")
     day = windows.floor(first_hour, "daily")
     while day <= end:
         prefix = windows.partition_prefix(base_key, day)[: -len("00/")]  # base/yyyy/mm/dd/
         for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-            keys += [o["Key"] for o in page.get("Contents", [])
-                     if o["Key"] >= start_key and o["Key"][: len(stop_key)] <= stop_key]
+            found += [object_cache.Listed(o["Key"], o.get("ETag", ""), int(o.get("Size", 0)))
+                      for o in page.get("Contents", []) if o["Key"] >= start_key and o["Key"][: len(stop_key)] <= stop_key]
         day += dt.timedelta(days=1)
-    return keys
+    return found
 
 
-def _read_lines(aws: Aws, base_uri: str, first_hour: dt.datetime, end: dt.datetime, workers: int = FETCH_WORKERS
+def keys_between(aws: Aws, base_uri: str, first_hour: dt.datetime, end: dt.datetime) -> list[str]:
+    """Keys of :func:`objects_between`."""
+    return [o.key for o in objects_between(aws, base_uri, first_hour, end)]
+
+
+def _read_lines(aws: Aws, bucket: str, objects: Sequence[object_cache.Listed], workers: int = FETCH_WORKERS
                 ) -> Iterator[list[tuple[str, int, str | UnicodeDecodeError]]]:
-    """Per object in the hourly partitions from ``first_hour`` up to ``end``, in key order: (key, line number, text)
-    of its lines; a file that is not UTF-8 gives one entry holding its decode error instead of text. Objects are
-    fetched concurrently and handed over one at a time, so only a few bodies are held at once."""
-    bucket, _ = split_s3_uri(base_uri)
-    keys = keys_between(aws, base_uri, first_hour, end)
+    """Per object, in the order given: (key, line number, text) of its lines; a file that is not UTF-8 gives one
+    entry holding its decode error instead of text. Objects are fetched concurrently and handed over one at a
+    time, so only a few bodies are held at once."""
     with ThreadPoolExecutor(workers) as pool:
-        for key, body in zip(keys, pool.map(lambda k: get_bytes(aws, bucket, k) or b"", keys)):
+        for key, body in zip((o.key for o in objects), pool.map(lambda o: object_cache.fetch(aws, bucket, o), objects)):
             try:
                 text = body.decode("utf-8")
             except UnicodeDecodeError as exc:
@@ -171,20 +176,24 @@ def read_capture(aws: Aws, capture_uri: str, window: windows.Window, features: S
     features = list(features or FEATURES)
     bucket, _ = split_s3_uri(capture_uri)
     # files are partitioned by write hour: a record near an hour's end may sit in the next hour's file
-    keys = keys_between(aws, capture_uri, windows.floor(window.start, "hourly") - dt.timedelta(hours=1),
-                        window.end + dt.timedelta(hours=1))
+    objects = objects_between(aws, capture_uri, windows.floor(window.start, "hourly") - dt.timedelta(hours=1),
+                              window.end + dt.timedelta(hours=1))
 
-    def fetch_and_parse(item: tuple[int, str]) -> reader.Parsed:
-        i, key = item  # objects are parsed as they arrive; pyarrow releases the GIL while others download
-        return reader.parse_object(key, get_bytes(aws, bucket, key) or b"", window, features, i << 32)
+    def fetch_and_parse(item: tuple[int, object_cache.Listed]) -> reader.Parsed:
+        i, obj = item  # objects are parsed as they arrive; pyarrow releases the GIL while others download
+        return reader.parse_object(obj.key, object_cache.fetch(aws, bucket, obj), window, features, i << 32)
 
-    parsed = reader.Parsed()
-    with ThreadPoolExecutor(FETCH_WORKERS) as pool:
-        for part in pool.map(fetch_and_parse, enumerate(keys)):
-            parsed.add(part)
-    c = parsed.captured
-    return CaptureBatch(parsed.frame(features), parsed.quarantined, len(keys), requests=sum(c.values()),
-                        input_only=c["input"], output_only=c["output"])
+    def parse() -> CaptureBatch:
+        parsed = reader.Parsed()
+        with ThreadPoolExecutor(FETCH_WORKERS) as pool:
+            for part in pool.map(fetch_and_parse, enumerate(objects)):
+                parsed.add(part)
+        c = parsed.captured
+        return CaptureBatch(parsed.frame(features), parsed.quarantined, len(objects), requests=sum(c.values()),
+                            input_only=c["input"], output_only=c["output"])
+
+    detail = f"{windows.iso(window.start)}|{windows.iso(window.end)}|{','.join(features)}"
+    return object_cache.parsed(aws, "capture", objects, detail, parse, PARSER_CODE)
 
 
 def read_ground_truth(aws: Aws, ground_truth_uri: str, start: dt.datetime, end: dt.datetime
@@ -196,9 +205,16 @@ def read_ground_truth(aws: Aws, ground_truth_uri: str, start: dt.datetime, end: 
     request (``{"instances": [{"label": y}, ...]}``) gives one row per position. When a record is labelled
     more than once, the latest label (by collection hour, then file and line order) wins.
     """
+    bucket, _ = split_s3_uri(ground_truth_uri)
+    objects = objects_between(aws, ground_truth_uri, windows.floor(start, "hourly"), end)
+    return object_cache.parsed(aws, "ground_truth", objects, f"{windows.iso(start)}|{windows.iso(end)}",
+                               lambda: _parse_ground_truth(aws, bucket, objects), PARSER_CODE)
+
+
+def _parse_ground_truth(aws: Aws, bucket: str, objects: Sequence[object_cache.Listed]
+                        ) -> tuple[pd.DataFrame, list[dict]]:
     keys, positions, years, quarantined = [], [], [], []
-    for key, n, line in (entry for lines in _read_lines(aws, ground_truth_uri, windows.floor(start, "hourly"), end)
-                         for entry in lines):
+    for key, n, line in (entry for lines in _read_lines(aws, bucket, objects) for entry in lines):
         try:
             rec = json.loads(_text(line))
             event_id = rec["eventMetadata"]["eventId"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import data, model, publish, windows
+from . import data, model, object_cache, publish, windows
 from .capture import capture_uri_for, read_capture
 from .aws import Aws, get_bytes, get_json, put_bytes, put_json, split_s3_uri
 from .baseline import PREDICTION, model_version, served_prefix, training_data
@@ -41,7 +41,7 @@ def window_records(aws: Aws, cfg: Params, now: dt.datetime, features: list[str])
 
 def cache_dir() -> Path:
     """Where local mode keeps fitted estimators between runs (``$XDG_CACHE_HOME/monitor_utils/estimators``)."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "monitor_utils" / "estimators"
+    return object_cache.root() / "estimators"
 
 
 def fit_estimator(reference: pd.DataFrame, features: list[str], window_size: int, seed: int = FIT_SEED,

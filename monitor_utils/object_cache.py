@@ -1,0 +1,135 @@
+"""Local mode's disk copies of capture and ground-truth objects, and of what was parsed from them, found again by ETag."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Callable, NamedTuple, Sequence, TypeVar
+
+from .aws import Aws, get_bytes
+
+MAX_AGE_DAYS = 30  # a copy unused this long is removed the next time a process opens the cache
+_pruned: set[Path] = set()
+_code_digests: dict[tuple[str, ...], str] = {}
+T = TypeVar("T")
+
+
+class Listed(NamedTuple):
+    """One object as ``ListObjectsV2`` describes it."""
+
+    key: str
+    etag: str
+    size: int
+
+
+def root() -> Path:
+    """The suite's cache folder on this machine: ``$XDG_CACHE_HOME/monitor_utils`` (else ``~/.cache/monitor_utils``)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "monitor_utils"
+
+
+def folder() -> Path:
+    """Where object copies live (``<root>/objects``)."""
+    return root() / "objects"
+
+
+def enabled(aws: Aws) -> bool:
+    """Copies are kept in local mode only, and never while faults are injected (those runs test the transport).
+
+    In local mode the simulated world writes the same files every run, so each run after the first reads them
+    (and what was parsed from them) from disk, and a stage reading a window another stage read parses nothing.
+    In aws mode nothing captured is written to local disk.
+    """
+    return aws.mode == "local" and not aws.faults_injected
+
+
+def _entry(obj: Listed) -> Path:
+    digest = hashlib.sha256(f"{obj.etag}|{obj.size}".encode()).hexdigest()
+    return folder() / digest[:2] / digest
+
+
+def _opened() -> None:
+    if root() not in _pruned:  # once per process and folder: copies unused for a month go
+        _pruned.add(root())
+        prune()
+
+
+def _write_aside(path: Path, body: bytes) -> None:
+    """Write ``body`` beside ``path`` and rename it into place: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.name}.{os.getpid()}.{id(body)}.part")
+    partial.write_bytes(body)
+    partial.replace(path)
+
+
+def _code_digest(code: Sequence[ModuleType]) -> str:
+    names = tuple(m.__name__ for m in code)
+    if names not in _code_digests:
+        _code_digests[names] = hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in code)).hexdigest()
+    return _code_digests[names]
+
+
+def prune(max_age_days: float = MAX_AGE_DAYS, now: float | None = None) -> int:
+    """Remove object copies and parsed results not read for ``max_age_days``; returns how many were removed."""
+    limit = (time.time() if now is None else now) - max_age_days * 86400
+    removed = 0
+    for path in [*folder().glob("*/*"), *(root() / "parsed").glob("*/*/*")]:
+        try:
+            if path.stat().st_mtime < limit:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:  # another process removed it first
+            continue
+    return removed
+
+
+def fetch(aws: Aws, bucket: str, obj: Listed) -> bytes:
+    """The object's bytes: the local copy when one matches its ETag and size, else from S3 (and kept, in local mode).
+
+    An object S3 lists with the same ETag and size holds the same bytes, so a copy never goes stale; a rewritten
+    object gets a new ETag and is read again. Copies are written aside and renamed, so a reader never sees half.
+    """
+    if not enabled(aws):
+        return get_bytes(aws, bucket, obj.key) or b""
+    _opened()
+    path = _entry(obj)
+    try:
+        body = path.read_bytes()
+        if len(body) == obj.size:
+            os.utime(path)  # recently used: kept by prune
+            return body
+    except FileNotFoundError:
+        pass
+    body = get_bytes(aws, bucket, obj.key) or b""
+    if len(body) == obj.size:
+        _write_aside(path, body)
+    return body
+
+
+def parsed(aws: Aws, kind: str, objects: Sequence[Listed], detail: str, parse: Callable[[], T],
+           code: Sequence[ModuleType]) -> T:
+    """``parse()``, or what it returned before for exactly these objects (keys, ETags, sizes), ``detail`` and code.
+
+    Local mode keeps the result (pickled, under ``<root>/parsed/<kind>``); the key also holds the source of the
+    ``code`` modules that parse, so a changed parser never reads an old result. Elsewhere this is ``parse()``.
+    """
+    if not enabled(aws):
+        return parse()
+    _opened()
+    h = hashlib.sha256(f"{kind}|{detail}|{_code_digest(code)}".encode())
+    for o in objects:
+        h.update(f"|{o.key}|{o.etag}|{o.size}".encode())
+    digest = h.hexdigest()
+    path = root() / "parsed" / kind / digest[:2] / digest
+    try:
+        result = pickle.loads(path.read_bytes())  # written by this function only, in the user's own cache folder
+        os.utime(path)
+        return result
+    except (FileNotFoundError, EOFError, pickle.UnpicklingError):
+        pass
+    result = parse()
+    _write_aside(path, pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+    return result

@@ -1,0 +1,111 @@
+"""Tests for monitor_utils.object_cache: local copies found by ETag, parsed windows reused, and never stale."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from monitor_utils import aws as A, capture as C, config, data as D, object_cache as O, windows as W
+
+BUCKET = "unit-test-object-cache"
+BASE = f"s3://{BUCKET}/capture/ep/AllTraffic"
+DAY = W.Window(dt.datetime(2026, 11, 27, tzinfo=dt.timezone.utc), dt.datetime(2026, 11, 28, tzinfo=dt.timezone.utc))
+
+
+@pytest.fixture
+def cache_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    return tmp_path / "xdg" / "monitor_utils"
+
+
+@pytest.fixture(scope="module")
+def local(emulator):
+    session = A.connect(config.validate({}), emulator.url, faults=False)
+    A.ensure_bucket(session, BUCKET)
+    return session
+
+
+def _gets(session) -> list[str]:
+    """Keys of every GetObject this session sends from now on."""
+    seen: list[str] = []
+    session.client("s3").meta.events.register("provide-client-params.s3.GetObject", lambda params, **_: seen.append(params["Key"]))
+    return seen
+
+
+def _write_day(session, seed: int, n: int = 60) -> None:
+    rng = np.random.default_rng(seed)
+    frame = D.generate(n, seed=seed)
+    times = pd.Series(DAY.start + pd.to_timedelta(np.sort(rng.uniform(0, 86399, n)), unit="s")).dt.floor("us")
+    lines = [C.capture_line(frame[D.FEATURES].to_numpy()[i:i + 1], np.array([1990.0 + i]), f"e-{seed}-{i}", f"r-{seed}-{i}",
+                            W.iso(times[i].to_pydatetime()), "csv") for i in range(n)]
+    C.write_hourly(session, BASE, times, lines, "cap")
+
+
+def test_a_copy_is_served_from_disk_until_the_object_changes(local, cache_home):
+    A.put_bytes(local, BUCKET, "x/one.jsonl", b"first\n")
+    listed = C.objects_between(local, f"s3://{BUCKET}/x", DAY.start, DAY.end)  # nothing partitioned there
+    assert listed == []
+    obj = O.Listed("x/one.jsonl", local.client("s3").head_object(Bucket=BUCKET, Key="x/one.jsonl")["ETag"], 6)
+    gets = _gets(local)
+    assert O.fetch(local, BUCKET, obj) == b"first\n" and O.fetch(local, BUCKET, obj) == b"first\n"
+    assert gets == ["x/one.jsonl"]  # the second read came from the copy
+    A.put_bytes(local, BUCKET, "x/one.jsonl", b"second\n")  # rewritten: S3 gives it a new ETag
+    head = local.client("s3").head_object(Bucket=BUCKET, Key="x/one.jsonl")
+    assert O.fetch(local, BUCKET, O.Listed("x/one.jsonl", head["ETag"], head["ContentLength"])) == b"second\n"
+    assert len(gets) == 2
+
+
+def test_nothing_is_kept_in_aws_mode_or_while_faults_are_injected(local, cache_home, monkeypatch):
+    A.put_bytes(local, BUCKET, "y/two.jsonl", b"data\n")
+    head = local.client("s3").head_object(Bucket=BUCKET, Key="y/two.jsonl")
+    obj = O.Listed("y/two.jsonl", head["ETag"], head["ContentLength"])
+    monkeypatch.setattr(local, "faults_injected", {"throttled": 0})
+    assert O.fetch(local, BUCKET, obj) == b"data\n" and not cache_home.exists()
+    monkeypatch.setattr(local, "faults_injected", {})
+    monkeypatch.setattr(local, "mode", "aws")
+    assert O.parsed(local, "k", [obj], "", lambda: 1, (O,)) == 1 and not cache_home.exists()
+
+
+def test_a_parsed_window_is_reused_and_equals_a_fresh_parse(local, cache_home, monkeypatch):
+    _write_day(local, seed=3)
+    gets = _gets(local)
+    first = C.read_capture(local, BASE, DAY)
+    again = C.read_capture(local, BASE, DAY)
+    n_objects = first.files
+    assert n_objects > 1 and len(gets) == n_objects  # the second read parsed nothing and fetched nothing
+    monkeypatch.setattr(O, "enabled", lambda session: False)
+    fresh = C.read_capture(local, BASE, DAY)
+    for batch in (first, again):
+        pd.testing.assert_frame_equal(batch.records, fresh.records)
+        assert (batch.files, batch.requests, batch.quarantined) == (fresh.files, fresh.requests, fresh.quarantined)
+
+
+def test_a_new_object_in_the_window_or_a_changed_parser_parses_again(local, cache_home, monkeypatch):
+    calls = []
+
+    def parse():
+        calls.append(1)
+        return len(calls)
+
+    objs = [O.Listed("a", '"e1"', 1)]
+    assert O.parsed(local, "t", objs, "w", parse, (O,)) == 1
+    assert O.parsed(local, "t", objs, "w", parse, (O,)) == 1
+    assert O.parsed(local, "t", [*objs, O.Listed("b", '"e2"', 1)], "w", parse, (O,)) == 2
+    assert O.parsed(local, "t", objs, "other window", parse, (O,)) == 3
+    assert O.parsed(local, "t", objs, "w", parse, (O, C)) == 4  # other code: never an old result
+
+
+def test_prune_removes_what_was_not_read_for_a_month(local, cache_home):
+    calls = []
+    O.parsed(local, "p", [O.Listed("old", '"1"', 1)], "", lambda: calls.append(1), (O,))
+    O.parsed(local, "p", [O.Listed("new", '"2"', 1)], "", lambda: calls.append(1), (O,))
+    old = next(p for p in (cache_home / "parsed" / "p").glob("*/*"))
+    now = time.time()
+    os.utime(old, (now - 40 * 86400, now - 40 * 86400))
+    assert O.prune(now=now) == 1 and not old.exists()
+    assert len(list((cache_home / "parsed" / "p").glob("*/*"))) == 1
