@@ -10,6 +10,7 @@ from . import registry
 from .aws import Aws, error_code, partition
 from .config import Params
 
+POLL_FIRST_S, POLL_MAX_S = 0.02, 0.2  # local executions: polled quickly after a step, backing off while idle
 JOB_STEPS = ("decide", "train", "compare")
 END_STATES = {"Deployed": "deployed", "RolledBack": "rolled back", "Kept": "kept", "NotNeeded": "not needed",
               "Failed": "failed"}
@@ -41,7 +42,7 @@ def execution_input(cfg: Params) -> dict:
     out = {"endpointName": cfg.endpoint_name, "bucket": cfg.bucket, "prefix": cfg.prefix.strip("/"),
            "topicName": cfg.sns_topic_name, "paramsUri": f"s3://{cfg.bucket}/{params_key(cfg)}",
            "jobPrefix": cfg.endpoint_name[:20].rstrip("-"), "deploymentConfig": registry.deployment_config(cfg),
-           "pollSeconds": 1 if cfg.aws_mode == "local" else 60}
+           "pollSeconds": 0 if cfg.aws_mode == "local" else 60}  # the emulator updates at once
     if cfg.aws_mode == "local":
         out["workerQueueName"] = worker_queue_name(cfg)
     else:
@@ -268,11 +269,14 @@ def execute_locally(aws: Aws, cfg: Params, arn: str, execution_input: dict, name
     execution = sfn.start_execution(stateMachineArn=arn, name=name, input=json.dumps(execution_input))["executionArn"]
     deadline = time.monotonic() + timeout_s
     desc, step_errors = {"status": "RUNNING"}, []
+    pause = POLL_FIRST_S
     while time.monotonic() < deadline:
         desc = sfn.describe_execution(executionArn=execution)
         if desc["status"] != "RUNNING":
             break
-        for msg in sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=0, MaxNumberOfMessages=10).get("Messages", []):
+        messages = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=0, MaxNumberOfMessages=10).get("Messages", [])
+        pause = POLL_FIRST_S if messages else min(2 * pause, POLL_MAX_S)  # quick while steps follow each other
+        for msg in messages:
             body = json.loads(msg["Body"])
             sqs.delete_message(QueueUrl=queue, ReceiptHandle=msg["ReceiptHandle"])
             try:
@@ -283,7 +287,7 @@ def execute_locally(aws: Aws, cfg: Params, arn: str, execution_input: dict, name
                                       cause=f"{type(exc).__name__}: {exc}"[:250])
             else:
                 sfn.send_task_success(taskToken=body["taskToken"], output=json.dumps(output))
-        time.sleep(0.2)
+        time.sleep(pause)
     else:
         sfn.stop_execution(executionArn=execution, error="Timeout", cause="local execution timed out")
         desc = {"status": "TIMED_OUT", "error": "Timeout"}
