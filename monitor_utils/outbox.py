@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
 import uuid
 from pathlib import Path
@@ -86,14 +87,18 @@ def deliver(aws: Aws, cfg: Params, senders: dict[str, Callable[[dict], None]]) -
         ``delivered`` and ``still_pending`` counts.
     """
     delivered = failed = 0
-    for item in pending(aws, cfg):
-        try:
-            senders[item["kind"]](_decode(item["payload"]))
-        except DELIVERY_ERRORS:
-            failed += 1
-            continue
-        _remove(aws, cfg, item["id"])
-        delivered += 1
+    folder = local_dir(cfg)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".delivering", "a") as lock:  # stages running at once on this machine deliver one by one
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for item in pending(aws, cfg):  # read under the lock: what the other delivered is gone
+            try:
+                senders[item["kind"]](_decode(item["payload"]))
+            except DELIVERY_ERRORS:
+                failed += 1
+                continue
+            _remove(aws, cfg, item["id"])
+            delivered += 1
     return {"delivered": delivered, "still_pending": failed}
 
 

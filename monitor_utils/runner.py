@@ -9,6 +9,7 @@ import os
 import secrets
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
@@ -18,6 +19,7 @@ from .context import STAGES, prepare_local, repo_root
 from .records import export_html, format_value, stage_summary, to_jsonable, write_index, write_json
 
 STAGE_ALIASES = {s.split("_", 1)[1]: s for s in STAGES}
+PARALLEL = ("10_metrics", "20_drift")  # need only setup's baseline; write their own watermarks and metrics
 # the kernel talks to this process over loopback only; its log repeats a transport warning and a shutdown
 # interrupt per stage
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]  # failures still reach papermill as cell errors
@@ -95,13 +97,56 @@ def run_lock(cfg: config.Params, wait_s: int):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def stage_groups(stages: list[str], parallel: bool) -> list[list[str]]:
+    """The stages in pipeline order, as groups that run one after the other; with ``parallel`` the stages that need
+    only what setup left (metrics and drift: each reads capture and keeps its own watermark) share a group."""
+    if not parallel:
+        return [[s] for s in stages]
+    groups: list[list[str]] = []
+    for stage in stages:
+        if groups and stage in PARALLEL and all(s in PARALLEL for s in groups[-1]):
+            groups[-1].append(stage)
+        else:
+            groups.append([stage])
+    return groups
+
+
+def _execute_stage(cfg: config.Params, nb: Path, declared: dict, run_dir: Path, stage: str, entry: dict) -> None:
+    """Run one stage notebook with papermill, export its HTML report and fill ``entry`` (status, duration, verdict)."""
+    import papermill
+
+    t0 = time.perf_counter()
+    out_nb = run_dir / f"{stage}.ipynb"
+    try:
+        papermill.execute_notebook(str(nb), str(out_nb), parameters=stage_parameters(cfg, declared, run_dir, nb),
+                                   kernel_name="python3", progress_bar=False, log_output=False,
+                                   execution_timeout=cfg.stage_timeout_seconds, start_timeout=120,
+                                   cwd=str(repo_root(Path.cwd())),  # where runs/ is, not the notebooks
+                                   extra_arguments=KERNEL_ARGUMENTS)
+        entry["status"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - recorded in the summary, the run stops after this stage's group
+        entry.update(status="failed", error=_error_of(exc))
+    entry["duration_s"] = round(time.perf_counter() - t0, 2)
+    if out_nb.exists():
+        try:
+            export_html(out_nb, run_dir / f"{stage}.html")
+        except Exception as exc:  # noqa: BLE001
+            entry["html_error"] = _error_of(exc)
+    result_path = run_dir / f"{stage}.json"
+    if result_path.exists():
+        record = json.loads(result_path.read_text())
+        entry["headline"] = record.get("headline") if isinstance(record.get("headline"), dict) else {}
+        entry.update(stage_summary(run_dir, stage, record))  # verdict, series, sparkline file
+
+
 def run(files: list[str] = (), overrides: list[str] = (), stages: str | None = None, output: str | None = None,
         notebooks_dir: Path | None = None, progress: Callable[[str], None] | None = None) -> tuple[int, Path]:
     """Run the suite; return (exit code, run folder).
 
     Parameters are merged and validated before anything runs. In local mode the emulator is started,
     the simulated world built, and stopped at the end. Each notebook gets only the parameters it declares
-    and a per-cell timeout of ``stage_timeout_seconds``. The run stops at the first failed stage.
+    and a per-cell timeout of ``stage_timeout_seconds``. Metrics and drift run at the same time unless
+    ``parallel_stages`` is false. The run stops after the first failed stage (and the one running beside it).
     """
     cfg = config.load(files, overrides)
     with run_lock(cfg, cfg.lock_wait_seconds):
@@ -109,8 +154,6 @@ def run(files: list[str] = (), overrides: list[str] = (), stages: str | None = N
 
 
 def _run(cfg: config.Params, files, overrides, stages, output, notebooks_dir, progress) -> tuple[int, Path]:
-    import papermill
-
     say = progress or (lambda m: print(m, flush=True))
     selected = resolve_stages(stages)
     nb_dir = Path(notebooks_dir) if notebooks_dir else assets.notebooks_dir()
@@ -143,41 +186,31 @@ def _run(cfg: config.Params, files, overrides, stages, output, notebooks_dir, pr
             summary["world_seconds"] = round(time.perf_counter() - t_world, 2)
             if selected[0] != STAGES[0]:
                 prepare_local(cfg, aws, selected[0], progress=lambda m: say("  " + m))
-        failed = False
-        for i, (stage, nb, declared) in enumerate(plan, 1):
-            entry: dict[str, Any] = {"stage": stage, "status": "skipped", "duration_s": 0.0}
-            summary["stages"].append(entry)
-            if failed:
-                continue
-            say(f"[{i}/{len(plan)}] {stage} ...")
-            t0 = time.perf_counter()
-            out_nb = run_dir / f"{stage}.ipynb"
-            try:
-                papermill.execute_notebook(str(nb), str(out_nb), parameters=stage_parameters(cfg, declared, run_dir, nb),
-                                           kernel_name="python3", progress_bar=False, log_output=False,
-                                           execution_timeout=cfg.stage_timeout_seconds, start_timeout=120,
-                                           cwd=str(repo_root(Path.cwd())),  # where runs/ is, not the notebooks
-                                           extra_arguments=KERNEL_ARGUMENTS)
-                entry["status"] = "ok"
-            except Exception as exc:  # noqa: BLE001 - recorded in the summary, the run stops here
-                entry.update(status="failed", error=_error_of(exc))
-                failed = True
-                exit_code = 1
-            entry["duration_s"] = round(time.perf_counter() - t0, 2)
-            if out_nb.exists():
-                try:
-                    export_html(out_nb, run_dir / f"{stage}.html")
-                except Exception as exc:  # noqa: BLE001
-                    entry["html_error"] = _error_of(exc)
-            result_path = run_dir / f"{stage}.json"
-            if result_path.exists():
-                record = json.loads(result_path.read_text())
-                entry["headline"] = record.get("headline") if isinstance(record.get("headline"), dict) else {}
-                entry.update(stage_summary(run_dir, stage, record))  # verdict, series, sparkline file
-            say(f"[{i}/{len(plan)}] {stage} {entry['status']} in {entry['duration_s']:.1f} s"
+        entries = {stage: {"stage": stage, "status": "skipped", "duration_s": 0.0} for stage, _, _ in plan}
+        summary["stages"] = list(entries.values())  # pipeline order, whatever order the stages finish in
+        number = {stage: i for i, (stage, _, _) in enumerate(plan, 1)}
+
+        def run_stage(item: tuple[str, Path, dict]) -> None:
+            stage, nb, declared = item
+            entry = entries[stage]
+            tag = f"[{number[stage]}/{len(plan)}] {stage}"
+            say(f"{tag} ...")
+            _execute_stage(cfg, nb, declared, run_dir, stage, entry)
+            say(f"{tag} {entry['status']} in {entry['duration_s']:.1f} s"
                 + (f": {entry['error']}" if entry.get("error") else "")
                 + (f"  ({'; '.join(f'{k}: {format_value(v)}' for k, v in entry['headline'].items())})"
                    if entry.get("headline") else ""))
+
+        for group in stage_groups([stage for stage, _, _ in plan], cfg.parallel_stages):
+            items = [item for item in plan if item[0] in group]
+            if len(items) == 1:
+                run_stage(items[0])
+            else:  # independent stages: each waits on its own kernel, so they share the machine's cores
+                with ThreadPoolExecutor(len(items)) as pool:
+                    list(pool.map(run_stage, items))
+            if any(entries[stage]["status"] == "failed" for stage in group):
+                exit_code = 1
+                break  # later stages stay 'skipped'
     except Exception as exc:  # noqa: BLE001 - e.g. the emulator could not start: still leave a summary
         summary["error"] = _error_of(exc)
         exit_code = 1

@@ -11,6 +11,7 @@ import pytest
 
 from conftest import FAKE_CREDENTIALS
 from monitor_utils import config, runner
+from monitor_utils.context import STAGES
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_WORLD = ["days=10", "world.requests_per_day=300", "world.train_rows=4000", "world.test_rows=1000",
@@ -84,17 +85,26 @@ def test_a_failing_stage_stops_the_run_and_is_named(tmp_path, clean_env):
     broken.cells.insert(4, nbformat.v4.new_code_cell("raise RuntimeError('capture bucket unreadable')"))
     nbformat.write(broken, nbs / "10_metrics.ipynb")
     out = tmp_path / "run"
-    code, _ = runner.run([str(ROOT / "params" / "local.yaml")], small("failing"), stages="setup,metrics,drift", output=str(out),
-                         notebooks_dir=nbs, progress=lambda m: None)
+    code, _ = runner.run([str(ROOT / "params" / "local.yaml")], small("failing"), stages="setup,metrics,drift,alerting",
+                         output=str(out), notebooks_dir=nbs, progress=lambda m: None)
     assert code == 1
     summary = json.loads((out / "summary.json").read_text())
     by_stage = {s["stage"]: s for s in summary["stages"]}
     assert summary["status"] == "failed"
     assert by_stage["00_setup"]["status"] == "ok"
     assert by_stage["10_metrics"]["status"] == "failed" and "capture bucket unreadable" in by_stage["10_metrics"]["error"]
-    assert by_stage["20_drift"]["status"] == "skipped"
+    assert by_stage["20_drift"]["status"] == "ok"  # it ran beside metrics (parallel_stages)
+    assert by_stage["30_alerting"]["status"] == "skipped"
+    assert [s["stage"] for s in summary["stages"]] == ["00_setup", "10_metrics", "20_drift", "30_alerting"]
     failed_nb = nbformat.read(out / "10_metrics.ipynb", as_version=4)
     assert any(o.get("ename") == "RuntimeError" for c in failed_nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+
+
+def test_only_metrics_and_drift_run_side_by_side():
+    assert runner.stage_groups(list(STAGES), parallel=True) == [
+        ["00_setup"], ["10_metrics", "20_drift"], ["30_alerting"], ["40_dashboard"], ["50_retraining"]]
+    assert runner.stage_groups(list(STAGES), parallel=False) == [[s] for s in STAGES]
+    assert runner.stage_groups(["20_drift", "40_dashboard"], parallel=True) == [["20_drift"], ["40_dashboard"]]
 
 
 def test_unknown_stage_name_lists_the_stages():
