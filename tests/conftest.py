@@ -102,6 +102,73 @@ class SharedWorld:
                         for s in ("00_setup", "10_metrics", "20_drift", "30_alerting")}
 
 
+class WorldSnapshot:
+    """What a world holds in the emulator at one moment, as far as its own names reach: S3 objects (key and ETag),
+    SageMaker models, endpoint configs and the endpoint, alarm states, state machines, SQS queues and the topic's
+    subscriptions. ``restore`` takes a world back to the snapshot and then checks that it is there: tests that act on
+    one world in turn (each retraining) start from what a freshly built world gives them, or fail saying what differs.
+
+    Objects that existed at the snapshot are never rewritten by a restore: if a test changed one, restoring fails.
+    """
+
+    def __init__(self, aws, cfg):
+        self.aws, self.cfg = aws, cfg
+        self.state = self._take()
+
+    def _take(self) -> dict:
+        aws, cfg, ep = self.aws, self.cfg, self.cfg.endpoint_name
+        sm, cw, sfn, sqs, sns = (aws.client(s) for s in ("sagemaker", "cloudwatch", "stepfunctions", "sqs", "sns"))
+        objects = {o["Key"]: o["ETag"] for page in aws.client("s3").get_paginator("list_objects_v2").paginate(
+            Bucket=cfg.bucket) for o in page.get("Contents", [])}
+        endpoint = sm.describe_endpoint(EndpointName=ep)
+        endpoint.pop("ResponseMetadata")
+        endpoint.pop("LastModifiedTime")
+        alarms = {a["AlarmName"]: a["StateValue"] for page in cw.get_paginator("describe_alarms").paginate(
+            AlarmNamePrefix=ep) for a in page["MetricAlarms"] + page.get("CompositeAlarms", [])}
+        machines = {m["name"]: m["stateMachineArn"] for page in sfn.get_paginator("list_state_machines").paginate()
+                    for m in page["stateMachines"] if m["name"].startswith(ep)}
+        queues = sorted(q for q in sqs.list_queues().get("QueueUrls", []) if ep in q.rsplit("/", 1)[1])
+        topic = f"arn:aws:sns:{aws.region}:{aws.account_id}:{cfg.sns_topic_name}"
+        subs = sorted(s["SubscriptionArn"] for page in sns.get_paginator("list_subscriptions_by_topic").paginate(
+            TopicArn=topic) for s in page["Subscriptions"])
+        return {"objects": objects,
+                "models": sorted(m["ModelName"] for m in sm.list_models(NameContains=ep, MaxResults=100)["Models"]),
+                "configs": sorted(c["EndpointConfigName"] for c in sm.list_endpoint_configs(
+                    NameContains=ep, MaxResults=100)["EndpointConfigs"]),
+                "endpoint": endpoint, "alarms": alarms, "machines": machines, "queues": queues, "subscriptions": subs}
+
+    def restore(self) -> None:
+        """Undo what was added since the snapshot (objects, models, configs, machines, queues, subscriptions), put
+        the alarm states and the endpoint's config back, then check that the world equals the snapshot."""
+        aws, cfg, was = self.aws, self.cfg, self.state
+        now = self._take()
+        changed = [k for k, etag in was["objects"].items() if now["objects"].get(k) != etag]
+        assert not changed, f"objects of the snapshot were changed or deleted, a restore cannot undo that: {changed}"
+        cw, sm = aws.client("cloudwatch"), aws.client("sagemaker")
+        for name, state in was["alarms"].items():
+            if now["alarms"].get(name) != state:
+                cw.set_alarm_state(AlarmName=name, StateValue=state, StateReason="test world restored")
+        if now["endpoint"]["EndpointConfigName"] != was["endpoint"]["EndpointConfigName"] or now["endpoint"] != was["endpoint"]:
+            sm.update_endpoint(EndpointName=cfg.endpoint_name, EndpointConfigName=was["endpoint"]["EndpointConfigName"])
+        for name in set(now["configs"]) - set(was["configs"]):
+            sm.delete_endpoint_config(EndpointConfigName=name)
+        for name in set(now["models"]) - set(was["models"]):
+            sm.delete_model(ModelName=name)
+        added = sorted(set(now["objects"]) - set(was["objects"]))
+        for i in range(0, len(added), 1000):
+            aws.client("s3").delete_objects(Bucket=cfg.bucket, Delete={"Objects": [{"Key": k} for k in added[i:i + 1000]]})
+        for name, arn in now["machines"].items():
+            if name not in was["machines"]:
+                aws.client("stepfunctions").delete_state_machine(stateMachineArn=arn)
+        for url in set(now["queues"]) - set(was["queues"]):
+            aws.client("sqs").delete_queue(QueueUrl=url)
+        for arn in set(now["subscriptions"]) - set(was["subscriptions"]):
+            aws.client("sns").unsubscribe(SubscriptionArn=arn)
+        again = self._take()
+        differs = {k: (was[k], again[k]) for k in was if again[k] != was[k]}
+        assert not differs, f"the world was not restored to its snapshot: {differs}"
+
+
 def subscribe_queue(aws, topic_arn: str, name: str) -> str:
     """A new SQS queue subscribed to ``topic_arn``; returns its URL (tests read the notifications from it)."""
     sqs = aws.client("sqs")
