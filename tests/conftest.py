@@ -52,6 +52,57 @@ def make_world(emulator):
     return make
 
 
+# --- which worker runs what (pytest-xdist, `--dist loadfile --no-loadscope-reorder` in pyproject.toml) -------------
+# A session fixture is built once per worker process. The files that use a costly one run on one worker, so it is
+# built once per session: the scheduler below keeps each file whole on one worker, as loadfile does, and treats a
+# group of FILE_GROUPS as one file. (xdist's own loadgroup cannot do it here: with pytest 9.2 the group suffix it writes
+# into node ids is lost, pytest-xdist issue 1386.) Collection checks that every file using one of these fixtures
+# (directly, or through `pytest.mark.shares_session_fixture("<name>")` when it asks for it at run time) is in its group.
+SHARED_SESSION_FIXTURES = {"full_run": "end-to-end-run", "drift_world": "shared-worlds", "stable_world": "shared-worlds"}
+FILE_GROUPS = {"test_runner.py": "end-to-end-run", "test_reports_browser.py": "end-to-end-run",
+               "test_stages.py": "shared-worlds", "test_faults.py": "shared-worlds"}
+# Collection order, which the workers take the files in: the longest first, so that none of them ends the session
+# alone; the rest follow in their usual order. A scheduling hint only: a file missing here runs all the same.
+LONGEST_FIRST = ("test_stages.py", "test_faults.py", "test_notebooks.py", "test_runner.py", "test_reports_browser.py",
+                 "test_stage_retraining.py", "test_iam.py", "test_engine.py", "test_workflow.py", "test_drift.py",
+                 "test_package.py")
+
+
+def _file(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        uses = {name for name in SHARED_SESSION_FIXTURES if name in item.fixturenames}
+        uses |= {str(m.args[0]) for m in item.iter_markers("shares_session_fixture")}
+        for name in uses:
+            if FILE_GROUPS.get(_file(item.nodeid)) != SHARED_SESSION_FIXTURES.get(name):
+                raise pytest.UsageError(f"{item.nodeid} uses the session fixture {name}: put its file in the group "
+                                        f"{SHARED_SESSION_FIXTURES.get(name)!r} of FILE_GROUPS in tests/conftest.py")
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    first = {}
+    for i, item in enumerate(items):
+        first.setdefault(_file(item.nodeid), i)
+    position = {id(item): i for i, item in enumerate(items)}  # a stable sort: each file keeps its own order
+    items.sort(key=lambda it: (rank.get(_file(it.nodeid), len(rank)), first[_file(it.nodeid)], position[id(it)]))
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadfile``, with each group of FILE_GROUPS scheduled as one file."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class FileGroupScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return FILE_GROUPS.get(_file(nodeid)) or super()._split_scope(nodeid)
+
+    return FileGroupScheduling(config, log)
+
+
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "AKIA-LOOKS-REAL-0001",
                     "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYREALSECRET",
                     "AWS_SESSION_TOKEN": "FwoGZXIvYXdzEREALSESSIONTOKEN0123456789"}
