@@ -39,6 +39,11 @@ def small_world_params(name: str, **overrides) -> dict:
     return values
 
 
+# Overrides for a fresh world that tests mechanics (what is published once, what a crash, an outage or a corrupt line
+# leaves): a few days of traffic are enough. What depends on the data keeps the full small world.
+MECHANICS = {"days": 6, "world": {"requests_per_day": 300, "train_rows": 4000, "test_rows": 1000}}
+
+
 @pytest.fixture
 def make_world(emulator):
     """Build a fresh small world (unique bucket, endpoint, topic) and return (cfg, aws, now)."""
@@ -58,7 +63,8 @@ def make_world(emulator):
 # group of FILE_GROUPS as one file. (xdist's own loadgroup cannot do it here: with pytest 9.2 the group suffix it writes
 # into node ids is lost, pytest-xdist issue 1386.) Collection checks that every file using one of these fixtures
 # (directly, or through `pytest.mark.shares_session_fixture("<name>")` when it asks for it at run time) is in its group.
-SHARED_SESSION_FIXTURES = {"full_run": "end-to-end-run", "drift_world": "shared-worlds", "stable_world": "shared-worlds"}
+SHARED_SESSION_FIXTURES = {"full_run": "end-to-end-run",
+                           "drift_world": "shared-worlds", "stable_world": "shared-worlds"}
 FILE_GROUPS = {"test_runner.py": "end-to-end-run", "test_reports_browser.py": "end-to-end-run",
                "test_stages.py": "shared-worlds", "test_faults.py": "shared-worlds"}
 # Collection order, which the workers take the files in: the longest first, so that none of them ends the session
@@ -199,7 +205,7 @@ class WorldSnapshot:
         for name, state in was["alarms"].items():
             if now["alarms"].get(name) != state:
                 cw.set_alarm_state(AlarmName=name, StateValue=state, StateReason="test world restored")
-        if now["endpoint"]["EndpointConfigName"] != was["endpoint"]["EndpointConfigName"] or now["endpoint"] != was["endpoint"]:
+        if now["endpoint"] != was["endpoint"]:
             sm.update_endpoint(EndpointName=cfg.endpoint_name, EndpointConfigName=was["endpoint"]["EndpointConfigName"])
         for name in set(now["configs"]) - set(was["configs"]):
             sm.delete_endpoint_config(EndpointConfigName=name)
@@ -207,7 +213,8 @@ class WorldSnapshot:
             sm.delete_model(ModelName=name)
         added = sorted(set(now["objects"]) - set(was["objects"]))
         for i in range(0, len(added), 1000):
-            aws.client("s3").delete_objects(Bucket=cfg.bucket, Delete={"Objects": [{"Key": k} for k in added[i:i + 1000]]})
+            aws.client("s3").delete_objects(Bucket=cfg.bucket,
+                                            Delete={"Objects": [{"Key": k} for k in added[i:i + 1000]]})
         for name, arn in now["machines"].items():
             if name not in was["machines"]:
                 aws.client("stepfunctions").delete_state_machine(stateMachineArn=arn)

@@ -8,6 +8,7 @@ import json
 import pandas as pd
 import pytest
 
+from conftest import MECHANICS
 from monitor_utils import alerting, config, stages, watermark, windows
 
 
@@ -63,7 +64,7 @@ def test_metrics_publish_every_complete_window_exactly_once(stable_world):
 
 
 def test_metrics_catch_up_after_skipped_days_publishes_each_window_once(make_world):
-    cfg, aws, now = make_world(scenario="stable")
+    cfg, aws, now = make_world(scenario="stable", **MECHANICS)
     early = config.validate({**cfg.to_dict(), "now": (now - dt.timedelta(days=4)).isoformat()})
     first = stages.run("10_metrics", early, aws, now - dt.timedelta(days=4))
     later = stages.run("10_metrics", cfg, aws, now)  # four daily runs were skipped
@@ -78,7 +79,7 @@ def test_metrics_catch_up_after_skipped_days_publishes_each_window_once(make_wor
 
 
 def test_metrics_crash_between_publish_and_commit_does_not_duplicate(make_world, monkeypatch):
-    cfg, aws, now = make_world(scenario="stable")
+    cfg, aws, now = make_world(scenario="stable", **MECHANICS)
 
     def crash(*args, **kwargs):
         raise RuntimeError("killed after publishing")
@@ -118,7 +119,7 @@ def test_estimates_sit_beside_the_realized_rmse_once_labels_land(drift_world):
 
 
 def test_an_estimate_publish_interrupted_before_its_commit_is_not_repeated(make_world, monkeypatch):
-    cfg, aws, now = make_world(scenario="stable")
+    cfg, aws, now = make_world(scenario="stable", **MECHANICS)
     stages.run("00_setup", cfg, aws, now)
     real_commit = watermark.Watermark.commit
 
@@ -243,7 +244,7 @@ def test_retraining_does_nothing_in_the_stable_world(stable_world):
 
 
 def test_segment_columns_from_params_break_metrics_down(make_world):
-    cfg, aws, now = make_world(scenario="stable", segment_columns=["timbre_avg_01"])
+    cfg, aws, now = make_world(scenario="stable", segment_columns=["timbre_avg_01"], **MECHANICS)
     result = stages.run("10_metrics", cfg, aws, now)
     segs = set(result["segments"]["segment"])
     assert {"timbre_avg_01:q1", "timbre_avg_01:q4"} <= segs and any(s.endswith("0s") for s in segs)
@@ -260,8 +261,9 @@ def _emulator_today() -> dt.datetime:
 
 
 def test_emf_transport_writes_each_window_once_as_log_events(make_world):
-    # 13 days: the oldest window ends 12 days before today's midnight, inside the 14 days even past midnight
-    cfg, aws, now = make_world(scenario="stable", metrics_transport="emf", now=_emulator_today().isoformat(), days=13)
+    # 6 days: the oldest window ends 5 days before today's midnight, well inside the 14 days even past midnight
+    cfg, aws, now = make_world(scenario="stable", metrics_transport="emf", now=_emulator_today().isoformat(),
+                               **MECHANICS)
     stages.run("00_setup", cfg, aws, now)  # creates the log group
     first = stages.run("10_metrics", cfg, aws, now)
     again = stages.run("10_metrics", cfg, aws, now)
@@ -305,7 +307,7 @@ def test_emf_windows_older_than_the_log_services_14_days_are_counted_dropped(mak
 
 
 def test_kms_key_encrypts_the_topic_and_the_objects_written(make_world):
-    cfg, aws, now = make_world(scenario="stable", kms_key_id="alias/msd-monitoring")
+    cfg, aws, now = make_world(scenario="stable", kms_key_id="alias/msd-monitoring", **MECHANICS)
     setup = stages.run("00_setup", cfg, aws, now)
     attrs = aws.client("sns").get_topic_attributes(TopicArn=setup["topic_arn"])["Attributes"]
     assert attrs.get("KmsMasterKeyId") == "alias/msd-monitoring"
@@ -322,7 +324,7 @@ def test_params_are_values_only(tmp_path):
 
 
 def test_email_subscriptions_are_not_duplicated_and_the_topic_lets_cloudwatch_publish(make_world):
-    cfg, aws, now = make_world(scenario="stable", alert_emails=["oncall@example.com"], test_fire="never")
+    cfg, aws, now = make_world(scenario="stable", alert_emails=["oncall@example.com"], test_fire="never", **MECHANICS)
     for _ in range(2):
         topic, _ = alerting.ensure_paging(aws, cfg)
     subs = aws.client("sns").list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
