@@ -39,6 +39,11 @@ def small_world_params(name: str, **overrides) -> dict:
     return values
 
 
+# Overrides for a fresh world that tests mechanics (what is published once, what a crash, an outage or a corrupt line
+# leaves): a few days of traffic are enough. What depends on the data keeps the full small world.
+MECHANICS = {"days": 6, "world": {"requests_per_day": 300, "train_rows": 4000, "test_rows": 1000}}
+
+
 @pytest.fixture
 def make_world(emulator):
     """Build a fresh small world (unique bucket, endpoint, topic) and return (cfg, aws, now)."""
@@ -50,6 +55,58 @@ def make_world(emulator):
         return cfg, aws, run_clock(cfg, aws)
 
     return make
+
+
+# --- which worker runs what (pytest-xdist, `--dist loadfile --no-loadscope-reorder` in pyproject.toml) -------------
+# A session fixture is built once per worker process. The files that use a costly one run on one worker, so it is
+# built once per session: the scheduler below keeps each file whole on one worker, as loadfile does, and treats a
+# group of FILE_GROUPS as one file. (xdist's own loadgroup cannot do it here: with pytest 9.2 the group suffix it writes
+# into node ids is lost, pytest-xdist issue 1386.) Collection checks that every file using one of these fixtures
+# (directly, or through `pytest.mark.shares_session_fixture("<name>")` when it asks for it at run time) is in its group.
+SHARED_SESSION_FIXTURES = {"full_run": "end-to-end-run",
+                           "drift_world": "shared-worlds", "stable_world": "shared-worlds"}
+FILE_GROUPS = {"test_runner.py": "end-to-end-run", "test_reports_browser.py": "end-to-end-run",
+               "test_stages.py": "shared-worlds", "test_faults.py": "shared-worlds"}
+# Collection order, which the workers take the files in: the longest first, so that none of them ends the session
+# alone; the rest follow in their usual order. A scheduling hint only: a file missing here runs all the same.
+LONGEST_FIRST = ("test_stages.py", "test_faults.py", "test_notebooks.py", "test_runner.py", "test_reports_browser.py",
+                 "test_stage_retraining.py", "test_iam.py", "test_engine.py", "test_workflow.py", "test_drift.py",
+                 "test_package.py")
+
+
+def _file(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        uses = {name for name in SHARED_SESSION_FIXTURES if name in item.fixturenames}
+        uses |= {str(m.args[0]) for m in item.iter_markers("shares_session_fixture")}
+        for name in uses:
+            if FILE_GROUPS.get(_file(item.nodeid)) != SHARED_SESSION_FIXTURES.get(name):
+                raise pytest.UsageError(f"{item.nodeid} uses the session fixture {name}: put its file in the group "
+                                        f"{SHARED_SESSION_FIXTURES.get(name)!r} of FILE_GROUPS in tests/conftest.py")
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    first = {}
+    for i, item in enumerate(items):
+        first.setdefault(_file(item.nodeid), i)
+    position = {id(item): i for i, item in enumerate(items)}  # a stable sort: each file keeps its own order
+    items.sort(key=lambda it: (rank.get(_file(it.nodeid), len(rank)), first[_file(it.nodeid)], position[id(it)]))
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadfile``, with each group of FILE_GROUPS scheduled as one file."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class FileGroupScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return FILE_GROUPS.get(_file(nodeid)) or super()._split_scope(nodeid)
+
+    return FileGroupScheduling(config, log)
 
 
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "AKIA-LOOKS-REAL-0001",
@@ -100,6 +157,74 @@ class SharedWorld:
         self.queue = subscribe_queue(self.aws, topic, f"q-{self.cfg.endpoint_name}")  # every notification of the run
         self.results = {s: stages.run(s, self.cfg, self.aws, self.now)
                         for s in ("00_setup", "10_metrics", "20_drift", "30_alerting")}
+
+
+class WorldSnapshot:
+    """What a world holds in the emulator at one moment, as far as its own names reach: S3 objects (key and ETag),
+    SageMaker models, endpoint configs and the endpoint, alarm states, state machines, SQS queues and the topic's
+    subscriptions. ``restore`` takes a world back to the snapshot and then checks that it is there: tests that act on
+    one world in turn (each retraining) start from what a freshly built world gives them, or fail saying what differs.
+
+    Objects that existed at the snapshot are never rewritten by a restore: if a test changed one, restoring fails.
+    """
+
+    def __init__(self, aws, cfg):
+        self.aws, self.cfg = aws, cfg
+        self.state = self._take()
+
+    def _take(self) -> dict:
+        aws, cfg, ep = self.aws, self.cfg, self.cfg.endpoint_name
+        sm, cw, sfn, sqs, sns = (aws.client(s) for s in ("sagemaker", "cloudwatch", "stepfunctions", "sqs", "sns"))
+        objects = {o["Key"]: o["ETag"] for page in aws.client("s3").get_paginator("list_objects_v2").paginate(
+            Bucket=cfg.bucket) for o in page.get("Contents", [])}
+        endpoint = sm.describe_endpoint(EndpointName=ep)
+        endpoint.pop("ResponseMetadata")
+        endpoint.pop("LastModifiedTime")
+        alarms = {a["AlarmName"]: a["StateValue"] for page in cw.get_paginator("describe_alarms").paginate(
+            AlarmNamePrefix=ep) for a in page["MetricAlarms"] + page.get("CompositeAlarms", [])}
+        machines = {m["name"]: m["stateMachineArn"] for page in sfn.get_paginator("list_state_machines").paginate()
+                    for m in page["stateMachines"] if m["name"].startswith(ep)}
+        queues = sorted(q for q in sqs.list_queues().get("QueueUrls", []) if ep in q.rsplit("/", 1)[1])
+        topic = f"arn:aws:sns:{aws.region}:{aws.account_id}:{cfg.sns_topic_name}"
+        subs = sorted(s["SubscriptionArn"] for page in sns.get_paginator("list_subscriptions_by_topic").paginate(
+            TopicArn=topic) for s in page["Subscriptions"])
+        return {"objects": objects,
+                "models": sorted(m["ModelName"] for m in sm.list_models(NameContains=ep, MaxResults=100)["Models"]),
+                "configs": sorted(c["EndpointConfigName"] for c in sm.list_endpoint_configs(
+                    NameContains=ep, MaxResults=100)["EndpointConfigs"]),
+                "endpoint": endpoint, "alarms": alarms, "machines": machines, "queues": queues, "subscriptions": subs}
+
+    def restore(self) -> None:
+        """Undo what was added since the snapshot (objects, models, configs, machines, queues, subscriptions), put
+        the alarm states and the endpoint's config back, then check that the world equals the snapshot."""
+        aws, cfg, was = self.aws, self.cfg, self.state
+        now = self._take()
+        changed = [k for k, etag in was["objects"].items() if now["objects"].get(k) != etag]
+        assert not changed, f"objects of the snapshot were changed or deleted, a restore cannot undo that: {changed}"
+        cw, sm = aws.client("cloudwatch"), aws.client("sagemaker")
+        for name, state in was["alarms"].items():
+            if now["alarms"].get(name) != state:
+                cw.set_alarm_state(AlarmName=name, StateValue=state, StateReason="test world restored")
+        if now["endpoint"] != was["endpoint"]:
+            sm.update_endpoint(EndpointName=cfg.endpoint_name, EndpointConfigName=was["endpoint"]["EndpointConfigName"])
+        for name in set(now["configs"]) - set(was["configs"]):
+            sm.delete_endpoint_config(EndpointConfigName=name)
+        for name in set(now["models"]) - set(was["models"]):
+            sm.delete_model(ModelName=name)
+        added = sorted(set(now["objects"]) - set(was["objects"]))
+        for i in range(0, len(added), 1000):
+            aws.client("s3").delete_objects(Bucket=cfg.bucket,
+                                            Delete={"Objects": [{"Key": k} for k in added[i:i + 1000]]})
+        for name, arn in now["machines"].items():
+            if name not in was["machines"]:
+                aws.client("stepfunctions").delete_state_machine(stateMachineArn=arn)
+        for url in set(now["queues"]) - set(was["queues"]):
+            aws.client("sqs").delete_queue(QueueUrl=url)
+        for arn in set(now["subscriptions"]) - set(was["subscriptions"]):
+            aws.client("sns").unsubscribe(SubscriptionArn=arn)
+        again = self._take()
+        differs = {k: (was[k], again[k]) for k in was if again[k] != was[k]}
+        assert not differs, f"the world was not restored to its snapshot: {differs}"
 
 
 def subscribe_queue(aws, topic_arn: str, name: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from conftest import small_world_params
+from conftest import MECHANICS, small_world_params
 from monitor_utils import config, stages, world
 from monitor_utils.aws import connect
 from monitor_utils.context import run_clock
@@ -33,7 +33,9 @@ def test_throttled_run_completes_with_results_identical_to_a_clean_run(emulator,
 
 
 def test_quarantine_count_equals_the_corrupt_lines_injected(emulator):
-    cfg, aws, now = _world(emulator, "faults-corrupt", scenario="stable", faults={"malformed_capture_fraction": 0.01})
+    # 6% of the capture lines of a few days torn: some thirty, spread over the windows
+    cfg, aws, now = _world(emulator, "faults-corrupt", scenario="stable", faults={"malformed_capture_fraction": 0.06},
+                           **MECHANICS)
     manifest = world.read_manifest(aws, cfg)
     assert manifest["malformed_lines"] > 20
     stages.run("00_setup", cfg, aws, now)
@@ -49,7 +51,8 @@ def test_cloudwatch_unreachable_for_a_run_then_the_backlog_is_published_once(emu
 
     from monitor_utils import outbox
 
-    cfg, aws, now = _world(emulator, "faults-outage", scenario="stable", outbox_dir=str(tmp_path / "outbox"))
+    cfg, aws, now = _world(emulator, "faults-outage", scenario="stable", outbox_dir=str(tmp_path / "outbox"),
+                           **MECHANICS)
     cw = aws.client("cloudwatch")
 
     def unreachable(**kwargs):

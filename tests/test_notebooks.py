@@ -15,7 +15,10 @@ from monitor_utils import config
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 LOCAL = yaml.safe_load((ROOT / "params" / "local.yaml").read_text())
-SMALL = {"days": 8, "world": {**LOCAL.get("world", {}), "requests_per_day": 300, "train_rows": 4000, "test_rows": 1000}}
+# a small world on a fixed clock: a few windows with labels, drift and alarms, and a retrained challenger compared
+SMALL = {"days": 5, "now": "2026-11-28T00:00:00Z",
+         "world": {**LOCAL.get("world", {}), "requests_per_day": 150, "train_rows": 2000, "test_rows": 500,
+                   "drift_start_fraction": 0.4}}
 
 
 def test_six_stage_notebooks():

@@ -27,6 +27,7 @@ SMALL_WORLD = ["days=8", "world.requests_per_day=300", "world.train_rows=4000", 
                "now=2026-11-28T00:00:00Z", "bucket=browser-run", "endpoint_name=browser-run",
                "sns_topic_name=browser-run", "dashboard_name=browser-run", "log_group=/browser/run"]
 NO_VERDICT_YET = "stage reports gain their verdict block in the typed-results change"
+pytestmark = pytest.mark.shares_session_fixture("full_run")  # run_dir asks for it at run time
 
 # The first element after the page's <h1> (outside it) that a reader sees: visible, with text of its own or a picture.
 FIRST_CONTENT_JS = """() => {

@@ -8,9 +8,8 @@ import json
 import pandas as pd
 import pytest
 
-from conftest import subscribe_queue
-
-from monitor_utils import alerting, config, model, registry, stages, watermark, windows
+from conftest import MECHANICS
+from monitor_utils import alerting, config, stages, watermark, windows
 
 
 def _samples_per_window(aws, cfg, metric: str, now: dt.datetime) -> pd.Series:
@@ -65,7 +64,7 @@ def test_metrics_publish_every_complete_window_exactly_once(stable_world):
 
 
 def test_metrics_catch_up_after_skipped_days_publishes_each_window_once(make_world):
-    cfg, aws, now = make_world(scenario="stable")
+    cfg, aws, now = make_world(scenario="stable", **MECHANICS)
     early = config.validate({**cfg.to_dict(), "now": (now - dt.timedelta(days=4)).isoformat()})
     first = stages.run("10_metrics", early, aws, now - dt.timedelta(days=4))
     later = stages.run("10_metrics", cfg, aws, now)  # four daily runs were skipped
@@ -80,7 +79,7 @@ def test_metrics_catch_up_after_skipped_days_publishes_each_window_once(make_wor
 
 
 def test_metrics_crash_between_publish_and_commit_does_not_duplicate(make_world, monkeypatch):
-    cfg, aws, now = make_world(scenario="stable")
+    cfg, aws, now = make_world(scenario="stable", **MECHANICS)
 
     def crash(*args, **kwargs):
         raise RuntimeError("killed after publishing")
@@ -120,7 +119,7 @@ def test_estimates_sit_beside_the_realized_rmse_once_labels_land(drift_world):
 
 
 def test_an_estimate_publish_interrupted_before_its_commit_is_not_repeated(make_world, monkeypatch):
-    cfg, aws, now = make_world(scenario="stable")
+    cfg, aws, now = make_world(scenario="stable", **MECHANICS)
     stages.run("00_setup", cfg, aws, now)
     real_commit = watermark.Watermark.commit
 
@@ -183,12 +182,6 @@ def _drain(aws, url: str) -> list[dict]:
             aws.client("sqs").delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
 
 
-def _run_upto_alerting(cfg, aws, now):
-    for s in ("00_setup", "10_metrics", "20_drift"):
-        stages.run(s, cfg, aws, now)
-    return stages.run("30_alerting", cfg, aws, now)
-
-
 def test_alarms_fire_in_the_drift_world_when_the_data_says_and_notify(drift_world):
     cfg, aws, now, queue = drift_world.cfg, drift_world.aws, drift_world.now, drift_world.queue
     result = drift_world.results["30_alerting"]
@@ -239,30 +232,6 @@ def _serving_config(aws, cfg) -> str:
     return aws.client("sagemaker").describe_endpoint(EndpointName=cfg.endpoint_name)["EndpointConfigName"]
 
 
-RECENT = {"recent_days": 7}  # the small world has drifted for 7 of its 14 days: learn from those
-
-
-def test_retraining_deploys_a_better_model_in_the_drift_world(make_world):
-    cfg, aws, now = make_world(scenario="drift", retraining=RECENT)
-    _run_upto_alerting(cfg, aws, now)
-    before = _serving_config(aws, cfg)
-    result = stages.run("50_retraining", cfg, aws, now)
-    assert result["retrain"] and result["deployed"], result.get("outcome")
-    flow = result["workflow_execution"]  # the workflow ran the same decision first, from the same state
-    assert flow["deployed"] is True and flow["status"] == "SUCCEEDED" and flow["states"][-1] == "Deployed", flow
-    assert _serving_config(aws, cfg) != before
-    desc = aws.client("sagemaker").describe_endpoint(EndpointName=cfg.endpoint_name)
-    assert desc["LastDeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"]
-    capture_cfg = aws.client("sagemaker").describe_endpoint_config(EndpointConfigName=desc["EndpointConfigName"])["DataCaptureConfig"]
-    assert capture_cfg["DestinationS3Uri"] == cfg.capture_uri  # data capture kept
-    after = result["after_deploy"]
-    assert after["served_model"]["rmse"] < after["previous_model"]["rmse"]
-    rec = registry.record(aws, cfg, "v0002")
-    assert rec["parent"].endswith("v0001/model.tar.gz") and rec["comparison"]["promote"]
-    # minimum interval: an immediate rerun does not retrain again
-    assert stages.run("50_retraining", cfg, aws, now)["retrain"] is False
-
-
 def test_retraining_does_nothing_in_the_stable_world(stable_world):
     cfg, aws, now = stable_world.cfg, stable_world.aws, stable_world.now
     before = _serving_config(aws, cfg)
@@ -274,67 +243,8 @@ def test_retraining_does_nothing_in_the_stable_world(stable_world):
     assert _serving_config(aws, cfg) == before
 
 
-def test_a_worse_challenger_is_never_deployed(make_world, monkeypatch):
-    cfg, aws, now = make_world(scenario="drift", retraining=RECENT)
-    _run_upto_alerting(cfg, aws, now)
-    before = _serving_config(aws, cfg)
-    from sklearn.dummy import DummyRegressor
-    from sklearn.pipeline import make_pipeline
-
-    def worse(train, alpha=1.0, sample_weight=None):  # a challenger that always answers 1930
-        return make_pipeline(DummyRegressor(strategy="constant", constant=1930)).fit(train[model.FEATURES], train["year"])
-
-    monkeypatch.setattr(model, "make_pipeline_fitted", worse)
-    result = stages.run("50_retraining", cfg, aws, now)
-    assert result["retrain"] is True and result["deployed"] is False
-    assert result["comparison"]["promote"] is False and "champion kept" in result["outcome"]
-    assert result["workflow_execution"]["end_state"] == "kept" and not result["workflow_execution"]["deployed"]
-    assert _serving_config(aws, cfg) == before
-
-
-def test_dry_run_compares_but_does_not_deploy(make_world):
-    cfg, aws, now = make_world(scenario="drift", retraining={**RECENT, "dry_run": True})
-    _run_upto_alerting(cfg, aws, now)
-    before = _serving_config(aws, cfg)
-    result = stages.run("50_retraining", cfg, aws, now)
-    assert result["retrain"] and not result["deployed"] and "dry run" in result["outcome"]
-    assert result["workflow_execution"]["end_state"] == "kept" and not result["workflow_execution"]["deployed"]
-    assert _serving_config(aws, cfg) == before
-
-
-@pytest.mark.parametrize("mode, key", [("canary", "CanarySize"), ("linear", "LinearStepSize"), ("all_at_once", None)])
-def test_deployment_guardrails_follow_params_and_botocore(mode, key):
-    from monitor_utils.stages.setup import deployment_config, validate_update_endpoint
-
-    cfg = config.validate({"retraining": {"traffic_shifting": mode, "shift_percent": 25}})
-    dc = deployment_config(cfg)
-    validate_update_endpoint({"EndpointName": "e", "EndpointConfigName": "c", "DeploymentConfig": dc})
-    routing = dc["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
-    assert routing["Type"] == mode.upper()
-    assert (routing[key]["Value"] == 25) if key else ("CanarySize" not in routing and "LinearStepSize" not in routing)
-    with pytest.raises(ValueError, match="UpdateEndpoint request is invalid"):
-        validate_update_endpoint({"EndpointName": "e", "DeploymentConfig": dc})  # no EndpointConfigName
-
-
-def test_a_deploy_rolls_back_when_a_rollback_alarm_fires(make_world):
-    cfg, aws, now = make_world(scenario="drift", retraining=RECENT)
-    _run_upto_alerting(cfg, aws, now)
-    before = _serving_config(aws, cfg)
-    aws.client("cloudwatch").set_alarm_state(AlarmName=f"{cfg.endpoint_name}-error-rate", StateValue="ALARM",
-                                             StateReason="5XX spike during the deploy")
-    topic, _ = alerting.ensure_paging(aws, cfg)
-    queue = subscribe_queue(aws, topic, f"rb-{cfg.endpoint_name}")
-    result = stages.run("50_retraining", cfg, aws, now)
-    assert result["retrain"] and result["comparison"]["promote"]
-    assert result["deployed"] is False and result["rolled_back"] is True
-    assert "rolled back" in result["outcome"] and _serving_config(aws, cfg) == before
-    assert result["workflow_execution"]["end_state"] == "rolled back" and not result["workflow_execution"]["deployed"]
-    msgs = aws.client("sqs").receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
-    assert any("rolled back" in m["Body"] for m in msgs)
-
-
 def test_segment_columns_from_params_break_metrics_down(make_world):
-    cfg, aws, now = make_world(scenario="stable", segment_columns=["timbre_avg_01"])
+    cfg, aws, now = make_world(scenario="stable", segment_columns=["timbre_avg_01"], **MECHANICS)
     result = stages.run("10_metrics", cfg, aws, now)
     segs = set(result["segments"]["segment"])
     assert {"timbre_avg_01:q1", "timbre_avg_01:q4"} <= segs and any(s.endswith("0s") for s in segs)
@@ -351,8 +261,9 @@ def _emulator_today() -> dt.datetime:
 
 
 def test_emf_transport_writes_each_window_once_as_log_events(make_world):
-    # 13 days: the oldest window ends 12 days before today's midnight, inside the 14 days even past midnight
-    cfg, aws, now = make_world(scenario="stable", metrics_transport="emf", now=_emulator_today().isoformat(), days=13)
+    # 6 days: the oldest window ends 5 days before today's midnight, well inside the 14 days even past midnight
+    cfg, aws, now = make_world(scenario="stable", metrics_transport="emf", now=_emulator_today().isoformat(),
+                               **MECHANICS)
     stages.run("00_setup", cfg, aws, now)  # creates the log group
     first = stages.run("10_metrics", cfg, aws, now)
     again = stages.run("10_metrics", cfg, aws, now)
@@ -396,7 +307,7 @@ def test_emf_windows_older_than_the_log_services_14_days_are_counted_dropped(mak
 
 
 def test_kms_key_encrypts_the_topic_and_the_objects_written(make_world):
-    cfg, aws, now = make_world(scenario="stable", kms_key_id="alias/msd-monitoring")
+    cfg, aws, now = make_world(scenario="stable", kms_key_id="alias/msd-monitoring", **MECHANICS)
     setup = stages.run("00_setup", cfg, aws, now)
     attrs = aws.client("sns").get_topic_attributes(TopicArn=setup["topic_arn"])["Attributes"]
     assert attrs.get("KmsMasterKeyId") == "alias/msd-monitoring"
@@ -413,7 +324,7 @@ def test_params_are_values_only(tmp_path):
 
 
 def test_email_subscriptions_are_not_duplicated_and_the_topic_lets_cloudwatch_publish(make_world):
-    cfg, aws, now = make_world(scenario="stable", alert_emails=["oncall@example.com"], test_fire="never")
+    cfg, aws, now = make_world(scenario="stable", alert_emails=["oncall@example.com"], test_fire="never", **MECHANICS)
     for _ in range(2):
         topic, _ = alerting.ensure_paging(aws, cfg)
     subs = aws.client("sns").list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
