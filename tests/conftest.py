@@ -63,14 +63,15 @@ def make_world(emulator):
 # group of FILE_GROUPS as one file. (xdist's own loadgroup cannot do it here: with pytest 9.2 the group suffix it writes
 # into node ids is lost, pytest-xdist issue 1386.) Collection checks that every file using one of these fixtures
 # (directly, or through `pytest.mark.shares_session_fixture("<name>")` when it asks for it at run time) is in its group.
-SHARED_SESSION_FIXTURES = {"full_run": "end-to-end-run",
-                           "drift_world": "shared-worlds", "stable_world": "shared-worlds"}
+SHARED_SESSION_FIXTURES = {"full_run": "end-to-end-run", "drift_world": "shared-worlds",
+                           "stable_world": "shared-worlds", "retraining_world": "retraining-world"}
 FILE_GROUPS = {"test_runner.py": "end-to-end-run", "test_reports_browser.py": "end-to-end-run",
-               "test_stages.py": "shared-worlds", "test_faults.py": "shared-worlds"}
+               "test_stages.py": "shared-worlds", "test_faults.py": "shared-worlds",
+               "test_stage_retraining.py": "retraining-world", "test_workflow.py": "retraining-world"}
 # Collection order, which the workers take the files in: the longest first, so that none of them ends the session
 # alone; the rest follow in their usual order. A scheduling hint only: a file missing here runs all the same.
-LONGEST_FIRST = ("test_stages.py", "test_faults.py", "test_notebooks.py", "test_runner.py", "test_reports_browser.py",
-                 "test_stage_retraining.py", "test_iam.py", "test_engine.py", "test_workflow.py", "test_drift.py",
+LONGEST_FIRST = ("test_stages.py", "test_faults.py", "test_notebooks.py", "test_stage_retraining.py", "test_workflow.py",
+                 "test_runner.py", "test_reports_browser.py", "test_iam.py", "test_engine.py", "test_drift.py",
                  "test_package.py")
 
 
@@ -225,6 +226,23 @@ class WorldSnapshot:
         again = self._take()
         differs = {k: (was[k], again[k]) for k in was if again[k] != was[k]}
         assert not differs, f"the world was not restored to its snapshot: {differs}"
+
+
+@pytest.fixture(scope="session")
+def retraining_world(emulator):
+    """The small drift world after setup, metrics, drift and alerting, for the tests that retrain on it in turn, and
+    its snapshot at that point: (cfg, aws, now, snapshot). A test calls ``snapshot.restore()`` before it starts (and
+    after, for whoever comes next), so it sees the world as freshly built and run up to alerting."""
+    cfg = config.validate(small_world_params(f"retraining-{_WORKER}", scenario="drift",
+                                             retraining={"recent_days": 7}))  # drifted for 7 of its 14 days
+    aws = connect(cfg, emulator.url)
+    world.build(aws, cfg, progress=lambda m: None)
+    now = run_clock(cfg, aws)
+    from monitor_utils import stages
+
+    for s in ("00_setup", "10_metrics", "20_drift", "30_alerting"):
+        stages.run(s, cfg, aws, now)
+    return cfg, aws, now, WorldSnapshot(aws, cfg)
 
 
 def subscribe_queue(aws, topic_arn: str, name: str) -> str:

@@ -1,48 +1,32 @@
 """The retraining stage on the local emulator: deploy a better model, never a worse one, dry run, rollback, guardrails.
 
-The tests share one small drift world that has run setup, metrics, drift and alerting; each starts from that state
-(``WorldSnapshot`` restores it after the test before and checks it is there), as a freshly built world would give it.
+The tests share one small drift world that has run setup, metrics, drift and alerting (conftest's retraining_world);
+each starts from that state (its snapshot is restored and checked first), as a freshly built world would give it.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from conftest import WorldSnapshot, small_world_params, subscribe_queue
-from monitor_utils import alerting, config, model, registry, stages, world
-from monitor_utils.aws import connect
-from monitor_utils.context import run_clock
-
-RECENT = {"recent_days": 7}  # the small world has drifted for 7 of its 14 days: learn from those
+from conftest import subscribe_queue
+from monitor_utils import alerting, config, model, registry, stages
 
 
 def _serving_config(aws, cfg) -> str:
     return aws.client("sagemaker").describe_endpoint(EndpointName=cfg.endpoint_name)["EndpointConfigName"]
 
 
-@pytest.fixture(scope="module")
-def drifted_until_alerting(emulator):
-    """The small drift world after setup, metrics, drift and alerting, and its snapshot at that point."""
-    cfg = config.validate(small_world_params("retraining-stage", scenario="drift", retraining=RECENT))
-    aws = connect(cfg, emulator.url)
-    world.build(aws, cfg, progress=lambda m: None)
-    now = run_clock(cfg, aws)
-    for s in ("00_setup", "10_metrics", "20_drift", "30_alerting"):
-        stages.run(s, cfg, aws, now)
-    return cfg, aws, now, WorldSnapshot(aws, cfg)
-
-
 @pytest.fixture
-def drift_world_to_retrain(drifted_until_alerting):
-    """(cfg, aws, now) of the drift world as alerting left it; ``with_retraining(cfg, ...)`` gives the same world
-    with other retraining parameters (they change nothing before the retraining stage)."""
-    cfg, aws, now, snapshot = drifted_until_alerting
-    snapshot.restore()  # whatever the test before did: back to the state after alerting (checked)
+def drift_world_to_retrain(retraining_world):
+    """(cfg, aws, now) of the shared drift world as alerting left it (restored before and after the test)."""
+    cfg, aws, now, snapshot = retraining_world
+    snapshot.restore()  # whatever ran on it before: back to the state after alerting (checked)
     yield cfg, aws, now
     snapshot.restore()
 
 
 def with_retraining(cfg, **retraining) -> config.Params:
+    """The same world with other retraining parameters (they change nothing before the retraining stage)."""
     return config.validate({**cfg.to_dict(), "retraining": {**cfg.retraining, **retraining}})
 
 

@@ -10,30 +10,22 @@ import uuid
 import pytest
 import yaml
 
-from monitor_utils import cli, config, iam, iam_workflow, model, retraining, stages, steps, workflow
+from monitor_utils import cli, config, iam, iam_workflow, model, retraining, steps, workflow
 
 ACCOUNT = "123456789012"  # the emulator's account
 
 
 @pytest.fixture(scope="module")
-def drifted(emulator):
-    """One drift world, stages run up to alerting; no minimum interval so each test may retrain again."""
-    from conftest import small_world_params
-
-    from monitor_utils import world
-    from monitor_utils.aws import connect
-    from monitor_utils.context import run_clock
-
-    values = small_world_params("workflow", scenario="drift", retraining={"recent_days": 7, "min_interval_days": 0.0})
-    cfg = config.validate(values)
-    aws = connect(cfg, emulator.url)
-    world.build(aws, cfg, progress=lambda m: None)
-    now = run_clock(cfg, aws)
-    for s in ("00_setup", "10_metrics", "20_drift", "30_alerting"):
-        stages.run(s, cfg, aws, now)
+def drifted(retraining_world):
+    """The shared drift world as alerting left it (conftest's retraining_world, restored to its snapshot), for the
+    tests of this module in turn; no minimum interval so each test may retrain again."""
+    cfg, aws, now, snapshot = retraining_world
+    snapshot.restore()
+    values = {**cfg.to_dict(), "retraining": {**cfg.retraining, "min_interval_days": 0.0}}
     role = f"arn:aws:iam::{ACCOUNT}:role/msd-monitoring-states"
     arn, _ = workflow.ensure_state_machine(aws, cfg, workflow.definition(cfg), role)
-    return values, aws, now, arn
+    yield values, aws, now, arn
+    snapshot.restore()  # for whoever retrains on it next
 
 
 def _run(drifted, fail_step: str | None = None, **retraining_params):
