@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
@@ -78,10 +77,7 @@ def fit_estimator(reference: pd.DataFrame, features: list[str], window_size: int
         _FITTED[digest] = LossEstimator().fit(frame, features, data.TARGET, PREDICTION, window_size=size,
                                               seed=seed).to_bytes()
         if stored is not None:
-            stored.parent.mkdir(parents=True, exist_ok=True)
-            partial = stored.with_suffix(f".{os.getpid()}.part")  # written aside, then renamed: never half a file
-            partial.write_bytes(_FITTED[digest])
-            partial.replace(stored)
+            object_cache.write_aside(stored, _FITTED[digest])
     return LossEstimator.from_bytes(_FITTED[digest])
 
 

@@ -57,7 +57,7 @@ def _opened() -> None:
         prune()
 
 
-def _write_aside(path: Path, body: bytes) -> None:
+def write_aside(path: Path, body: bytes) -> None:
     """Write ``body`` beside ``path`` and rename it into place: a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f"{path.name}.{os.getpid()}.{id(body)}.part")
@@ -105,7 +105,7 @@ def fetch(aws: Aws, bucket: str, obj: Listed) -> bytes:
         pass
     body = get_bytes(aws, bucket, obj.key) or b""
     if len(body) == obj.size:
-        _write_aside(path, body)
+        write_aside(path, body)
     return body
 
 
@@ -131,5 +131,5 @@ def parsed(aws: Aws, kind: str, objects: Sequence[Listed], detail: str, parse: C
     except (FileNotFoundError, EOFError, pickle.UnpicklingError):
         pass
     result = parse()
-    _write_aside(path, pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+    write_aside(path, pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
     return result
