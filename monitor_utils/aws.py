@@ -174,11 +174,16 @@ def list_keys(aws: Aws, bucket: str, prefix: str) -> Iterator[str]:
             yield obj["Key"]
 
 
-def put_frame(aws: Aws, bucket: str, key: str, df) -> None:
-    """Write a numeric DataFrame as a compressed .npz (exact float64, column names kept, fast)."""
+def frame_bytes(df) -> bytes:
+    """A numeric DataFrame as a compressed .npz (exact float64, column names kept), as :func:`put_frame` writes it."""
     buf = io.BytesIO()
     np.savez_compressed(buf, columns=np.array(list(df.columns)), values=df.to_numpy(dtype=float))
-    put_bytes(aws, bucket, key, buf.getvalue(), "application/octet-stream")
+    return buf.getvalue()
+
+
+def put_frame(aws: Aws, bucket: str, key: str, df) -> None:
+    """Write a numeric DataFrame as a compressed .npz (exact float64, column names kept, fast)."""
+    put_bytes(aws, bucket, key, frame_bytes(df), "application/octet-stream")
 
 
 def get_frame(aws: Aws, bucket: str, key: str):

@@ -57,19 +57,31 @@ def _file_name(first_time: dt.datetime, tag: str) -> str:
     return f"{first_time:%M-%S}-{first_time.microsecond // 1000:03d}-{digest}.jsonl"
 
 
-def write_hourly(aws: Aws, base_uri: str, times: pd.Series, lines: list[str], tag: str, workers: int = 8) -> int:
-    """Write lines into one JSONL object per hour under ``base_uri/yyyy/mm/dd/hh/``; return objects written."""
+def hourly_objects(base_uri: str, times: pd.Series, lines: list[str], tag: str) -> list[tuple[str, str, bytes]]:
+    """Lines as SageMaker files them: one JSONL object per hour under ``base_uri/yyyy/mm/dd/hh/``, as
+    (bucket, key, body), in time order."""
     bucket, base_key = split_s3_uri(base_uri)
     frame = pd.DataFrame({"t": pd.to_datetime(times, utc=True), "line": lines})
     frame["hour"] = frame["t"].dt.floor("h")
-    jobs = []
+    objects = []
     for hour, group in frame.groupby("hour", sort=True):
         first = group["t"].min().floor("us").to_pydatetime()
         key = windows.partition_prefix(base_key, hour.to_pydatetime()) + _file_name(first, tag)
-        jobs.append((key, ("\n".join(group["line"]) + "\n").encode()))
+        objects.append((bucket, key, ("\n".join(group["line"]) + "\n").encode()))
+    return objects
+
+
+def put_objects(aws: Aws, objects: Sequence[tuple[str, str, bytes]], content_type: str = "application/jsonl",
+                workers: int = 8) -> int:
+    """PUT (bucket, key, body) objects, ``workers`` at a time; return how many were written."""
     with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(lambda kv: put_bytes(aws, bucket, kv[0], kv[1], "application/jsonl"), jobs))
-    return len(jobs)
+        list(pool.map(lambda o: put_bytes(aws, o[0], o[1], o[2], content_type), objects))
+    return len(objects)
+
+
+def write_hourly(aws: Aws, base_uri: str, times: pd.Series, lines: list[str], tag: str, workers: int = 8) -> int:
+    """Write lines into one JSONL object per hour under ``base_uri/yyyy/mm/dd/hh/``; return objects written."""
+    return put_objects(aws, hourly_objects(base_uri, times, lines, tag), workers=workers)
 
 
 # --- reading ------------------------------------------------------------------------------------

@@ -6,6 +6,32 @@ import json
 import urllib.request
 
 _INSTALLED = False
+_SERVED_HERE: set[str] = set()  # URLs of the emulators this process's own threads serve
+
+
+def serving_here(url: str, serving: bool = True) -> None:
+    """Record that this process's moto server answers at ``url`` (or, ``serving=False``, no longer does)."""
+    (_SERVED_HERE.add if serving else _SERVED_HERE.discard)(url)
+
+
+def put_objects_here(url: str | None, account_id: str, objects, content_type: str, kms_key_id: str = "") -> bool:
+    """Write (bucket, key, body) objects straight into the S3 store of the emulator this process serves at ``url``,
+    as a service writes its own output (Data Capture, a labelling job), without an HTTP round trip per object.
+
+    Returns False, having written nothing, when ``url`` is not served by this process or a bucket is missing
+    there; the caller then PUTs through the API. Listing and reading them back goes through the API as usual.
+    """
+    if url not in _SERVED_HERE:
+        return False
+    from moto.s3.models import s3_backends
+
+    backend = s3_backends[account_id]["aws"]
+    if any(bucket not in backend.buckets for bucket in {o[0] for o in objects}):
+        return False
+    sse = {"encryption": "aws:kms", "kms_key_id": kms_key_id} if kms_key_id else {}
+    for bucket, key, body in objects:
+        backend.put_object(bucket, key, body, **sse).set_metadata({"content-type": content_type})
+    return True
 
 
 def enable_step_functions_execution(url: str) -> None:

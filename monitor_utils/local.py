@@ -41,6 +41,9 @@ class LocalAws:
                 self.server.stop()
             finally:
                 self.server = None
+                from . import emulator
+
+                emulator.serving_here(self.url, False)
                 ours = {LOCAL_ENDPOINT_ENV: self.url, "AWS_ENDPOINT_URL": self.url, "MOTO_PORT": self.url.rsplit(":", 1)[1]}
                 for name, value in ours.items():
                     if os.environ.get(name) == value:
@@ -123,6 +126,7 @@ def start(configure_step_functions: bool = True) -> LocalAws:
             apply_local_environment(url)
             os.environ["MOTO_PORT"] = str(port)  # where moto's Step Functions sends aws-sdk task calls
             local = LocalAws(url, server, previous)
+            emulator.serving_here(url)
             if configure_step_functions:
                 emulator.enable_step_functions_execution(url)
             atexit.register(local.stop)

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from . import assets, config, local
 from .aws import connect
+from .kernels import WarmKernels
 from .context import STAGES, prepare_local, repo_root
 from .records import export_html, format_value, stage_summary, to_jsonable, write_index, write_json
 
@@ -111,21 +112,27 @@ def stage_groups(stages: list[str], parallel: bool) -> list[list[str]]:
     return groups
 
 
-def _execute_stage(cfg: config.Params, nb: Path, declared: dict, run_dir: Path, stage: str, entry: dict) -> None:
-    """Run one stage notebook with papermill, export its HTML report and fill ``entry`` (status, duration, verdict)."""
+def _execute_stage(cfg: config.Params, nb: Path, declared: dict, run_dir: Path, stage: str, entry: dict,
+                   kernels: WarmKernels | None = None) -> None:
+    """Run one stage notebook with papermill (in a warm kernel from ``kernels`` when there is one), export its HTML
+    report and fill ``entry`` (status, duration, verdict)."""
     import papermill
 
     t0 = time.perf_counter()
     out_nb = run_dir / f"{stage}.ipynb"
+    km = kernels.take() if kernels else None
     try:
         papermill.execute_notebook(str(nb), str(out_nb), parameters=stage_parameters(cfg, declared, run_dir, nb),
                                    kernel_name="python3", progress_bar=False, log_output=False,
                                    execution_timeout=cfg.stage_timeout_seconds, start_timeout=120,
                                    cwd=str(repo_root(Path.cwd())),  # where runs/ is, not the notebooks
-                                   extra_arguments=KERNEL_ARGUMENTS)
+                                   extra_arguments=KERNEL_ARGUMENTS, **({"km": km} if km else {}))
         entry["status"] = "ok"
     except Exception as exc:  # noqa: BLE001 - recorded in the summary, the run stops after this stage's group
         entry.update(status="failed", error=_error_of(exc))
+    finally:
+        if km is not None:
+            kernels.release(km)
     entry["duration_s"] = round(time.perf_counter() - t0, 2)
     if out_nb.exists():
         try:
@@ -171,12 +178,14 @@ def _run(cfg: config.Params, files, overrides, stages, output, notebooks_dir, pr
                                "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                                "params_files": [str(f) for f in files], "overrides": list(overrides), "stages": []}
     say(f"run {run_id}: {len(plan)} stage(s), mode {cfg.aws_mode}, records in {run_dir}")
-    emulator = None
+    emulator = kernels = None
     exit_code = 0
     os.environ["MONITOR_UTILS_RUN_ID"] = run_id
     try:
         if cfg.aws_mode == "local":
             emulator = local.start()
+            # the stages' kernels start now (with the emulator's environment) and warm up while the world is built
+            kernels = WarmKernels(len(plan), str(repo_root(Path.cwd())), KERNEL_ARGUMENTS)
             aws = connect(cfg, emulator.url, faults=False)
             say(f"local AWS emulator on {emulator.url}; building the simulated world ({cfg.scenario}, {cfg.days} days)")
             from . import world  # the simulator exists only in local mode
@@ -186,6 +195,7 @@ def _run(cfg: config.Params, files, overrides, stages, output, notebooks_dir, pr
             summary["world_seconds"] = round(time.perf_counter() - t_world, 2)
             if selected[0] != STAGES[0]:
                 prepare_local(cfg, aws, selected[0], progress=lambda m: say("  " + m))
+        kernels = kernels or WarmKernels(len(plan), str(repo_root(Path.cwd())), KERNEL_ARGUMENTS)
         entries = {stage: {"stage": stage, "status": "skipped", "duration_s": 0.0} for stage, _, _ in plan}
         summary["stages"] = list(entries.values())  # pipeline order, whatever order the stages finish in
         number = {stage: i for i, (stage, _, _) in enumerate(plan, 1)}
@@ -195,7 +205,7 @@ def _run(cfg: config.Params, files, overrides, stages, output, notebooks_dir, pr
             entry = entries[stage]
             tag = f"[{number[stage]}/{len(plan)}] {stage}"
             say(f"{tag} ...")
-            _execute_stage(cfg, nb, declared, run_dir, stage, entry)
+            _execute_stage(cfg, nb, declared, run_dir, stage, entry, kernels)
             say(f"{tag} {entry['status']} in {entry['duration_s']:.1f} s"
                 + (f": {entry['error']}" if entry.get("error") else "")
                 + (f"  ({'; '.join(f'{k}: {format_value(v)}' for k, v in entry['headline'].items())})"
@@ -216,6 +226,8 @@ def _run(cfg: config.Params, files, overrides, stages, output, notebooks_dir, pr
         exit_code = 1
         say(f"run failed before the stages finished: {summary['error']}")
     finally:
+        if kernels is not None:
+            kernels.close()
         if emulator is not None:
             emulator.stop()
         os.environ.pop("MONITOR_UTILS_RUN_ID", None)

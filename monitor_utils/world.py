@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import sys
 import time
 import uuid
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pandas as pd
+import sklearn
 
-from . import capture, data, model, payloads, publish, registry, windows
-from .aws import Aws, ensure_bucket, get_json, put_frame, put_json
+from . import capture, data, model, object_cache, payloads, publish, registry, windows
+from .aws import Aws, ensure_bucket, frame_bytes, get_json, put_json
 from .config import Params, parse_time
 
 MANIFEST_KEY = "world/manifest.json"
 BROKEN_OFFSET_SD = 2.0  # the broken feature arrives shifted by two reference standard deviations
 NEWER_SHARE_MAX = 0.7
 MAX_RECORDS_PER_REQUEST = 5
+WORLD_PARAMS = ("scenario", "days", "seed", "world", "faults", "data_path", "endpoint_name", "variant_name")
+WORLD_CODE = (sys.modules[__name__], data, model, capture, payloads, windows, publish)  # a change here simulates again
 REQUEST_COLUMNS = ["inference_time", "event_id", "inference_id", "input_format", "latency_us", "label_delay_days",
                    "labelled", "status"]
 
@@ -119,8 +126,9 @@ def group_requests(frame: pd.DataFrame, formats: list[str], rng: np.random.Gener
     return out
 
 
-def write_traffic(aws: Aws, cfg: Params, traffic: pd.DataFrame, now: dt.datetime) -> dict:
-    """Write capture, the labels collected before ``now`` and the endpoint's own metrics, as AWS and labellers do."""
+def traffic_objects(cfg: Params, traffic: pd.DataFrame, now: dt.datetime) -> tuple[list, list, dict]:
+    """The capture files of ``traffic`` and the label files collected before ``now``, as AWS and labellers write
+    them: (capture objects, ground-truth objects, counts); objects are (bucket, key, body)."""
     ok = traffic[traffic["status"] == 200]
     rng = np.random.default_rng([cfg.seed, 99])
     features = ok[data.FEATURES].to_numpy()
@@ -135,8 +143,8 @@ def write_traffic(aws: Aws, cfg: Params, traffic: pd.DataFrame, now: dt.datetime
     corrupt = rng.random(len(lines)) < cfg.faults["malformed_capture_fraction"]
     for idx in np.flatnonzero(corrupt):
         lines[idx] = lines[idx][: len(lines[idx]) // 2]  # a torn write: the line ends mid-record
-    capture_files = capture.write_hourly(aws, capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name,
-                                                                      cfg.variant_name), first["inference_time"], lines, "cap")
+    capture_files = capture.hourly_objects(capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name, cfg.variant_name),
+                                           first["inference_time"], lines, "cap")
     years = ok["year"].to_numpy()
     requests = first.assign(years=[years[a:b] for a, b in zip(bounds[:-1], bounds[1:])])
     labelled = requests[requests["labelled"]].copy()
@@ -146,16 +154,16 @@ def write_traffic(aws: Aws, cfg: Params, traffic: pd.DataFrame, now: dt.datetime
     labelled = labelled[labelled["collected"] < pd.Timestamp(now)]
     gt_lines = [capture.ground_truth_line(i if isinstance(i, str) else e, y)
                 for i, e, y in zip(labelled["inference_id"], labelled["event_id"], labelled["years"])]
-    gt_files = capture.write_hourly(aws, cfg.ground_truth_uri, labelled["collected"], gt_lines, "gt") if gt_lines else 0
-    endpoint_stats = publish_endpoint_metrics(aws, cfg, traffic)
-    return {"invocations": int((traffic["record_index"] == 0).sum()), "captured": int(len(lines)),
-            "captured_records": int(len(ok)), "capture_files": capture_files,
-            "malformed_lines": int(corrupt.sum()), "labels_written": int(labelled["years"].map(len).sum()),
-            "ground_truth_files": gt_files, "endpoint_metric_calls": endpoint_stats.calls}
+    gt_files = capture.hourly_objects(cfg.ground_truth_uri, labelled["collected"], gt_lines, "gt") if gt_lines else []
+    counts = {"invocations": int((traffic["record_index"] == 0).sum()), "captured": int(len(lines)),
+              "captured_records": int(len(ok)), "capture_files": len(capture_files),
+              "malformed_lines": int(corrupt.sum()), "labels_written": int(labelled["years"].map(len).sum()),
+              "ground_truth_files": len(gt_files)}
+    return capture_files, gt_files, counts
 
 
-def publish_endpoint_metrics(aws: Aws, cfg: Params, traffic: pd.DataFrame) -> publish.PublishStats:
-    """Hourly AWS/SageMaker endpoint metrics as SageMaker emits them (local simulation only)."""
+def endpoint_metric_datums(cfg: Params, traffic: pd.DataFrame) -> list[dict]:
+    """Hourly AWS/SageMaker endpoint metrics of ``traffic`` as SageMaker emits them (local simulation only)."""
     dims = {"EndpointName": cfg.endpoint_name, "VariantName": cfg.variant_name}
     datums = []
     requests = traffic[traffic["record_index"] == 0]  # an invocation is a request, whatever it holds
@@ -170,14 +178,77 @@ def publish_endpoint_metrics(aws: Aws, cfg: Params, traffic: pd.DataFrame) -> pu
         datums.append({"MetricName": "ModelLatency", "Timestamp": ts, "Unit": "Microseconds",
                        "Dimensions": [{"Name": k, "Value": v} for k, v in dims.items()],
                        "Values": [float(v * 1000) for v in values], "Counts": [float(c) for c in counts]})
-    return publish.publish_aws_namespace(aws, "AWS/SageMaker", datums)
+    return datums
+
+
+@dataclass
+class Generated:
+    """Everything the simulated world writes, computed from the params alone (same params and code, same world).
+
+    Attributes
+    ----------
+    train, test : pd.DataFrame
+        The training and test data; the champion is trained on ``train``.
+    data_files, capture_files, ground_truth_files : list[tuple[str, str, bytes]]
+        Objects as (bucket, key, body): the two data sets as .npz, Data Capture JSONL, ground-truth JSONL.
+    endpoint_datums : list[dict]
+        The endpoint's own hourly AWS/SageMaker metrics, as PutMetricData datums.
+    counts : dict
+        Invocations, captured requests and records, files, torn lines and labels written (for the manifest).
+    """
+
+    train: pd.DataFrame
+    test: pd.DataFrame
+    data_files: list
+    capture_files: list
+    ground_truth_files: list
+    endpoint_datums: list
+    counts: dict
+
+
+def generate(aws: Aws, cfg: Params, now: dt.datetime) -> Generated:
+    """Compute the world of ``cfg`` ending at ``now``: data, the champion's traffic, its capture, labels and metrics."""
+    train, test = _training_data(cfg, aws)
+    champion = model.train_model(train)  # the model the endpoint serves; the same fit ``build`` registers
+    traffic = simulate_traffic(cfg, now - dt.timedelta(days=cfg.days), cfg.days, champion,
+                               reference_std=float(train[cfg.world["broken_feature"]].std()))
+    capture_files, gt_files, counts = traffic_objects(cfg, traffic, now)
+    data_files = [(cfg.bucket, cfg.key("data", f"{name}.npz"), frame_bytes(frame))
+                  for name, frame in (("train", train), ("test", test))]
+    return Generated(train, test, data_files, capture_files, gt_files, endpoint_metric_datums(cfg, traffic), counts)
+
+
+def generated(aws: Aws, cfg: Params, now: dt.datetime) -> Generated:
+    """:func:`generate`, kept on disk in local mode: a run after the first with the same params (and code, and
+    real data file) takes the world from the cache instead of simulating it again."""
+    source = {}
+    if cfg.data_path and not cfg.data_path.startswith("s3://"):
+        stat = Path(cfg.data_path).stat()
+        source = {"size": stat.st_size, "mtime": stat.st_mtime}
+    identity = {name: cfg[name] for name in WORLD_PARAMS} | {
+        "now": windows.iso(now), "capture": capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name, cfg.variant_name),
+        "ground_truth": cfg.ground_truth_uri, "data_key": cfg.key("data"), "data_source": source,
+        "versions": [np.__version__, pd.__version__, sklearn.__version__]}
+    return object_cache.parsed(aws, "world", [], json.dumps(identity, sort_keys=True, default=str),
+                               lambda: generate(aws, cfg, now), WORLD_CODE)
+
+
+def store_objects(aws: Aws, objects: list, content_type: str) -> None:
+    """Write (bucket, key, body) objects: straight into the emulator this process serves, else by PUT."""
+    from . import emulator
+
+    if objects and not emulator.put_objects_here(aws.endpoint_url, aws.account_id, objects, content_type,
+                                                 aws.kms_key_id):
+        capture.put_objects(aws, objects, content_type)
 
 
 def build(aws: Aws, cfg: Params, progress: Callable[[str], None] = print) -> dict:
     """Build the deterministic simulated production world for ``cfg`` (local mode) and return its manifest.
 
     Trains the baseline model, stores it in S3, creates the SageMaker model, endpoint config (with
-    DataCaptureConfig) and endpoint, then writes ``cfg.days`` days of traffic served by that model.
+    DataCaptureConfig) and endpoint, then writes ``cfg.days`` days of traffic served by that model: capture,
+    labels and the endpoint's metrics. What is written comes from :func:`generated` (kept on disk after the
+    first run) and goes straight into the emulator's store when this process serves it.
     """
     if aws.mode != "local":
         raise RuntimeError("the simulated world is built only in local mode; in aws mode the real endpoint has traffic")
@@ -185,20 +256,18 @@ def build(aws: Aws, cfg: Params, progress: Callable[[str], None] = print) -> dic
     now = world_clock(cfg)
     start = now - dt.timedelta(days=cfg.days)
     ensure_bucket(aws, cfg.bucket)
-    train, test = _training_data(cfg, aws)
-    put_frame(aws, cfg.bucket, cfg.key("data", "train.npz"), train)
-    put_frame(aws, cfg.bucket, cfg.key("data", "test.npz"), test)
-    champion = model.train_model(train)
-    registry.register(aws, cfg, 1, model.to_artifact(champion), {"parent": None, "training_rows": int(len(train)),
+    world = generated(aws, cfg, now)
+    store_objects(aws, world.data_files, "application/octet-stream")
+    champion = model.train_model(world.train)
+    registry.register(aws, cfg, 1, model.to_artifact(champion), {"parent": None, "training_rows": int(len(world.train)),
                                                                  "note": "baseline model of the simulated world"})
     container = placeholder_container(aws)
     names = registry.create_model_and_config(aws, cfg, 1, container["image"], container["role"])
     aws.client("sagemaker").create_endpoint(EndpointName=cfg.endpoint_name, EndpointConfigName=names["config"])
     progress(f"world: model {names['model']} deployed to endpoint {cfg.endpoint_name}")
-    served = model.load_served_model(aws, cfg.endpoint_name, cfg.variant_name)
-    ref_std = float(train[cfg.world["broken_feature"]].std())
-    traffic = simulate_traffic(cfg, start, cfg.days, served, reference_std=ref_std)
-    counts = write_traffic(aws, cfg, traffic, now)
+    store_objects(aws, world.capture_files + world.ground_truth_files, "application/jsonl")
+    endpoint_stats = publish.publish_aws_namespace(aws, "AWS/SageMaker", world.endpoint_datums)
+    counts = {**world.counts, "endpoint_metric_calls": endpoint_stats.calls}
     drift_day = int(round(cfg.world["drift_start_fraction"] * cfg.days))
     manifest = {
         "scenario": cfg.scenario, "seed": cfg.seed, "days": cfg.days, "start": windows.iso(start), "now": windows.iso(now),
