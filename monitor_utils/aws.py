@@ -46,6 +46,29 @@ class Aws:
         return self.client("sts").get_caller_identity()["Account"]
 
 
+_LOADER: list = []  # one botocore data loader per process: each service model is parsed once, whatever the sessions
+SERVICES = ("s3", "sts", "cloudwatch", "logs", "sns", "sqs", "sagemaker", "stepfunctions", "scheduler", "iam", "kms")
+
+
+def new_session(**kwargs: Any) -> boto3.Session:
+    """``boto3.Session(**kwargs)`` sharing this process's service models with every other session it opens."""
+    import botocore.loaders
+    import botocore.session
+
+    if not _LOADER:
+        _LOADER.append(botocore.loaders.create_loader())
+    core = botocore.session.Session()
+    core.register_component("data_loader", _LOADER[0])
+    return boto3.Session(botocore_session=core, **kwargs)
+
+
+def preload_service_models(services: tuple[str, ...] = SERVICES, region: str = "us-east-1") -> None:
+    """Parse the service models of ``services`` now (about 50 ms each), so the sessions opened later start fast."""
+    session = new_session(region_name=region, **DUMMY_CREDENTIALS)
+    for service in services:
+        session.client(service, endpoint_url="http://127.0.0.1:9")  # never called: only the model is loaded
+
+
 def inject_throttling(session: boto3.Session, fraction: float, seed: int) -> dict:
     """Local fault injection: answer a share of AWS calls with a throttling 503 on their first attempt,
     before it leaves the process, so botocore's retry logic must absorb them. (Throttling every attempt at
@@ -90,18 +113,18 @@ def connect(cfg: Params, endpoint_url: str | None = None, *, faults: bool = True
     if cfg.aws_mode == "local":
         if not endpoint_url:
             raise RuntimeError("local mode needs the emulator's URL: start it with monitor_utils.local.start()")
-        session = boto3.Session(region_name=cfg.region, **DUMMY_CREDENTIALS)
+        session = new_session(region_name=cfg.region, **DUMMY_CREDENTIALS)
         aws = Aws(session, "local", cfg.region, endpoint_url, retry, kms_key_id=cfg.kms_key_id)
         if faults and cfg.faults["throttle_fraction"] > 0:
             aws.faults_injected = inject_throttling(session, cfg.faults["throttle_fraction"], cfg.seed)
         return aws
-    session = boto3.Session(profile_name=cfg.profile or None, region_name=cfg.region)
+    session = new_session(profile_name=cfg.profile or None, region_name=cfg.region)
     if cfg.role_arn:
         creds = session.client("sts", config=retry).assume_role(
             RoleArn=cfg.role_arn, RoleSessionName="msd-monitoring")["Credentials"]
         assumed = {"aws_access_key_id": creds["AccessKeyId"], "aws_secret_access_key": creds["SecretAccessKey"],
                    "aws_session_token": creds["SessionToken"]}
-        session = boto3.Session(region_name=cfg.region, **assumed)
+        session = new_session(region_name=cfg.region, **assumed)
     return Aws(session, "aws", cfg.region, os.environ.get("AWS_ENDPOINT_URL") or None, retry, kms_key_id=cfg.kms_key_id)
 
 

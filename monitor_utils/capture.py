@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
@@ -113,22 +115,60 @@ class CaptureBatch:
     output_only: int = 0
 
 
+MONTH_LISTING_DAYS = 7  # a read spanning this many days lists whole month partitions: fewer, fuller listings
+_SHARED_LISTINGS: ContextVar[tuple[dict, bool] | None] = ContextVar("shared_listings", default=None)
+
+
+@contextlib.contextmanager
+def shared_listings(start: dt.datetime, end: dt.datetime) -> Iterator[None]:
+    """Within this block (in this thread), :func:`objects_between` lists each partition once and serves every
+    later range in it from that listing: a stage reading its backlog window by window (the block spans
+    ``start`` to ``end``) lists each day once instead of once per window that touches it, and a block of
+    ``MONTH_LISTING_DAYS`` or more lists whole months. Objects written after their partition was listed are
+    not seen inside the block."""
+    token = _SHARED_LISTINGS.set(({}, end - start >= dt.timedelta(days=MONTH_LISTING_DAYS)))
+    try:
+        yield
+    finally:
+        _SHARED_LISTINGS.reset(token)
+
+
+def _listed(aws: Aws, bucket: str, prefix: str) -> list[object_cache.Listed]:
+    paginator = aws.client("s3").get_paginator("list_objects_v2")
+    return [object_cache.Listed(o["Key"], o.get("ETag", ""), int(o.get("Size", 0)))
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix) for o in page.get("Contents", [])]
+
+
 def objects_between(aws: Aws, base_uri: str, first_hour: dt.datetime, end: dt.datetime) -> list[object_cache.Listed]:
-    """Objects (key, ETag, size) in the hourly partitions from ``first_hour`` up to ``end``, in key order: one listing
-    per day partition the range touches, so only the prefixes the range needs are read (and each answer stays small)."""
+    """Objects (key, ETag, size) in the hourly partitions from ``first_hour`` up to ``end``, in key order.
+
+    One listing per day partition the range touches, so only the prefixes the range needs are read (and each
+    answer stays small); a range of ``MONTH_LISTING_DAYS`` or more lists whole month partitions instead. Inside
+    :func:`shared_listings` the listings are kept and shared by every range in the block.
+    """
     bucket, base_key = split_s3_uri(base_uri)
     start_key = windows.partition_prefix(base_key, first_hour)
     stop_key = windows.partition_prefix(base_key, windows.floor(end - dt.timedelta(microseconds=1), "hourly"))
+    listings, by_month = _SHARED_LISTINGS.get() or ({}, False)
+    by_month = by_month or end - first_hour >= dt.timedelta(days=MONTH_LISTING_DAYS)
     found = []
-    paginator = aws.client("s3").get_paginator("list_objects_v2")
     day = windows.floor(first_hour, "daily")
     while day <= end:
         prefix = windows.partition_prefix(base_key, day)[: -len("00/")]  # base/yyyy/mm/dd/
-        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-            found += [object_cache.Listed(o["Key"], o.get("ETag", ""), int(o.get("Size", 0)))
-                      for o in page.get("Contents", []) if o["Key"] >= start_key and o["Key"][: len(stop_key)] <= stop_key]
+        listed_prefix = prefix[: -len("dd/")] if by_month else prefix  # base/yyyy/mm/
+        if (bucket, listed_prefix) not in listings:
+            listings[(bucket, listed_prefix)] = _listed(aws, bucket, listed_prefix)
+        found += [o for o in listings[(bucket, listed_prefix)] if o.key.startswith(prefix)
+                  and o.key >= start_key and o.key[: len(stop_key)] <= stop_key]
         day += dt.timedelta(days=1)
     return found
+
+
+def window_objects(aws: Aws, capture_uri: str, window: windows.Window) -> list[object_cache.Listed]:
+    """The capture objects :func:`read_capture` reads for ``window``: files are partitioned by write hour, so a
+    record near an hour's end may sit in the next hour's file; the hour before the window and after it are read too."""
+    return objects_between(aws, capture_uri, windows.floor(window.start, "hourly") - dt.timedelta(hours=1),
+                           window.end + dt.timedelta(hours=1))
 
 
 def keys_between(aws: Aws, base_uri: str, first_hour: dt.datetime, end: dt.datetime) -> list[str]:
@@ -187,9 +227,7 @@ def read_capture(aws: Aws, capture_uri: str, window: windows.Window, features: S
     """
     features = list(features or FEATURES)
     bucket, _ = split_s3_uri(capture_uri)
-    # files are partitioned by write hour: a record near an hour's end may sit in the next hour's file
-    objects = objects_between(aws, capture_uri, windows.floor(window.start, "hourly") - dt.timedelta(hours=1),
-                              window.end + dt.timedelta(hours=1))
+    objects = window_objects(aws, capture_uri, window)
 
     def fetch_and_parse(item: tuple[int, object_cache.Listed]) -> reader.Parsed:
         i, obj = item  # objects are parsed as they arrive; pyarrow releases the GIL while others download

@@ -17,6 +17,27 @@ from .results import StageResult
 STAGES = ("00_setup", "10_metrics", "20_drift", "30_alerting", "40_dashboard", "50_retraining")
 
 
+def warm_up() -> None:
+    """Do now what every stage would do first: import the stage modules and what they use, parse the AWS service
+    models, draw a figure once (fonts, renderer). The runner calls this in the kernels it starts ahead of the stages."""
+    import importlib
+    import io
+    import pkgutil
+
+    from matplotlib.figure import Figure
+
+    from . import aws, stages
+
+    for info in pkgutil.iter_modules(stages.__path__, stages.__name__ + "."):
+        importlib.import_module(info.name)
+    for name in ("engine", "drift", "estimation", "workflow", "dashboard", "alerting", "plots", "report"):
+        importlib.import_module(f"{__package__}.{name}")
+    aws.preload_service_models()
+    fig = Figure(figsize=(2, 1), layout="constrained")
+    fig.subplots().plot([0, 1], [0, 1], label="x")
+    fig.savefig(io.BytesIO(), format="png")
+
+
 def run_clock(cfg: config.Params, aws: Aws) -> dt.datetime:
     """The run's 'now': the ``now`` parameter, else the simulated world's end (local), else the real clock."""
     if cfg.now:

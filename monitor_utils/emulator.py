@@ -112,11 +112,23 @@ def install() -> None:
         return out
 
     _install_sdk_body_reading()
+    _share_service_models()
     models.SageMakerModelBackend.update_endpoint = backend_update_endpoint
     responses.SageMakerResponse.update_endpoint = response_update_endpoint
     models.FakeEndpoint.response_object = property(response_object)
     _narrow_get_metric_data()
     _INSTALLED = True
+
+
+def _share_service_models() -> None:
+    """Speed, not behaviour: moto's Step Functions makes a boto3 client per SDK task from boto3's default session;
+    give that session this process's shared service models, so a task no longer parses its service's model again."""
+    import boto3
+
+    from .aws import new_session
+
+    if boto3.DEFAULT_SESSION is None:
+        boto3.DEFAULT_SESSION = new_session()
 
 
 def _install_sdk_body_reading() -> None:

@@ -7,7 +7,7 @@ from typing import Any, Callable, Collection, Iterator, Sequence
 
 import pandas as pd
 
-from . import capture, data, drift, estimates, windows
+from . import capture, data, drift, estimates, object_cache, windows
 from .aws import Aws, connect
 from .baseline import PREDICTION
 from .config import Params
@@ -131,9 +131,22 @@ def run_windows(cfg: Params, aws: Aws, fn: Callable[..., Any], todo: Sequence[wi
     -------
     list
         One result per window, in the order of ``todo``; both engines run the same function, so equal results.
+
+    Notes
+    -----
+    The local engine lists each partition once for the whole backlog (:func:`capture.shared_listings`).
+    In local mode without injected faults it also keeps each window's result on disk (:mod:`object_cache`),
+    keyed by the window's capture objects (keys, ETags, sizes), ``fn``, every shared argument's contents and
+    the package's source: the same world read again computes nothing, and any change computes again.
     """
     if cfg.engine == "local" or not todo:
-        return [fn(aws, w, **shared) for w in todo]
+        with capture.shared_listings(todo[0].start, todo[-1].end):  # each partition listed once for the backlog
+            if not object_cache.enabled(aws):
+                return [fn(aws, w, **shared) for w in todo]
+            inputs = f"{fn.__module__}.{fn.__qualname__}|{object_cache.fingerprint(shared)}|{object_cache.package_digest()}"
+            return [object_cache.parsed(aws, "window", capture.window_objects(aws, shared["capture_uri"], w),
+                                        f"{windows.iso(w.start)}|{windows.iso(w.end)}|{inputs}",
+                                        lambda w=w: fn(aws, w, **shared), ()) for w in todo]
     from distributed import progress as dask_progress
 
     with dask_client(cfg.dask_address) as client:

@@ -11,9 +11,9 @@ from jupyter_client.manager import AsyncKernelManager
 
 log = logging.getLogger(__name__)
 
-# what every stage notebook's first cell imports; a warm kernel has done it, so the cell finds the modules loaded
-STACK_IMPORTS = ("from IPython.display import Markdown, display\nimport pandas as pd\n"
-                 "from monitor_utils import plots, report, stages\nfrom monitor_utils.context import start_stage\n")
+# what every stage would do first (imports, AWS service models, a first figure), done in the kernel while it waits;
+# it leaves no name in the notebook's namespace
+WARM_UP = "import importlib as _importlib\n_importlib.import_module('monitor_utils.context').warm_up()\ndel _importlib\n"
 READY_TIMEOUT_S = 120
 
 
@@ -78,11 +78,11 @@ class WarmKernels:
     ahead : int
         Kernels starting or waiting at any time (two: metrics and drift take theirs together).
     code : str
-        Run silently in each kernel once it answers (default: the stage notebooks' imports).
+        Run silently in each kernel once it answers (default: :func:`context.warm_up`).
     """
 
     def __init__(self, count: int, cwd: str, extra_arguments: list[str], ahead: int = 2,
-                 code: str = STACK_IMPORTS) -> None:
+                 code: str = WARM_UP) -> None:
         self._cwd, self._args, self._code = cwd, list(extra_arguments), code
         self._pool = ThreadPoolExecutor(ahead + 1, thread_name_prefix="warm-kernel")
         self._stopping: list[Future] = []

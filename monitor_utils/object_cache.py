@@ -14,7 +14,7 @@ from .aws import Aws, get_bytes
 
 MAX_AGE_DAYS = 30  # a copy unused this long is removed the next time a process opens the cache
 _pruned: set[Path] = set()
-_code_digests: dict[tuple[str, ...], str] = {}
+_code_digests: dict[tuple[str, ...] | str, str] = {}
 T = TypeVar("T")
 
 
@@ -70,6 +70,50 @@ def _code_digest(code: Sequence[ModuleType]) -> str:
     if names not in _code_digests:
         _code_digests[names] = hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in code)).hexdigest()
     return _code_digests[names]
+
+
+def fingerprint(value: object) -> str:
+    """A digest of ``value`` that is the same in every process for equal values: frames and arrays by their
+    contents, mappings and sets in sorted order, anything else by its pickle."""
+    import numpy as np
+    import pandas as pd
+
+    h = hashlib.sha256(type(value).__name__.encode())
+    if isinstance(value, (pd.DataFrame, pd.Series)):
+        h.update(pd.util.hash_pandas_object(value, index=True).to_numpy().tobytes())
+        h.update(repr(list(value.columns) if isinstance(value, pd.DataFrame) else value.name).encode())
+        h.update(repr(list(value.dtypes) if isinstance(value, pd.DataFrame) else value.dtype).encode())
+    elif isinstance(value, np.ndarray):
+        h.update(f"{value.dtype}|{value.shape}".encode() + np.ascontiguousarray(value).tobytes())
+    elif isinstance(value, dict):
+        for k in sorted(value, key=repr):
+            h.update(f"{k!r}={fingerprint(value[k])};".encode())
+    elif isinstance(value, (set, frozenset)):
+        h.update(",".join(sorted(fingerprint(v) for v in value)).encode())
+    elif isinstance(value, (list, tuple)):
+        h.update(",".join(fingerprint(v) for v in value).encode())
+    elif value is None or isinstance(value, (str, int, float, bool)):
+        h.update(repr(value).encode())
+    else:
+        h.update(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+    return h.hexdigest()
+
+
+def package_digest() -> str:
+    """A digest of this package's source and the numeric libraries' versions: results kept under it are computed
+    again after any change to the code that made them."""
+    if "package" not in _code_digests:
+        import numpy as np
+        import pandas as pd
+        import scipy
+        import sklearn
+
+        h = hashlib.sha256(f"{np.__version__}|{pd.__version__}|{scipy.__version__}|{sklearn.__version__}".encode())
+        base = Path(__file__).parent
+        for path in sorted(base.rglob("*.py")):
+            h.update(str(path.relative_to(base)).encode() + path.read_bytes())
+        _code_digests["package"] = h.hexdigest()
+    return _code_digests["package"]
 
 
 def prune(max_age_days: float = MAX_AGE_DAYS, now: float | None = None) -> int:

@@ -223,8 +223,8 @@ def show(fig: Figure, dpi: int = 90) -> None:
 
     from IPython.display import Image, display
 
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    buf = io.BytesIO()  # a laid-out figure fits its canvas already: "tight" would draw it twice
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches=None if fig.get_layout_engine() else "tight")
     display(Image(data=buf.getvalue(), format="png"))
 
 

@@ -95,15 +95,16 @@ def labelled_recent(aws: Aws, cfg: Params, now: dt.datetime, days: int) -> pd.Da
     """Captured records of the last ``days`` days that have a label and their full input, read a day at a time."""
     features = feature_names(aws, cfg)
     span = windows.Window(windows.floor(now - dt.timedelta(days=days), "daily"), now)
-    labels, _ = capture.read_ground_truth(aws, cfg.ground_truth_uri, span.start, now + dt.timedelta(hours=1))
     uri = capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name, cfg.variant_name)
     parts = []
     start = span.start
-    while start < span.end:
-        end = min(start + dt.timedelta(days=1), span.end)
-        batch = capture.read_capture(aws, uri, windows.Window(start, end), features)
-        start = end
-        parts.append(capture.join_ground_truth(batch.records, labels).dropna(subset=["year", *features]))
+    with capture.shared_listings(span.start, now):  # each partition listed once for the labels and all the days
+        labels, _ = capture.read_ground_truth(aws, cfg.ground_truth_uri, span.start, now + dt.timedelta(hours=1))
+        while start < span.end:
+            end = min(start + dt.timedelta(days=1), span.end)
+            batch = capture.read_capture(aws, uri, windows.Window(start, end), features)
+            start = end
+            parts.append(capture.join_ground_truth(batch.records, labels).dropna(subset=["year", *features]))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
