@@ -215,10 +215,10 @@ def act(cfg: Params, aws: Aws, decision: Decision, now: dt.datetime, champion_ur
     version = int(rec["version"].lstrip("v"))
     result = {"challenger_version": rec["version"], "comparison": comparison, "deployed": False}
     if not comparison["promote"]:
-        result["outcome"] = "champion kept: " + "; ".join(comparison["reasons"])
+        result["outcome"] = KEPT + "; ".join(comparison["reasons"])
         return result
     if cfg.retraining["dry_run"]:
-        result["outcome"] = "dry run: the challenger would be deployed; nothing changed on the endpoint"
+        result["outcome"] = DRY_RUN
         return result
     image, role, live_config = registry.live_container(aws, cfg)
     n = registry.create_model_and_config(aws, cfg, version, image, role, live_config)
@@ -227,11 +227,52 @@ def act(cfg: Params, aws: Aws, decision: Decision, now: dt.datetime, champion_ur
         guardrails = registry.deployment_config(cfg)
     outcome = registry.deploy(aws, cfg, n["config"], guardrails)
     result.update(outcome, deployed_config=n["config"])
-    result["outcome"] = (f"deployed {rec['version']} with blue/green traffic shifting and auto-rollback"
-                         if outcome["deployed"] else
-                         f"deployment of {rec['version']} {'rolled back' if outcome['rolled_back'] else 'failed'}: "
-                         f"{outcome['failure_reason']}; the champion keeps serving")
+    result["outcome"] = deploy_outcome(rec["version"], outcome)
     if not outcome["deployed"]:
         alerting.notify(aws, cfg, {"TopicArn": ensure_topic(aws, cfg.sns_topic_name),
                                    "Subject": f"{cfg.endpoint_name}: deployment failed"[:99], "Message": result["outcome"]})
     return result
+
+
+KEPT, DRY_RUN = "champion kept: ", "dry run: the challenger would be deployed; nothing changed on the endpoint"
+
+
+def deploy_outcome(version: str, outcome: dict) -> str:
+    """The sentence of a deployment's outcome (``outcome`` as :func:`registry.deploy` returns it)."""
+    if outcome["deployed"]:
+        return f"deployed {version} with blue/green traffic shifting and auto-rollback"
+    return (f"deployment of {version} {'rolled back' if outcome['rolled_back'] else 'failed'}: "
+            f"{outcome['failure_reason']}; the champion keeps serving")
+
+
+def workflow_outcome(cfg: Params, aws: Aws, execution_name: str, execution: dict) -> dict | None:
+    """What a local workflow execution did, in the shape :func:`act` returns, so the stage reports it instead of
+    training, comparing and deploying a second time; None when the execution reached no comparison.
+
+    Parameters
+    ----------
+    execution_name : str
+        The execution's name (its steps stored their results under it).
+    execution : dict
+        :func:`workflow.execute_locally`'s answer (``deployed``, ``error``).
+    """
+    from .steps import result_key
+
+    stored = get_json(aws, cfg.bucket, result_key(cfg, execution_name, "comparison.json"))
+    if stored is None:
+        return None
+    comparison = {k: stored.get(k) for k in ("promote", "reasons", "scores", "rmse_gain", "holdout_rows")}
+    comparison["per_decade_rmse"] = pd.DataFrame(stored.get("per_decade_rmse") or [])
+    result = {"challenger_version": stored["version"], "comparison": comparison, "deployed": False}
+    if not stored["promote"]:
+        return {**result, "outcome": KEPT + "; ".join(stored["reasons"])}
+    if not stored["deploy"]:
+        return {**result, "outcome": DRY_RUN}
+    desc = aws.client("sagemaker").describe_endpoint(EndpointName=cfg.endpoint_name)
+    serving = desc["EndpointConfigName"]
+    outcome = {"deployed": bool(execution["deployed"]) and serving == stored["config_name"],
+               "status": desc["EndpointStatus"], "serving_config": serving,
+               "rolled_back": serving != stored["config_name"] and "rolled back" in (desc.get("FailureReason") or ""),
+               "failure_reason": desc.get("FailureReason") or execution.get("error")}
+    return {**result, **outcome, "deployed_config": stored["config_name"],
+            "outcome": deploy_outcome(stored["version"], outcome)}

@@ -49,7 +49,8 @@ def train_step(cfg: Params, aws: Aws, now: dt.datetime, execution: str, model_di
 
 def compare_step(cfg: Params, aws: Aws, now: dt.datetime, execution: str, challenger_url: str) -> dict:
     """Compare the trained challenger with the champion of the decision (:func:`retraining.compare`), register it with
-    its lineage, and store what the workflow deploys: ``promote``, ``deploy`` (promoted and not a dry run), names."""
+    its lineage, and store what the workflow deploys: ``promote``, ``deploy`` (promoted and not a dry run), names,
+    and the comparison's scores and per-decade table (what the retraining stage reports)."""
     decision = get_json(aws, cfg.bucket, result_key(cfg, execution, "decision.json")) or {}
     champion_url = decision.get("champion") or model.served_model_data_url(aws, cfg.endpoint_name, cfg.variant_name)
     split = retraining.split_recent(aws, cfg, now)
@@ -64,7 +65,8 @@ def compare_step(cfg: Params, aws: Aws, now: dt.datetime, execution: str, challe
     out = {"promote": comparison["promote"], "deploy": comparison["promote"] and not cfg.retraining["dry_run"],
            "reasons": comparison["reasons"], "scores": comparison["scores"], "rmse_gain": comparison["rmse_gain"],
            "version": rec["version"], "model_name": names["model"], "config_name": names["config"],
-           "model_data_url": rec["model_data_url"]}
+           "model_data_url": rec["model_data_url"], "per_decade_rmse": comparison["per_decade_rmse"],
+           "holdout_rows": comparison["holdout_rows"]}
     put_json(aws, cfg.bucket, result_key(cfg, execution, "comparison.json"), to_jsonable(out))
     return out
 

@@ -46,6 +46,10 @@ def test_retraining_deploys_a_better_model_in_the_drift_world(drift_world_to_ret
     assert after["served_model"]["rmse"] < after["previous_model"]["rmse"]
     rec = registry.record(aws, cfg, "v0002")
     assert rec["parent"].endswith("v0001/model.tar.gz") and rec["comparison"]["promote"]
+    # one challenger: the stage reports the workflow's deploy instead of training and deploying a second one
+    assert result["challenger_version"] == "v0002" and registry.next_version(aws, cfg) == 3
+    assert result["deployed_config"] == desc["EndpointConfigName"]
+    assert set(result["comparison"]["per_decade_rmse"].columns) >= {"segment", "champion", "challenger"}
     # minimum interval: an immediate rerun does not retrain again
     assert stages.run("50_retraining", cfg, aws, now)["retrain"] is False
 

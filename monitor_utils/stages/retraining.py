@@ -15,8 +15,10 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> StageResult:
     """Gather the evidence, decide, and (unless dry-run) retrain, compare and deploy a better model.
 
     Locally the Step Functions workflow runs the same decision first, from the same state of the world (its job
-    steps served in this process by :mod:`monitor_utils.steps`); then the stage's own runner acts on the evidence
-    it gathered before. In aws mode the stage creates the workflow and its schedule; AWS runs it.
+    steps served in this process by :mod:`monitor_utils.steps`); the stage reports what the workflow did (one
+    challenger trained, compared, registered and deployed) and acts itself only when the workflow reached no
+    comparison. In aws mode the stage creates the workflow and its schedule (AWS runs it) and acts on the
+    evidence it gathered.
     """
     topic_arn = ensure_topic(aws, cfg.sns_topic_name)
     decision = retraining.decide(cfg, retraining.gather_evidence(cfg, aws), now)
@@ -42,7 +44,10 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> StageResult:
             return steps.run_step(step, cfg, aws, now, message["execution"], message.get("challenger", ""))
 
         execution = workflow.execute_locally(aws, cfg, sm_arn, workflow.execution_input(cfg), name, serve)
-    outcome = retraining.act(cfg, aws, decision, now, champion_url) if decision.retrain else {}
+    outcome = {}
+    if decision.retrain:
+        outcome = ((retraining.workflow_outcome(cfg, aws, name, execution) if execution else None)
+                   or retraining.act(cfg, aws, decision, now, champion_url))
     if outcome.get("deployed") and aws.mode == "local":
         from .. import world  # the simulator exists only in local mode
 
