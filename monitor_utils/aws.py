@@ -50,16 +50,28 @@ _LOADER: list = []  # one botocore data loader per process: each service model i
 SERVICES = ("s3", "sts", "cloudwatch", "logs", "sns", "sqs", "sagemaker", "stepfunctions", "scheduler", "iam", "kms")
 
 
-def new_session(**kwargs: Any) -> boto3.Session:
-    """``boto3.Session(**kwargs)`` sharing this process's service models with every other session it opens."""
+def _loader():
     import botocore.loaders
-    import botocore.session
 
     if not _LOADER:
         _LOADER.append(botocore.loaders.create_loader())
+    return _LOADER[0]
+
+
+def new_session(**kwargs: Any) -> boto3.Session:
+    """``boto3.Session(**kwargs)`` sharing this process's service models with every other session it opens."""
+    import botocore.session
+
     core = botocore.session.Session()
-    core.register_component("data_loader", _LOADER[0])
+    core.register_component("data_loader", _loader())
     return boto3.Session(botocore_session=core, **kwargs)
+
+
+def service_model(service: str):
+    """botocore's model of ``service`` (a ``botocore.model.ServiceModel``), parsed once per process."""
+    from botocore.model import ServiceModel
+
+    return ServiceModel(_loader().load_service_model(service, "service-2"), service_name=service)
 
 
 def preload_service_models(services: tuple[str, ...] = SERVICES, region: str = "us-east-1") -> None:

@@ -130,7 +130,7 @@ SCHEMA: dict[str, Param | Section] = {
     "dask_address": Param(str, "", "Dask scheduler for engine dask, e.g. tcp://scheduler:8786 (empty means a local cluster of worker processes on this machine, one per core)", pattern=r"^(|(tcp|tls|ws|wss|ucx)://.+)$"),
     "lock_wait_seconds": Param(int, 0, "how long a run waits for an overlapping run of the same params to finish (0: exit at once with a message)", min=0, max=86_400),
     "stage_timeout_seconds": Param(int, 900, "timeout of one stage (seconds) when run by the runner", min=10, max=86_400),
-    "parallel_stages": Param(bool, True, "the runner runs the metrics and drift stages at the same time (each in its own kernel)"),
+    "parallel_stages": Param(bool, True, "the runner runs metrics beside drift, and the dashboard beside retraining (each in its own kernel)"),
 }
 
 

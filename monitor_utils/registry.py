@@ -6,10 +6,9 @@ import datetime as dt
 import re
 import subprocess
 
-import botocore.session
 from botocore.validate import ParamValidator
 
-from .aws import Aws, get_json, list_keys, put_bytes, put_json
+from .aws import Aws, get_json, list_keys, put_bytes, put_json, service_model
 from .config import Params
 
 
@@ -146,7 +145,7 @@ def deployment_config(cfg: Params) -> dict:
 
 def validate_update_endpoint(request: dict) -> None:
     """Check an UpdateEndpoint request against botocore's own model of the API (raises on any shape error)."""
-    model = botocore.session.get_session().get_service_model("sagemaker")
+    model = service_model("sagemaker")
     report = ParamValidator().validate(request, model.operation_model("UpdateEndpoint").input_shape)
     if report.has_errors():
         raise ValueError(f"UpdateEndpoint request is invalid: {report.generate_report()}")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from . import alerting, capture, data, history, metrics, model, registry, windows
+from . import alerting, capture, data, history, metrics, model, object_cache, registry, windows
 from .aws import Aws, ensure_topic, get_bytes, get_json, put_json, split_s3_uri
 from .baseline import feature_names, training_data
 from .config import Params, parse_time
@@ -92,20 +92,33 @@ def decide(cfg: Params, ev: Evidence, now: dt.datetime) -> Decision:
 
 
 def labelled_recent(aws: Aws, cfg: Params, now: dt.datetime, days: int) -> pd.DataFrame:
-    """Captured records of the last ``days`` days that have a label and their full input, read a day at a time."""
+    """Captured records of the last ``days`` days that have a label and their full input, read a day at a time.
+
+    Local mode keeps the result (:func:`object_cache.parsed`), keyed by every capture and ground-truth object the
+    days touch: the train and compare steps of one workflow execution, and the next run, read it once.
+    """
     features = feature_names(aws, cfg)
     span = windows.Window(windows.floor(now - dt.timedelta(days=days), "daily"), now)
     uri = capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name, cfg.variant_name)
-    parts = []
-    start = span.start
-    with capture.shared_listings(span.start, now):  # each partition listed once for the labels and all the days
-        labels, _ = capture.read_ground_truth(aws, cfg.ground_truth_uri, span.start, now + dt.timedelta(hours=1))
+    label_end = now + dt.timedelta(hours=1)
+
+    def read() -> pd.DataFrame:
+        labels, _ = capture.read_ground_truth(aws, cfg.ground_truth_uri, span.start, label_end)
+        parts = []
+        start = span.start
         while start < span.end:
             end = min(start + dt.timedelta(days=1), span.end)
             batch = capture.read_capture(aws, uri, windows.Window(start, end), features)
             start = end
             parts.append(capture.join_ground_truth(batch.records, labels).dropna(subset=["year", *features]))
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+    with capture.shared_listings(span.start, label_end):  # each partition listed once for the labels and all the days
+        objects = (capture.objects_between(aws, cfg.ground_truth_uri, windows.floor(span.start, "hourly"), label_end)
+                   + capture.objects_between(aws, uri, windows.floor(span.start, "hourly") - dt.timedelta(hours=1),
+                                             span.end + dt.timedelta(hours=1)))
+        detail = f"{uri}|{cfg.ground_truth_uri}|{windows.iso(span.start)}|{windows.iso(now)}|{','.join(features)}"
+        return object_cache.parsed(aws, "labelled_recent", objects, detail, read, capture.PARSER_CODE)
 
 
 def compare(cfg: Params, champion, challenger, holdout: pd.DataFrame) -> dict:

@@ -20,7 +20,9 @@ from .context import STAGES, prepare_local, repo_root
 from .records import export_html, format_value, stage_summary, to_jsonable, write_index, write_json
 
 STAGE_ALIASES = {s.split("_", 1)[1]: s for s in STAGES}
-PARALLEL = ("10_metrics", "20_drift")  # need only setup's baseline; write their own watermarks and metrics
+# stages that may run side by side: metrics and drift need only setup's baseline and keep their own watermarks;
+# the dashboard and retraining need only what alerting left (alarms, histories) and change nothing the other reads
+SIDE_BY_SIDE = (("10_metrics", "20_drift"), ("40_dashboard", "50_retraining"))
 # the kernel talks to this process over loopback only; its log repeats a transport warning and a shutdown
 # interrupt per stage
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]  # failures still reach papermill as cell errors
@@ -99,13 +101,13 @@ def run_lock(cfg: config.Params, wait_s: int):
 
 
 def stage_groups(stages: list[str], parallel: bool) -> list[list[str]]:
-    """The stages in pipeline order, as groups that run one after the other; with ``parallel`` the stages that need
-    only what setup left (metrics and drift: each reads capture and keeps its own watermark) share a group."""
+    """The stages in pipeline order, as groups that run one after the other; with ``parallel`` the stages of one
+    of :data:`SIDE_BY_SIDE` share a group (metrics and drift; the dashboard and retraining)."""
     if not parallel:
         return [[s] for s in stages]
     groups: list[list[str]] = []
     for stage in stages:
-        if groups and stage in PARALLEL and all(s in PARALLEL for s in groups[-1]):
+        if groups and any(set(groups[-1]) | {stage} <= set(pair) for pair in SIDE_BY_SIDE):
             groups[-1].append(stage)
         else:
             groups.append([stage])
@@ -152,8 +154,8 @@ def run(files: list[str] = (), overrides: list[str] = (), stages: str | None = N
 
     Parameters are merged and validated before anything runs. In local mode the emulator is started,
     the simulated world built, and stopped at the end. Each notebook gets only the parameters it declares
-    and a per-cell timeout of ``stage_timeout_seconds``. Metrics and drift run at the same time unless
-    ``parallel_stages`` is false. The run stops after the first failed stage (and the one running beside it).
+    and a per-cell timeout of ``stage_timeout_seconds``. Metrics and drift run at the same time, and so do the
+    dashboard and retraining, unless ``parallel_stages`` is false. The run stops after the first failed stage (and the one running beside it).
     """
     cfg = config.load(files, overrides)
     with run_lock(cfg, cfg.lock_wait_seconds):

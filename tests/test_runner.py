@@ -100,11 +100,12 @@ def test_a_failing_stage_stops_the_run_and_is_named(tmp_path, clean_env):
     assert any(o.get("ename") == "RuntimeError" for c in failed_nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
 
 
-def test_only_metrics_and_drift_run_side_by_side():
+def test_metrics_beside_drift_and_dashboard_beside_retraining():
     assert runner.stage_groups(list(STAGES), parallel=True) == [
-        ["00_setup"], ["10_metrics", "20_drift"], ["30_alerting"], ["40_dashboard"], ["50_retraining"]]
+        ["00_setup"], ["10_metrics", "20_drift"], ["30_alerting"], ["40_dashboard", "50_retraining"]]
     assert runner.stage_groups(list(STAGES), parallel=False) == [[s] for s in STAGES]
     assert runner.stage_groups(["20_drift", "40_dashboard"], parallel=True) == [["20_drift"], ["40_dashboard"]]
+    assert runner.stage_groups(["20_drift", "50_retraining"], parallel=True) == [["20_drift"], ["50_retraining"]]
 
 
 def test_unknown_stage_name_lists_the_stages():

@@ -392,10 +392,9 @@ def _check_metrics(spec: Mapping[str, Any], known_metrics: set[tuple[str, str]] 
 
 @functools.lru_cache(maxsize=1)
 def _put_metric_alarm_shape() -> Any:
-    import botocore.session
+    from ..aws import service_model
 
-    model = botocore.session.get_session().get_service_model("cloudwatch")
-    return model.operation_model("PutMetricAlarm").input_shape
+    return service_model("cloudwatch").operation_model("PutMetricAlarm").input_shape
 
 
 def _botocore_errors(spec: Mapping[str, Any]) -> str:

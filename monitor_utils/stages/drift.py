@@ -98,10 +98,8 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
                          "prediction_drift": bool(report.table.loc[PREDICTION, "drifted"]),
                          "target_drift": None if target is None else target["drifted"],
                          "labelled_rows": 0 if target is None else target["rows"]})
-            tab = report.table
-            feature_rows += [{"window": w.label, "feature": f, "statistic": tab.at[f, "statistic"],
-                              "p_adjusted": tab.at[f, "p_adjusted"], "effect": tab.at[f, "effect"],
-                              "drifted": bool(tab.at[f, "drifted"])} for f in tab.index]
+            per_feature = report.table[["statistic", "p_adjusted", "effect", "drifted"]].astype({"drifted": bool})
+            feature_rows += per_feature.rename_axis("feature").reset_index().assign(window=w.label).to_dict("records")
         labels = [w.label for w in todo]
         mark.begin(aws, cfg, labels)
         stats = outbox.send(aws, cfg, datums, now, stream=STAGE)
