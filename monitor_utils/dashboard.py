@@ -13,6 +13,10 @@ from .aws import Aws
 from .config import Params
 
 GRID_COLUMNS = 24
+# the rendered figure: inches per grid row, figure width, room above the grid, at the figure's edges, and around
+# a metric widget's plot for its title (top), tick labels (left, bottom) and right-hand axis
+ROW_IN, FIGURE_WIDTH_IN, TITLE_IN, EDGE_IN = 0.55, 16.0, 0.5, 0.1
+PAD_IN = {"left": 0.7, "right": 0.75, "top": 0.3, "bottom": 0.35}
 WIDGET_TYPES = {"metric": ("metrics",), "text": ("markdown",), "alarm": ("alarms",), "log": ("query",),
                 "explorer": ("metrics",)}
 METRIC_OPTION_KEYS = {"id", "label", "color", "stat", "period", "visible", "yAxis", "expression", "region", "accountId"}
@@ -193,10 +197,20 @@ def render(aws: Aws, body: dict, start: dt.datetime, end: dt.datetime, alarm_sta
 
     metric_widgets = [w for w in body["widgets"] if w["type"] == "metric"]
     rows = max(w["y"] + w["height"] for w in body["widgets"])
-    fig = Figure(figsize=(16, rows * 0.55), layout="constrained")
-    gs = fig.add_gridspec(rows, GRID_COLUMNS)
+    width, height = FIGURE_WIDTH_IN, TITLE_IN + rows * ROW_IN
+    fig = Figure(figsize=(width, height))  # placed by hand: a layout engine collapses axes spanning many grid rows
+
+    def place(w: dict) -> list[float]:
+        """The widget's cell on CloudWatch's grid, less room for its title, tick labels and a right-hand axis."""
+        column = (width - 2 * EDGE_IN) / GRID_COLUMNS
+        left = EDGE_IN + w["x"] * column + (PAD_IN["left"] if w["type"] == "metric" else 0.1)
+        right = EDGE_IN + (w["x"] + w["width"]) * column - (PAD_IN["right"] if w["type"] == "metric" else 0.1)
+        top = TITLE_IN + w["y"] * ROW_IN + PAD_IN["top"]
+        bottom = TITLE_IN + (w["y"] + w["height"]) * ROW_IN - (PAD_IN["bottom"] if w["type"] == "metric" else 0.05)
+        return [left / width, 1 - bottom / height, (right - left) / width, (bottom - top) / height]
+
     for w in body["widgets"]:
-        ax = fig.add_subplot(gs[w["y"]: w["y"] + w["height"], w["x"]: w["x"] + w["width"]])
+        ax = fig.add_axes(place(w))
         props = w["properties"]
         if w["type"] == "metric":
             for label, s in widget_data(aws, w, start, end).items():
@@ -204,7 +218,8 @@ def render(aws: Aws, body: dict, start: dt.datetime, end: dt.datetime, alarm_sta
                 target = ax.twinx() if right else ax
                 target.plot(s.index, s.to_numpy(), marker=".", label=label, color="tab:red" if right else None)
                 if right:
-                    target.set_ylabel("rate")
+                    target.set_ylabel("rate", fontsize=7)
+                    target.tick_params(labelsize=7)
             for a in props.get("annotations", {}).get("horizontal", []):
                 if not a.get("yAxis"):
                     ax.axhline(a["value"], color="tab:red", linestyle="--", linewidth=1, label=a.get("label"))
@@ -224,5 +239,6 @@ def render(aws: Aws, body: dict, start: dt.datetime, end: dt.datetime, alarm_sta
                 ax.text(k / max(len(names), 1), 0.5, f"{n}\n{st}", ha="left", va="center", fontsize=8,
                         bbox={"facecolor": colours.get(st, "white"), "alpha": 0.25})
             ax.set_title(props.get("title", "Alarms"), fontsize=10)
-    fig.suptitle(f"CloudWatch dashboard (rendered locally from get_metric_data), {len(metric_widgets)} metric widgets")
+    fig.suptitle(f"CloudWatch dashboard (rendered locally from get_metric_data), {len(metric_widgets)} metric widgets",
+                 y=1 - 0.15 / height, va="top")
     return fig
