@@ -139,7 +139,9 @@ def run_windows(cfg: Params, aws: Aws, fn: Callable[..., Any], todo: Sequence[wi
     keyed by the window's capture objects (keys, ETags, sizes), ``fn``, every shared argument's contents and
     the package's source: the same world read again computes nothing, and any change computes again.
     """
-    if cfg.engine == "local" or not todo:
+    if not todo:
+        return []
+    if cfg.engine == "local":
         with capture.shared_listings(todo[0].start, todo[-1].end):  # each partition listed once for the backlog
             if not object_cache.enabled(aws):
                 return [fn(aws, w, **shared) for w in todo]

@@ -80,9 +80,14 @@ def fingerprint(value: object) -> str:
 
     h = hashlib.sha256(type(value).__name__.encode())
     if isinstance(value, (pd.DataFrame, pd.Series)):
-        h.update(pd.util.hash_pandas_object(value, index=True).to_numpy().tobytes())
+        try:
+            h.update(pd.util.hash_pandas_object(value, index=True).to_numpy().tobytes())
+        except TypeError:  # unhashable cells (lists): by their contents, row by row
+            h.update(fingerprint([value.index.tolist(), value.to_numpy().tolist()]).encode())
         h.update(repr(list(value.columns) if isinstance(value, pd.DataFrame) else value.name).encode())
         h.update(repr(list(value.dtypes) if isinstance(value, pd.DataFrame) else value.dtype).encode())
+    elif isinstance(value, np.ndarray) and value.dtype == object:  # the buffer holds pointers: the elements count
+        h.update(f"{value.shape}|".encode() + fingerprint(value.ravel().tolist()).encode())
     elif isinstance(value, np.ndarray):
         h.update(f"{value.dtype}|{value.shape}".encode() + np.ascontiguousarray(value).tobytes())
     elif isinstance(value, dict):

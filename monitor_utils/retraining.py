@@ -12,6 +12,7 @@ from . import alerting, capture, data, history, metrics, model, object_cache, re
 from .aws import Aws, ensure_topic, get_bytes, get_json, put_json, split_s3_uri
 from .baseline import feature_names, training_data
 from .config import Params, parse_time
+from .workflow import result_key
 
 STATE_KEY = "state/retraining.json"
 QUALITY_ALARMS = ("rmse", "r2")
@@ -269,8 +270,6 @@ def workflow_outcome(cfg: Params, aws: Aws, execution_name: str, execution: dict
     execution : dict
         :func:`workflow.execute_locally`'s answer (``deployed``, ``error``).
     """
-    from .steps import result_key
-
     stored = get_json(aws, cfg.bucket, result_key(cfg, execution_name, "comparison.json"))
     if stored is None:
         return None

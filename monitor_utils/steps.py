@@ -10,14 +10,10 @@ import sys
 from pathlib import Path
 
 from . import config, model, registry, retraining
+from .workflow import result_key  # noqa: F401 - public here too: where the steps store their results
 from .aws import Aws, get_bytes, get_json, put_bytes, put_json, split_s3_uri
 from .config import Params
 from .records import to_jsonable
-
-
-def result_key(cfg: Params, execution: str, name: str) -> str:
-    """S3 key of one execution's step result (the workflow reads ``decision.json`` and ``comparison.json``)."""
-    return cfg.key("workflow", "executions", execution, name)
 
 
 def decide_step(cfg: Params, aws: Aws, now: dt.datetime, execution: str) -> dict:

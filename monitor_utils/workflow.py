@@ -28,6 +28,11 @@ def worker_queue_name(cfg: Params) -> str:
     return f"{cfg.endpoint_name}-retraining-steps"[:80]
 
 
+def result_key(cfg: Params, execution: str, name: str) -> str:
+    """S3 key of one execution's step result (the workflow reads ``decision.json`` and ``comparison.json``)."""
+    return cfg.key("workflow", "executions", execution, name)
+
+
 def params_key(cfg: Params) -> str:
     """S3 key of the params the workflow's jobs run with (written by the retraining stage)."""
     return cfg.key("workflow", "params.json")

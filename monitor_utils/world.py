@@ -227,7 +227,7 @@ def generated(aws: Aws, cfg: Params, now: dt.datetime) -> Generated:
         source = {"size": stat.st_size, "mtime": stat.st_mtime}
     identity = {name: cfg[name] for name in WORLD_PARAMS} | {
         "now": windows.iso(now), "capture": capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name, cfg.variant_name),
-        "ground_truth": cfg.ground_truth_uri, "data_key": cfg.key("data"), "data_source": source,
+        "ground_truth": cfg.ground_truth_uri, "bucket": cfg.bucket, "data_key": cfg.key("data"), "data_source": source,
         "versions": [np.__version__, pd.__version__, sklearn.__version__]}
     return object_cache.parsed(aws, "world", [], json.dumps(identity, sort_keys=True, default=str),
                                lambda: generate(aws, cfg, now), WORLD_CODE)

@@ -474,3 +474,128 @@ def test_features_come_from_the_baseline_names(s3, base):
     put_lines(s3, base, hour, "00-00-000-named.jsonl", [json.dumps(body)])
     rec = C.read_capture(s3, base, W.Window(hour, hour + HOUR), features=names).records
     assert list(rec.columns[-2:]) == names and rec[names].iloc[0].tolist() == [120.0, -5.0]
+
+
+# --------------------------------------------------------------------------- shared listings
+
+
+@pytest.fixture()
+def list_calls(s3):
+    """Prefixes of every ListObjectsV2 call this session sends during the test."""
+    calls: list[str] = []
+
+    def seen(params, **_):
+        calls.append(params["Prefix"])
+
+    events = s3.client("s3").meta.events
+    events.register("provide-client-params.s3.ListObjectsV2", seen, unique_id="test-capture-list-calls")
+    yield calls
+    events.unregister("provide-client-params.s3.ListObjectsV2", unique_id="test-capture-list-calls")
+
+
+def spread(s3, base, hours) -> list[str]:
+    """Two objects in each of ``hours`` (an object name sorts before and after another hour's), keys in key order."""
+    return sorted(k for h in hours for k in (put_lines(s3, base, h, "00-00-000-a.jsonl", ["{}"]),
+                                             put_lines(s3, base, h, "59-59-999-b.jsonl", ["{}"])))
+
+
+def reference_keys(s3, base, first_hour, end) -> list[str]:
+    """The keys of the hours [first_hour, hour of end) from a full listing: what objects_between must give."""
+    bucket, base_key = aws.split_s3_uri(base)
+    last = W.floor(end - dt.timedelta(microseconds=1), "hourly")
+    out = []
+    for k in keys_under(s3, base):
+        hour = dt.datetime.strptime(k[len(base_key) + 1:].rsplit("/", 1)[0], "%Y/%m/%d/%H").replace(tzinfo=UTC)
+        if first_hour <= hour <= last:
+            out.append(k)
+    return out
+
+
+RANGES = [(t(2026, 11, 30, 22), t(2026, 12, 1, 2)),  # across the month's end
+          (t(2026, 11, 30, 23), t(2026, 12, 1, 0, 30)),
+          (t(2026, 11, 29, 0), t(2026, 12, 3, 0)),
+          (t(2026, 12, 1, 1), t(2026, 12, 1, 1, 0, 1)),
+          (t(2026, 12, 2, 5), t(2026, 12, 2, 9)),  # no object in it
+          (t(2026, 11, 29, 23), t(2026, 11, 30, 1))]
+
+
+def test_shared_listings_give_what_unshared_reads_give_listing_each_day_once(s3, base, list_calls):
+    hours = [t(2026, 11, 29, 0), t(2026, 11, 29, 23), t(2026, 11, 30, 0), t(2026, 11, 30, 22), t(2026, 11, 30, 23),
+             t(2026, 12, 1, 0), t(2026, 12, 1, 1), t(2026, 12, 1, 2), t(2026, 12, 2, 23), t(2026, 12, 3, 0)]
+    spread(s3, base, hours)
+    bucket, key = aws.split_s3_uri(base)
+    aws.put_bytes(s3, bucket, key + "2/2026/12/01/01/00-00-000-sibling.jsonl", b"{}\n")  # a neighbour prefix
+    unshared = [C.objects_between(s3, base, a, b) for a, b in RANGES]
+    for (a, b), got in zip(RANGES, unshared):
+        assert [o.key for o in got] == reference_keys(s3, base, a, b)
+    assert [o.key for o in unshared[0]] and not unshared[4]
+    list_calls.clear()
+    with C.shared_listings(t(2026, 11, 29), t(2026, 12, 3)):
+        first = C.objects_between(s3, base, *RANGES[0])
+        assert len(list_calls) == 2  # 2026/11/30/ and 2026/12/01/
+        assert C.objects_between(s3, base, *RANGES[1]) == unshared[1]
+        assert len(list_calls) == 2  # an overlapping range is served from those listings
+        shared = [first] + [C.objects_between(s3, base, a, b) for a, b in RANGES[1:]]
+    assert shared == unshared  # keys, ETags and sizes
+    assert sorted(list_calls) == sorted(set(list_calls))  # each partition listed once in the block
+    assert sorted(p[len(key) + 1:] for p in list_calls) == [f"2026/{d}/" for d in ("11/29", "11/30", "12/01",
+                                                                                   "12/02", "12/03")]
+    list_calls.clear()
+    assert C.objects_between(s3, base, *RANGES[0]) == unshared[0] and len(list_calls) == 2  # outside: listed again
+
+
+def test_a_long_block_or_range_lists_whole_months(s3, base, list_calls):
+    hours = [t(2026, 11, 20, 5), t(2026, 11, 25, 0), t(2026, 11, 30, 23), t(2026, 12, 1, 0), t(2026, 12, 4, 12)]
+    spread(s3, base, hours)
+    _, key = aws.split_s3_uri(base)
+    daily = [C.objects_between(s3, base, a, b) for a, b in RANGES[:2]]
+    assert len(list_calls) == 4  # short ranges outside a block: one listing per day
+    list_calls.clear()
+    with C.shared_listings(t(2026, 11, 24), t(2026, 12, 5)):  # 11 days
+        assert [C.objects_between(s3, base, a, b) for a, b in RANGES[:2]] == daily
+        assert sorted(p[len(key) + 1:] for p in list_calls) == ["2026/11/", "2026/12/"]
+        week = C.objects_between(s3, base, t(2026, 11, 24), t(2026, 12, 5))
+        assert len(list_calls) == 2
+    assert [o.key for o in week] == reference_keys(s3, base, t(2026, 11, 24), t(2026, 12, 5))
+    assert len(week) == 8  # the object of 2026-11-20, listed with its month, stays out
+    list_calls.clear()
+    assert C.objects_between(s3, base, t(2026, 11, 24), t(2026, 12, 5)) == week  # a long range alone: months too
+    assert len(list_calls) == 2
+
+
+def test_objects_written_after_their_partition_was_listed_are_seen_after_the_block(s3, base):
+    hour = t(2026, 12, 1, 10)
+    before = spread(s3, base, [hour])
+    with C.shared_listings(t(2026, 12, 1), t(2026, 12, 2)):
+        assert [o.key for o in C.objects_between(s3, base, hour, hour + HOUR)] == before
+        late = put_lines(s3, base, hour, "30-00-000-late.jsonl", ["{}"])
+        assert [o.key for o in C.objects_between(s3, base, hour, hour + HOUR)] == before
+        other_day = put_lines(s3, base, t(2026, 12, 2, 1), "00-00-000-c.jsonl", ["{}"])  # a day not listed yet
+        assert [o.key for o in C.objects_between(s3, base, t(2026, 12, 2), t(2026, 12, 2, 2))] == [other_day]
+    assert [o.key for o in C.objects_between(s3, base, hour, hour + HOUR)] == sorted(before + [late])
+
+
+def test_a_block_is_not_shared_with_other_threads(s3, base, list_calls):
+    from concurrent.futures import ThreadPoolExecutor
+
+    hour = t(2026, 12, 1, 10)
+    spread(s3, base, [hour])
+    with C.shared_listings(t(2026, 12, 1), t(2026, 12, 2)):
+        C.objects_between(s3, base, hour, hour + HOUR)
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(C.objects_between, s3, base, hour, hour + HOUR).result()
+    assert len(list_calls) == 2
+
+
+def test_window_objects_are_the_window_and_an_hour_either_side(s3, base):
+    hours = [t(2026, 11, 30, 21), t(2026, 11, 30, 22), t(2026, 11, 30, 23), t(2026, 12, 1, 0), t(2026, 12, 1, 1),
+             t(2026, 12, 1, 2), t(2026, 12, 1, 3)]
+    keys = spread(s3, base, hours)
+    for w, inside in [(W.Window(t(2026, 12, 1, 0), t(2026, 12, 1, 2)), keys[4:12]),  # 23h to 02h
+                      (W.Window(t(2026, 11, 30, 23, 30), t(2026, 12, 1, 0, 30)), keys[2:10])]:  # 22h to 01h
+        got = C.window_objects(s3, base, w)
+        assert [o.key for o in got] == inside
+        assert got == C.objects_between(s3, base, W.floor(w.start, "hourly") - HOUR, w.end + HOUR)
+        bucket, _ = aws.split_s3_uri(base)
+        head = s3.client("s3").head_object(Bucket=bucket, Key=got[0].key)
+        assert (got[0].etag, got[0].size) == (head["ETag"], head["ContentLength"])

@@ -279,3 +279,80 @@ def test_emulator_install_is_idempotent(endpoint):
     out = sm.describe_endpoint(EndpointName=f"{tag}-ep")
     assert out["EndpointConfigName"] == f"{tag}-config-2"
     assert "LastDeploymentConfig" not in out  # no DeploymentConfig given, none reported
+
+
+# --------------------------------------------------------------------------- emulator: objects written in this process
+
+DIRECT_BUCKET = "unit-test-local-direct"
+
+
+def listed(conn, bucket: str, prefix: str) -> dict[str, tuple[str, int]]:
+    """Key -> (ETag, Size) as ListObjectsV2 answers."""
+    pages = conn.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return {o["Key"]: (o["ETag"], o["Size"]) for page in pages for o in page.get("Contents", [])}
+
+
+def test_objects_written_in_process_read_back_through_the_api_as_put_objects(local_local_aws, conn):
+    import hashlib
+
+    aws.ensure_bucket(conn, DIRECT_BUCKET)
+    bodies = {"a.jsonl": b'{"a":1}\n{"a":2}\n', "b.bin": bytes(range(256)) * 5, "c/deeper/empty": b""}
+    objects = [(DIRECT_BUCKET, f"direct/{name}", body) for name, body in bodies.items()]
+    assert emulator.put_objects_here(local_local_aws.url, conn.account_id, objects, "application/x-unit-test") is True
+    for name, body in bodies.items():  # the reference: the same bytes PUT through the API
+        aws.put_bytes(conn, DIRECT_BUCKET, f"api/{name}", body, "application/x-unit-test")
+    direct, api = listed(conn, DIRECT_BUCKET, "direct/"), listed(conn, DIRECT_BUCKET, "api/")
+    assert sorted(direct) == sorted(f"direct/{n}" for n in bodies)
+    s3 = conn.client("s3")
+    for name, body in bodies.items():
+        assert direct[f"direct/{name}"] == api[f"api/{name}"] == (f'"{hashlib.md5(body).hexdigest()}"', len(body))
+        got = s3.get_object(Bucket=DIRECT_BUCKET, Key=f"direct/{name}")
+        assert got["Body"].read() == body
+        assert got["ContentType"] == "application/x-unit-test"
+        assert got["ETag"] == direct[f"direct/{name}"][0]
+
+
+def test_objects_written_in_process_are_encrypted_with_the_key_given(local_local_aws, conn):
+    aws.ensure_bucket(conn, DIRECT_BUCKET)
+    key_id = conn.client("kms").create_key(Description="unit test direct writes")["KeyMetadata"]["KeyId"]
+    body = b'{"x":1}\n'
+    assert emulator.put_objects_here(local_local_aws.url, conn.account_id, [(DIRECT_BUCKET, "kms/direct", body)],
+                                     "application/jsonl", key_id)
+    encrypted = aws.Aws(conn.session, "local", conn.region, conn.endpoint_url, kms_key_id=key_id)
+    aws.put_bytes(encrypted, DIRECT_BUCKET, "kms/api", body, "application/jsonl")  # SSE-KMS through the API
+    s3 = conn.client("s3")
+    heads = [s3.head_object(Bucket=DIRECT_BUCKET, Key=k) for k in ("kms/direct", "kms/api")]
+    for head in heads:
+        assert (head["ServerSideEncryption"], head["SSEKMSKeyId"]) == ("aws:kms", key_id)
+    assert heads[0]["ETag"] == heads[1]["ETag"] and heads[0]["ContentType"] == heads[1]["ContentType"]
+    plain = emulator.put_objects_here(local_local_aws.url, conn.account_id, [(DIRECT_BUCKET, "kms/none", body)],
+                                      "application/jsonl")
+    assert plain and "ServerSideEncryption" not in s3.head_object(Bucket=DIRECT_BUCKET, Key="kms/none")
+
+
+def test_nothing_is_written_for_a_url_served_elsewhere(local_local_aws, conn):
+    aws.ensure_bucket(conn, DIRECT_BUCKET)
+    objects = [(DIRECT_BUCKET, "elsewhere/a", b"a")]
+    for url in (dead_url(), local_local_aws.url + "/", None):
+        assert emulator.put_objects_here(url, conn.account_id, objects, "text/plain") is False
+    assert listed(conn, DIRECT_BUCKET, "elsewhere/") == {}
+
+
+def test_nothing_is_written_when_a_bucket_is_missing(local_local_aws, conn):
+    aws.ensure_bucket(conn, DIRECT_BUCKET)
+    objects = [(DIRECT_BUCKET, "missing/first", b"1"), ("unit-test-local-no-such-bucket", "missing/second", b"2")]
+    assert emulator.put_objects_here(local_local_aws.url, conn.account_id, objects, "text/plain") is False
+    assert listed(conn, DIRECT_BUCKET, "missing/") == {}  # not even the object whose bucket exists
+    with pytest.raises(ClientError) as e:
+        conn.client("s3").head_bucket(Bucket="unit-test-local-no-such-bucket")
+    assert aws.error_code(e.value) in ("404", "NoSuchBucket")
+
+
+def test_a_server_started_here_is_served_here_until_it_stops(local_local_aws, conn, keep_environ):
+    aws.ensure_bucket(conn, DIRECT_BUCKET)
+    with local.start(configure_step_functions=False) as second:
+        assert emulator.put_objects_here(second.url, conn.account_id, [(DIRECT_BUCKET, "second/while", b"w")],
+                                         "text/plain")
+    assert not emulator.put_objects_here(second.url, conn.account_id, [(DIRECT_BUCKET, "second/after", b"a")],
+                                         "text/plain")
+    assert sorted(listed(conn, DIRECT_BUCKET, "second/")) == ["second/while"]  # moto's store is the process's

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -109,3 +110,101 @@ def test_prune_removes_what_was_not_read_for_a_month(local, cache_home):
     os.utime(old, (now - 40 * 86400, now - 40 * 86400))
     assert O.prune(now=now) == 1 and not old.exists()
     assert len(list((cache_home / "parsed" / "p").glob("*/*"))) == 1
+
+
+# --------------------------------------------------------------------------- fingerprints of values
+
+
+def frame(**changes) -> pd.DataFrame:
+    """A small frame built afresh on every call (``changes``: columns replaced)."""
+    values = {"year": np.array([1990.0, 2001.5, 1975.25]), "n": np.array([1, 2, 3]), "tag": ["a", "b", "c"],
+              **changes}
+    return pd.DataFrame(values, index=pd.RangeIndex(3))
+
+
+def test_equal_values_built_separately_have_one_fingerprint():
+    assert O.fingerprint(frame()) == O.fingerprint(frame())
+    assert O.fingerprint(frame()) == O.fingerprint(pd.DataFrame(frame().to_dict()))  # another construction
+    one = {"a": 1, "b": [1.5, "x"], "c": {"z": None, "y": (1, 2)}}
+    other = {"c": {"y": (1, 2), "z": None}, "b": [1.5, "x"], "a": 1}  # other insertion orders
+    assert list(one) != list(other) and O.fingerprint(one) == O.fingerprint(other)
+    names = [f"window-{i:02d}" for i in range(40)]
+    assert O.fingerprint(set(names)) == O.fingerprint(set(reversed(names))) == O.fingerprint(set(names[::3])
+                                                                                             | set(names))
+    assert O.fingerprint(np.arange(6.0).reshape(2, 3)) == O.fingerprint(np.arange(6.0).reshape(2, 3).copy(order="F"))
+    labels = pd.Series([1.0, 2.0], name="year")
+    assert O.fingerprint({"labels": frame(), "features": ["a", "b"], "score": {"x", "y"}, "series": labels}) == \
+        O.fingerprint({"series": labels.copy(), "score": {"y", "x"}, "features": ["a", "b"], "labels": frame()})
+
+
+@pytest.mark.parametrize("changed", [
+    frame(year=np.array([1990.0, 2001.5, 1975.0])),  # one cell
+    frame(n=np.array([1.0, 2.0, 3.0])),  # a dtype, equal values
+    frame(tag=pd.Categorical(["a", "b", "c"])),  # a dtype whose cells hash as the strings do
+    frame().rename(columns={"n": "m"}),  # a column's name
+    frame()[["n", "year", "tag"]],  # the columns' order
+    frame().set_axis([0, 1, 3]),  # the index
+    frame().iloc[:2],  # a row fewer
+    frame(tag=["a", "b", "C"]),  # a string cell
+])
+def test_a_changed_frame_has_another_fingerprint(changed):
+    assert O.fingerprint(changed) != O.fingerprint(frame())
+
+
+def test_a_changed_value_has_another_fingerprint():
+    names = {f"window-{i:02d}" for i in range(40)}
+    base = O.fingerprint(names)
+    assert O.fingerprint(names - {"window-07"}) != base
+    assert O.fingerprint(names - {"window-07"} | {"window-7"}) != base
+    assert O.fingerprint({"a": 1, "b": 2}) != O.fingerprint({"a": 1, "b": 3}) != O.fingerprint({"a": 1, "c": 2})
+    assert O.fingerprint({"a": {"x": [1, 2]}}) != O.fingerprint({"a": {"x": [2, 1]}})  # nested, ordered
+    assert len({O.fingerprint(v) for v in (1, 1.0, True, "1", (1,), [1], None, b"1")}) == 8  # types count
+    assert O.fingerprint(np.zeros(4)) != O.fingerprint(np.zeros((2, 2))) != O.fingerprint(np.zeros(4, dtype="f4"))
+    assert O.fingerprint(pd.Series([1.0], name="a")) != O.fingerprint(pd.Series([1.0], name="b"))
+    assert O.fingerprint(pd.Series([1.0, 2.0])) != O.fingerprint(pd.Series([1.0, 2.5]))
+
+
+def test_an_object_array_is_fingerprinted_by_its_contents():
+    cells = np.empty(2, dtype=object)
+    cells[:] = [["a"], ["b"]]
+    before = O.fingerprint(cells)
+    cells[0].append("changed")
+    assert O.fingerprint(cells) != before
+
+
+FINGERPRINTS_ELSEWHERE = """
+import json, sys
+from monitor_utils import object_cache as O
+names = {f"window-{i:02d}" for i in range(40)}
+value = {"features": ["b", "a"], "score": names, "n": 3, "opts": {"alpha": 0.01, "tests": ("ks", "psi")}}
+print(json.dumps({"set": O.fingerprint(names), "dict": O.fingerprint(value), "order": list(names),
+                  "package": O.package_digest()}))
+"""
+
+
+def test_fingerprints_and_the_package_digest_are_the_same_in_every_process():
+    import json
+    import subprocess
+    import sys
+
+    names = {f"window-{i:02d}" for i in range(40)}
+    value = {"n": 3, "opts": {"tests": ("ks", "psi"), "alpha": 0.01}, "score": set(sorted(names)),
+             "features": ["b", "a"]}
+    procs = [subprocess.Popen([sys.executable, "-c", FINGERPRINTS_ELSEWHERE], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONHASHSEED": seed}) for seed in ("1", "2")]  # side by side
+    seen = [json.loads(p.communicate(timeout=120)[0]) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    assert len({tuple(s["order"]) for s in seen}) > 1  # the processes really iterate the set in other orders
+    for s in seen:
+        assert (s["set"], s["dict"], s["package"]) == (O.fingerprint(names), O.fingerprint(value), O.package_digest())
+
+
+def test_the_package_digest_is_stable_and_follows_the_source(monkeypatch):
+    first = O.package_digest()
+    assert O.package_digest() == first and len(first) == 64
+    monkeypatch.delitem(O._code_digests, "package")
+    assert O.package_digest() == first  # computed again from the same files: the same digest
+    monkeypatch.delitem(O._code_digests, "package")
+    real = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda p: real(p) + (b"# edited\n" if p.name == "windows.py" else b""))
+    assert O.package_digest() != first  # one module's source changed: another digest
