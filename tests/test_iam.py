@@ -149,8 +149,10 @@ def test_every_call_of_a_full_local_run_is_allowed(local_run):
     assert local_run.results["50_retraining"]["deployed"], "the drift world should retrain and deploy"
     ops = operations(local_run.calls)
     assert {"s3:GetObject", "s3:PutObject", "cloudwatch:PutMetricData", "cloudwatch:PutMetricAlarm",
-            "sagemaker:CreateModel", "sagemaker:UpdateEndpoint", "stepfunctions:CreateStateMachine",
-            "sqs:CreateQueue", "sns:Subscribe"} <= ops
+            "stepfunctions:CreateStateMachine", "stepfunctions:StartExecution", "sqs:CreateQueue",
+            "sns:Subscribe"} <= ops
+    # locally the workflow deploys (its calls: the next test); the stage reports it and deploys nothing itself
+    assert not ops & {"sagemaker:CreateModel", "sagemaker:UpdateEndpoint"}
     policy, _ = iam.policy(local_run.cfg, sagemaker_role_arn=local_run.sagemaker_role)
     assert denied(policy, local_run.calls) == []
     pinned, _ = iam.policy(local_run.cfg, account=ACCOUNT, sagemaker_role_arn=local_run.sagemaker_role)
@@ -178,6 +180,9 @@ def test_aws_mode_calls_are_allowed(aws_mode_run):
     assert {"scheduler:GetSchedule", "scheduler:CreateSchedule", "scheduler:UpdateSchedule", "logs:PutLogEvents",
             "cloudwatch:PutCompositeAlarm", "cloudwatch:PutAnomalyDetector", "sns:Subscribe"} <= ops
     assert "cloudwatch:PutMetricData" not in ops  # EMF transport
+    # in aws mode the stage retrains and deploys itself: the suite's own policy must allow it
+    assert aws_mode_run.results["50_retraining"]["deployed"]
+    assert {"sagemaker:CreateModel", "sagemaker:CreateEndpointConfig", "sagemaker:UpdateEndpoint"} <= ops
     policy, notes = iam.policy(aws_mode_run.cfg, account=ACCOUNT)
     assert denied(policy, aws_mode_run.calls) == []
     # connect() assumes role_arn with its own STS client (not recorded): the caller's statement covers it
