@@ -113,7 +113,13 @@ def deploy(aws: Aws, cfg: Params, config_name: str, deployment_config: dict, wai
         waiter.wait(EndpointName=cfg.endpoint_name, WaiterConfig={"Delay": delay, "MaxAttempts": max(1, wait_s // delay)})
     except Exception as exc:  # noqa: BLE001 - reported, not raised: a failed deploy leaves the champion serving
         error = str(exc)
-    desc = sm.describe_endpoint(EndpointName=cfg.endpoint_name)
+    return deploy_state(aws, cfg, config_name, error)
+
+
+def deploy_state(aws: Aws, cfg: Params, config_name: str, error: str | None = None) -> dict:
+    """Where a deployment of ``config_name`` stands, from DescribeEndpoint: ``deployed`` (the endpoint serves it,
+    InService), ``status``, ``serving_config``, ``rolled_back`` and ``failure_reason`` (else ``error``)."""
+    desc = aws.client("sagemaker").describe_endpoint(EndpointName=cfg.endpoint_name)
     serving = desc["EndpointConfigName"]
     return {"deployed": serving == config_name and desc["EndpointStatus"] == "InService",
             "status": desc["EndpointStatus"], "serving_config": serving,

@@ -212,6 +212,9 @@ def register_challenger(aws: Aws, cfg: Params, now: dt.datetime, split: Split, c
     return rec
 
 
+KEPT, DRY_RUN = "champion kept: ", "dry run: the challenger would be deployed; nothing changed on the endpoint"
+
+
 def act(cfg: Params, aws: Aws, decision: Decision, now: dt.datetime, champion_url: str | None = None) -> dict:
     """Retrain on the training data plus newly labelled traffic, compare on the newest labelled holdout, deploy if better.
 
@@ -248,9 +251,6 @@ def act(cfg: Params, aws: Aws, decision: Decision, now: dt.datetime, champion_ur
     return result
 
 
-KEPT, DRY_RUN = "champion kept: ", "dry run: the challenger would be deployed; nothing changed on the endpoint"
-
-
 def deploy_outcome(version: str, outcome: dict) -> str:
     """The sentence of a deployment's outcome (``outcome`` as :func:`registry.deploy` returns it)."""
     if outcome["deployed"]:
@@ -280,11 +280,7 @@ def workflow_outcome(cfg: Params, aws: Aws, execution_name: str, execution: dict
         return {**result, "outcome": KEPT + "; ".join(stored["reasons"])}
     if not stored["deploy"]:
         return {**result, "outcome": DRY_RUN}
-    desc = aws.client("sagemaker").describe_endpoint(EndpointName=cfg.endpoint_name)
-    serving = desc["EndpointConfigName"]
-    outcome = {"deployed": bool(execution["deployed"]) and serving == stored["config_name"],
-               "status": desc["EndpointStatus"], "serving_config": serving,
-               "rolled_back": serving != stored["config_name"] and "rolled back" in (desc.get("FailureReason") or ""),
-               "failure_reason": desc.get("FailureReason") or execution.get("error")}
+    outcome = registry.deploy_state(aws, cfg, stored["config_name"], execution.get("error"))
+    outcome["deployed"] = outcome["deployed"] and bool(execution["deployed"])
     return {**result, **outcome, "deployed_config": stored["config_name"],
             "outcome": deploy_outcome(stored["version"], outcome)}
