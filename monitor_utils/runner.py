@@ -13,11 +13,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
-from . import assets, config, local
-from .aws import connect
-from .kernels import WarmKernels
-from .context import STAGES, prepare_local, repo_root
-from .records import export_html, format_value, stage_summary, to_jsonable, write_index, write_json
+# nbformat validates notebooks with jsonschema, whose format checkers import rfc3987_syntax when it is installed
+# (jupyter-events pulls it in); that import compiles Earley grammars for 2-3 s (python-jsonschema/jsonschema#1428).
+# No notebook schema uses the iri formats it checks: the runner's process goes without them.
+sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]  # importing it now raises ImportError
+
+from . import assets, config, local  # noqa: E402
+from .aws import connect  # noqa: E402
+from .kernels import WarmKernels  # noqa: E402
+from .context import STAGES, prepare_local, repo_root  # noqa: E402
+from .records import export_html, format_value, stage_summary, to_jsonable, write_index, write_json  # noqa: E402
 
 STAGE_ALIASES = {s.split("_", 1)[1]: s for s in STAGES}
 # stages that may run side by side: metrics and drift need only setup's baseline and keep their own watermarks;
