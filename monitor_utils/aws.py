@@ -221,15 +221,38 @@ def put_frame(aws: Aws, bucket: str, key: str, df) -> None:
     put_bytes(aws, bucket, key, frame_bytes(df), "application/octet-stream")
 
 
-def get_frame(aws: Aws, bucket: str, key: str):
-    """Read a DataFrame written by :func:`put_frame`; None when missing."""
+_FRAMES: dict[tuple[str, str, str], Any] = {}  # local mode: (bucket, key, ETag) -> frame read in this process
+
+
+def _read_frame(raw: bytes):
     import pandas as pd
 
+    with np.load(io.BytesIO(raw), allow_pickle=False) as z:
+        return pd.DataFrame(z["values"], columns=[str(c) for c in z["columns"]])
+
+
+def get_frame(aws: Aws, bucket: str, key: str):
+    """Read a DataFrame written by :func:`put_frame`; None when missing.
+
+    In local mode a frame read before in this process is given again (a copy) while the object's ETag is the
+    same: the retraining steps read the training data several times.
+    """
+    etag = None
+    if aws.mode == "local":
+        try:
+            etag = aws.client("s3").head_object(Bucket=bucket, Key=key)["ETag"]
+        except ClientError as exc:
+            if error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
+                raise  # missing: get_bytes says None for a key, raises for a bucket, as elsewhere
+        if (bucket, key, etag) in _FRAMES:
+            return _FRAMES[(bucket, key, etag)].copy()
     raw = get_bytes(aws, bucket, key)
     if raw is None:
         return None
-    with np.load(io.BytesIO(raw), allow_pickle=False) as z:
-        return pd.DataFrame(z["values"], columns=[str(c) for c in z["columns"]])
+    frame = _read_frame(raw)
+    if etag is not None:
+        _FRAMES[(bucket, key, etag)] = frame
+    return frame.copy() if etag is not None else frame
 
 
 # --- idempotent ensure-helpers ------------------------------------------------------------------

@@ -8,6 +8,7 @@ import urllib.request
 import zlib
 
 import boto3
+import pandas as pd
 import pytest
 from botocore.exceptions import ClientError
 
@@ -356,3 +357,31 @@ def test_a_server_started_here_is_served_here_until_it_stops(local_local_aws, co
     assert not emulator.put_objects_here(second.url, conn.account_id, [(DIRECT_BUCKET, "second/after", b"a")],
                                          "text/plain")
     assert sorted(listed(conn, DIRECT_BUCKET, "second/")) == ["second/while"]  # moto's store is the process's
+
+
+# --------------------------------------------------------------------------- frames read again (aws.get_frame)
+
+
+def test_a_frame_read_again_is_served_until_its_object_changes(conn):
+    bucket = "unit-test-frames"
+    aws.ensure_bucket(conn, bucket)
+    first = pd.DataFrame({"a": [1.0, 2.0], "b": [3.5, -1.0]})
+    aws.put_frame(conn, bucket, "f.npz", first)
+    gets = []
+
+    def count(**_):
+        gets.append(1)
+
+    conn.client("s3").meta.events.register("before-call.s3.GetObject", count)
+    try:
+        got = aws.get_frame(conn, bucket, "f.npz")
+        got.loc[0, "a"] = 99.0  # a caller's change never reaches the next reader
+        again = aws.get_frame(conn, bucket, "f.npz")
+        assert len(gets) == 1
+        pd.testing.assert_frame_equal(again, first)
+        aws.put_frame(conn, bucket, "f.npz", first * 2)  # rewritten: a new ETag, read again
+        pd.testing.assert_frame_equal(aws.get_frame(conn, bucket, "f.npz"), first * 2)
+        assert len(gets) == 2
+        assert aws.get_frame(conn, bucket, "missing.npz") is None
+    finally:
+        conn.client("s3").meta.events.unregister("before-call.s3.GetObject", count)
