@@ -49,6 +49,9 @@ TABLE: tuple[Row, ...] = (
     Row("s3:GetObject", "s3:GetObject", _S3_OBJECT, "S3ReadWriteSuitePrefix"),
     Row("s3:PutObject", "s3:PutObject", _S3_OBJECT, "S3ReadWriteSuitePrefix"),
     Row("s3:GetObject", "s3:GetObject", _S3_OBJECT, "S3ReadCaptureLabelsDataAndLiveModel"),
+    # HeadObject needs s3:GetObject (local mode asks a data set's ETag before reading it again)
+    Row("s3:HeadObject", "s3:GetObject", _S3_OBJECT, "S3ReadWriteSuitePrefix"),
+    Row("s3:HeadObject", "s3:GetObject", _S3_OBJECT, "S3ReadCaptureLabelsDataAndLiveModel"),
     Row("s3:DeleteObject", "s3:DeleteObject", _S3_OBJECT, "S3DeleteDeliveredOutboxItems"),
     # CloudWatch metrics: no resource-level permissions; writes limited to the suite's namespace
     Row("cloudwatch:PutMetricData", "cloudwatch:PutMetricData", "*", "CloudWatchPutMetricDataInSuiteNamespace",
