@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import os
@@ -12,6 +13,7 @@ import boto3
 import numpy as np
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from dateutil.tz import tzutc
 
 from .config import Params
 
@@ -58,12 +60,28 @@ def _loader():
     return _LOADER[0]
 
 
+def parse_timestamp(value: Any) -> dt.datetime:
+    """botocore's response timestamp parser, with a fast path for the ISO 8601 UTC form (``...T...Z``) that S3
+    listings, CloudWatch and SNS answer in: the same datetime (``tzutc``) as botocore's, parsed without dateutil
+    (which took a fifth of a listing's time). Anything else goes to botocore's own parser."""
+    from botocore.utils import parse_timestamp as botocore_parse
+
+    if isinstance(value, str) and value.endswith("Z") and "T" in value:
+        try:
+            return dt.datetime.fromisoformat(value[:-1]).replace(tzinfo=tzutc())
+        except ValueError:
+            pass
+    return botocore_parse(value)
+
+
 def new_session(**kwargs: Any) -> boto3.Session:
-    """``boto3.Session(**kwargs)`` sharing this process's service models with every other session it opens."""
+    """``boto3.Session(**kwargs)`` sharing this process's service models with every other session it opens, and
+    parsing response timestamps with :func:`parse_timestamp`."""
     import botocore.session
 
     core = botocore.session.Session()
     core.register_component("data_loader", _loader())
+    core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=parse_timestamp)
     return boto3.Session(botocore_session=core, **kwargs)
 
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
+import threading
 import urllib.request
+
+log = logging.getLogger(__name__)
 
 _INSTALLED = False
 _SERVED_HERE: set[str] = set()  # URLs of the emulators this process's own threads serve
@@ -31,6 +35,29 @@ def put_objects_here(url: str | None, account_id: str, objects, content_type: st
     sse = {"encryption": "aws:kms", "kms_key_id": kms_key_id} if kms_key_id else {}
     for bucket, key, body in objects:
         backend.put_object(bucket, key, body, **sse).set_metadata({"content-type": content_type})
+    return True
+
+
+def put_metric_data_here(url: str | None, account_id: str, region: str, namespace: str, datums: list[dict]) -> bool:
+    """Write PutMetricData datums straight into the CloudWatch store of the emulator this process serves at ``url``
+    (as a service emits its own metrics), stored exactly as moto stores them from the API (timestamps naive UTC).
+
+    Returns False, having written nothing, when ``url`` is not served by this process; the caller then calls
+    PutMetricData. Reading them back goes through the API as usual.
+    """
+    if url not in _SERVED_HERE:
+        return False
+    import datetime as dt
+
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    def as_api_stores(datum: dict) -> dict:
+        ts = datum.get("Timestamp")
+        if isinstance(ts, dt.datetime) and ts.tzinfo is not None:
+            ts = ts.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return {**datum, "Timestamp": ts}
+
+    cloudwatch_backends[account_id][region].put_metric_data(namespace, [as_api_stores(d) for d in datums])
     return True
 
 
@@ -121,14 +148,49 @@ def install() -> None:
 
 
 def _share_service_models() -> None:
-    """Speed, not behaviour: moto's Step Functions makes a boto3 client per SDK task from boto3's default session;
-    give that session this process's shared service models, so a task no longer parses its service's model again."""
+    """Speed, not behaviour: moto's Step Functions makes a boto3 client per SDK task from boto3's default session,
+    and moto lists each service's regions from a session of its own; give both this process's shared service
+    models, so neither parses a service's model again."""
+    from functools import lru_cache
+
     import boto3
+    from moto.core.base_backend import AccountSpecificBackend
 
     from .aws import new_session
 
     if boto3.DEFAULT_SESSION is None:
         boto3.DEFAULT_SESSION = new_session()
+    AccountSpecificBackend.get_session = classmethod(lru_cache(lambda cls: new_session()))
+
+
+def preload(account_id: str, services: tuple[str, ...] | None = None) -> None:
+    """Speed, not behaviour: do now what moto's server does on a service's first request (import its backend and
+    the Step Functions interpreter, parse its service model, list its regions), so no stage waits for it. The
+    runner calls this in a background thread while the first stage runs."""
+    from moto.backends import get_backend
+    from moto.core.utils import get_service_model
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    from .aws import SERVICES
+
+    for service in services or SERVICES:
+        get_service_model(service)
+        get_backend(service)[account_id]  # noqa: B018 - creates the account's backend table (its regions)
+    stepfunctions_parser_backends[account_id]  # noqa: B018
+
+
+def preload_in_background(account_id: str) -> threading.Thread:
+    """:func:`preload` in a daemon thread (a failure is logged: moto then does the same on the first request)."""
+
+    def work() -> None:
+        try:
+            preload(account_id)
+        except Exception as exc:  # noqa: BLE001 - speed only
+            log.warning("preloading the emulator's services failed (%s); they load on first use", exc)
+
+    thread = threading.Thread(target=work, name="emulator-preload", daemon=True)
+    thread.start()
+    return thread
 
 
 def _install_sdk_body_reading() -> None:

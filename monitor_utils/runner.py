@@ -138,8 +138,8 @@ def _execute_stage(cfg: config.Params, nb: Path, declared: dict, run_dir: Path, 
     except Exception as exc:  # noqa: BLE001 - recorded in the summary, the run stops after this stage's group
         entry.update(status="failed", error=_error_of(exc))
     finally:
-        if km is not None:
-            kernels.release(km)
+        if km is not None:  # a kernel a stage ended well in serves a later stage (namespace cleared)
+            kernels.release(km, reuse=entry.get("status") == "ok")
     entry["duration_s"] = round(time.perf_counter() - t0, 2)
     if out_nb.exists():
         try:
@@ -196,7 +196,11 @@ def _run(cfg: config.Params, files, overrides, stages, output, notebooks_dir, pr
             aws = connect(cfg, emulator.url, faults=False)
             say(f"local AWS emulator on {emulator.url}; building the simulated world ({cfg.scenario}, {cfg.days} days)")
             from . import world  # the simulator exists only in local mode
+            from .emulator import preload_in_background
 
+            # the emulator loads now what the stages' first requests would wait for; the first stage waits for its
+            # kernel to warm up anyway, so this costs the run nothing
+            preload_in_background(aws.account_id)
             t_world = time.perf_counter()
             world.build(aws, cfg, progress=lambda m: say("  " + m))
             summary["world_seconds"] = round(time.perf_counter() - t_world, 2)

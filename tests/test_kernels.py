@@ -68,7 +68,11 @@ def run_in(km, tmp_path, nb: nbformat.NotebookNode, name: str) -> nbformat.Noteb
 
 
 def printed(cell) -> dict:
-    return json.loads("".join(o["text"] for o in cell.outputs if o.get("name") == "stdout"))
+    text = "".join(o["text"] for o in cell.outputs if o.get("name") == "stdout")
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise AssertionError(f"not one JSON document: {text!r}") from None
 
 
 CHECK = ("import json, os, sys\n"
@@ -101,17 +105,17 @@ def test_a_kernel_whose_warm_up_fails_is_not_handed_over_and_is_stopped(tmp_path
 
 
 def test_never_more_kernels_than_stages_and_close_stops_what_was_not_taken(tmp_path, recorded):
-    pool = kernels.WarmKernels(3, str(tmp_path), ARGS, ahead=2, code=CHEAP)
+    pool = kernels.WarmKernels(3, str(tmp_path), ARGS, ahead=2, code=CHEAP, reuse=False)
     first, second = pool.take(), pool.take()
     assert first is not None and second is not None and first is not second and alive(first) and alive(second)
-    pool.release(first)
+    pool.release(first, reuse=True)  # the pool does not reuse: stopped all the same
     pool.release(second)
     pool.close()  # stops the third, started ahead and never taken, and waits for every stop
     assert pool.take() is None
     assert len(recorded) == 3 and first in recorded and second in recorded  # one per stage, not one more
     for km in recorded:
         assert km.pid is not None and not alive(km) and not process_exists(km.pid)
-    with kernels.WarmKernels(2, str(tmp_path), ARGS, ahead=1, code=CHEAP) as pool:
+    with kernels.WarmKernels(2, str(tmp_path), ARGS, ahead=1, code=CHEAP, reuse=False) as pool:
         taken = [pool.take() for _ in range(3)]
         for km in taken:
             pool.release(km)  # None is accepted: nothing to stop
@@ -119,6 +123,58 @@ def test_never_more_kernels_than_stages_and_close_stops_what_was_not_taken(tmp_p
     with kernels.WarmKernels(1, str(tmp_path), ARGS, ahead=2, code=CHEAP):
         pass  # one stage: one kernel, however many may start ahead
     assert len(recorded) == 6
+    for km in recorded:
+        assert not alive(km) and not process_exists(km.pid)
+
+
+STAGE_ONE = ("import colorsys\nleft_behind = 41\nleft_behind + 1", "print('x')")
+STAGE_TWO = ("import json, sys\nprint(json.dumps({'names': sorted(n for n in dir() if n not in ('In', '_ih', '_i1')),\n"
+             "  'colorsys': 'colorsys' in sys.modules, 'out': len(Out)}))",)
+
+
+def test_a_kernel_given_back_serves_the_next_stage_with_a_clean_namespace(tmp_path, recorded):
+    with kernels.WarmKernels(2, str(tmp_path), ARGS, ahead=1, code=CHEAP) as pool:
+        km = pool.take()
+        first = run_in(km, tmp_path, notebook(*STAGE_ONE), "one")
+        assert first.cells[0].outputs[0]["data"]["text/plain"] == "42"
+        pool.release(km, reuse=True)
+        again = pool.take()
+        assert again is km and alive(km)  # the same kernel process, not a new one
+        second = run_in(again, tmp_path, notebook(*STAGE_TWO), "two")
+        seen = printed(second.cells[0])
+        # the first notebook's names and outputs are gone, as in a kernel of its own; its imports stay imported
+        fresh = printed(run_in(None, tmp_path, notebook(*STAGE_TWO), "fresh").cells[0])
+        assert "left_behind" not in seen["names"] and seen["names"] == fresh["names"]
+        assert seen["colorsys"] and not fresh["colorsys"] and seen["out"] == fresh["out"] == 0
+        assert [c.execution_count for c in second.cells] == [1]  # counts start again at 1
+        pool.release(again, reuse=True)  # no stage left: stopped, not kept
+    assert recorded == [km] and not alive(km) and not process_exists(km.pid)
+
+
+def test_a_kernel_of_a_failed_stage_or_a_dead_kernel_is_replaced_not_reused(tmp_path, recorded):
+    with kernels.WarmKernels(3, str(tmp_path), ARGS, ahead=1, code=CHEAP) as pool:
+        failed = pool.take()
+        pool.release(failed, reuse=False)  # the stage failed: its kernel may hold anything
+        replacement = pool.take()
+        assert replacement is not None and replacement is not failed and alive(replacement)
+        asyncio.run(replacement.shutdown_kernel(now=True))  # the kernel died under the stage
+        pool.release(replacement, reuse=True)
+        third = pool.take()
+        assert third is not None and third not in (failed, replacement) and alive(third)
+        pool.release(third, reuse=True)
+    assert len(recorded) == 3 and not process_exists(failed.pid)
+    for km in recorded:
+        assert not alive(km)
+
+
+def test_reused_kernels_the_runner_way_make_two_kernels_for_six_stages(tmp_path, recorded):
+    with kernels.WarmKernels(6, str(tmp_path), ARGS, ahead=2, code=CHEAP) as pool:
+        for group in ([1], [2, 3], [4], [5, 6]):  # setup; metrics and drift; alerting; dashboard and retraining
+            taken = [pool.take() for _ in group]
+            assert all(taken) and len(set(map(id, taken))) == len(group)
+            for km in taken:
+                pool.release(km, reuse=True)
+    assert len(recorded) == 2
     for km in recorded:
         assert not alive(km) and not process_exists(km.pid)
 

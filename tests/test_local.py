@@ -359,6 +359,110 @@ def test_a_server_started_here_is_served_here_until_it_stops(local_local_aws, co
     assert sorted(listed(conn, DIRECT_BUCKET, "second/")) == ["second/while"]  # moto's store is the process's
 
 
+# --------------------------------------------------------------------------- emulator: metrics written in this process
+
+
+def metric_points(conn, namespace: str, name: str, dims: list[dict], start, end) -> list[tuple]:
+    """(timestamp, sample count, sum, min, max) per hour as GetMetricStatistics answers."""
+    got = conn.client("cloudwatch").get_metric_statistics(
+        Namespace=namespace, MetricName=name, Dimensions=dims, StartTime=start, EndTime=end, Period=3600,
+        Statistics=["SampleCount", "Sum", "Minimum", "Maximum"])["Datapoints"]
+    return sorted((p["Timestamp"], p["SampleCount"], p["Sum"], p["Minimum"], p["Maximum"]) for p in got)
+
+
+def test_metric_datums_written_in_process_read_back_as_put_metric_data(local_local_aws, conn):
+    import datetime as dt
+
+    hour = dt.datetime(2026, 11, 3, 5, tzinfo=dt.timezone.utc)
+    dims = [{"Name": "EndpointName", "Value": "unit-direct"}, {"Name": "VariantName", "Value": "AllTraffic"}]
+    datums = [{"MetricName": "Invocations", "Value": 3.0, "Unit": "Count", "Timestamp": hour, "Dimensions": dims},
+              {"MetricName": "Invocations", "Value": 5.0, "Unit": "Count", "Dimensions": dims,
+               "Timestamp": (hour + dt.timedelta(hours=1)).astimezone(dt.timezone(dt.timedelta(hours=2)))},
+              {"MetricName": "ModelLatency", "Unit": "Microseconds", "Timestamp": hour, "Dimensions": dims,
+               "Values": [1000.0, 2500.0], "Counts": [2.0, 1.0]}]
+    assert emulator.put_metric_data_here(local_local_aws.url, conn.account_id, conn.region, "Unit/Direct", datums)
+    conn.client("cloudwatch").put_metric_data(Namespace="Unit/Api", MetricData=datums)  # the reference
+    start, end = hour - dt.timedelta(hours=1), hour + dt.timedelta(hours=3)
+    for name in ("Invocations", "ModelLatency"):
+        direct = metric_points(conn, "Unit/Direct", name, dims, start, end)
+        assert direct and direct == metric_points(conn, "Unit/Api", name, dims, start, end)
+    assert [p[1:3] for p in metric_points(conn, "Unit/Direct", "Invocations", dims, start, end)] == [(1, 3.0), (1, 5.0)]
+    assert metric_points(conn, "Unit/Direct", "ModelLatency", dims, start, end)[0][1:] == (3, 4500.0, 1000.0, 2500.0)
+
+
+def test_no_metric_datum_is_written_for_a_url_served_elsewhere(local_local_aws, conn):
+    import datetime as dt
+
+    datum = {"MetricName": "Elsewhere", "Value": 1.0, "Timestamp": dt.datetime(2026, 11, 3, tzinfo=dt.timezone.utc)}
+    for url in (dead_url(), None):
+        assert emulator.put_metric_data_here(url, conn.account_id, conn.region, "Unit/Elsewhere", [datum]) is False
+    assert conn.client("cloudwatch").list_metrics(Namespace="Unit/Elsewhere")["Metrics"] == []
+
+
+# --------------------------------------------------------------------------- emulator: preloading, shared models
+
+
+def test_preload_knows_every_service_the_suite_calls(conn):
+    import sys
+
+    emulator.preload(conn.account_id)  # a service name moto does not know raises here
+    assert "moto.stepfunctions.parser.models" in sys.modules  # the interpreter that executes state machines
+
+
+def test_a_failed_preload_is_logged_and_the_run_goes_on(monkeypatch, caplog):
+    def broken(account_id):
+        raise KeyError("no-such-service")
+
+    monkeypatch.setattr(emulator, "preload", broken)
+    with caplog.at_level("WARNING", logger="monitor_utils.emulator"):
+        emulator.preload_in_background("123456789012").join(timeout=30)
+    assert "no-such-service" in caplog.text and "load on first use" in caplog.text
+
+
+def test_moto_lists_regions_with_the_shared_models_as_with_its_own(local_local_aws):
+    from moto.core.base_backend import AccountSpecificBackend
+
+    shared = AccountSpecificBackend.get_session()
+    assert shared._session.get_component("data_loader") is aws.new_session()._session.get_component("data_loader")
+    own = boto3.Session()  # what moto made before: a session and loader of its own
+    for service in ("sagemaker", "s3", "stepfunctions"):
+        assert shared.get_available_regions(service) == own.get_available_regions(service)
+
+
+# --------------------------------------------------------------------------- response timestamps (aws.parse_timestamp)
+
+LISTING = (b'<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+           b"<Name>b</Name><Prefix></Prefix><KeyCount>3</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated>"
+           b"<Contents><Key>a</Key><LastModified>2026-11-03T05:06:07.000Z</LastModified><Size>1</Size></Contents>"
+           b"<Contents><Key>b</Key><LastModified>2026-11-03T05:06:07.123456Z</LastModified><Size>1</Size></Contents>"
+           b"<Contents><Key>c</Key><LastModified>2026-11-03T05:06:07+02:00</LastModified><Size>1</Size></Contents>"
+           b"</ListBucketResult>")
+
+
+@pytest.mark.parametrize("value", ["2026-11-03T05:06:07.000Z", "2026-11-03T05:06:07Z", "2026-11-03T05:06:07.123456Z",
+                                   "2026-11-03T05:06:07.1Z", "2026-11-03T05:06:07.123456789Z", "2026-11-03T05:06:07+02:00",
+                                   "Tue, 03 Nov 2026 05:06:07 GMT", "2026-11-03", 1793595967, 1793595967.25, "1793595967"])
+def test_response_timestamps_parse_as_botocore_parses_them(value):
+    from botocore.utils import parse_timestamp as botocore_parse
+
+    ours, theirs = aws.parse_timestamp(value), botocore_parse(value)
+    assert ours == theirs and ours.utcoffset() == theirs.utcoffset()
+
+
+def test_a_session_parses_a_listing_with_the_fast_parser_and_the_same_result():
+    import botocore.session
+
+    shape = aws.service_model("s3").operation_model("ListObjectsV2").output_shape
+    response = {"body": LISTING, "headers": {}, "status_code": 200}
+    ours = aws.new_session()._session.get_component("response_parser_factory").create_parser("rest-xml")
+    theirs = botocore.session.Session().get_component("response_parser_factory").create_parser("rest-xml")
+    assert ours._timestamp_parser is aws.parse_timestamp
+    got, want = ours.parse(response, shape), theirs.parse(response, shape)
+    assert [o["LastModified"] for o in got["Contents"]] == [o["LastModified"] for o in want["Contents"]]
+    assert [o["LastModified"].utcoffset() for o in got["Contents"]] == [o["LastModified"].utcoffset()
+                                                                        for o in want["Contents"]]
+
+
 # --------------------------------------------------------------------------- frames read again (aws.get_frame)
 
 

@@ -123,3 +123,24 @@ def test_cli_names_a_missing_params_file(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["iam-policy", "-f", "params/prod.yaml"]) == 2
     assert "params file params/prod.yaml does not exist" in capsys.readouterr().err
+
+
+def test_the_process_entry_returns_the_commands_code_and_freezes_the_heap_only_after_it(monkeypatch):
+    import gc
+
+    from monitor_utils import cli
+
+    events = []
+    monkeypatch.setattr(cli, "main", lambda: events.append(("main", gc.get_freeze_count())) or 3)
+    monkeypatch.setattr(gc, "freeze", lambda: events.append(("freeze", None)))
+    assert cli.entry() == 3
+    assert events == [("main", gc.get_freeze_count()), ("freeze", None)]  # the command ran with a collecting gc
+
+
+def test_python_dash_m_exits_with_the_commands_code(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "monitor_utils", "iam-policy", "-f", "params/prod.yaml"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "params file params/prod.yaml does not exist" in done.stderr
