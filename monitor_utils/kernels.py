@@ -166,13 +166,16 @@ class WarmKernels:
         return km
 
     def _reset(self, km):
+        """``km`` reset for the next stage; a kernel that died or cannot be reset is stopped and a new one warmed."""
         _close_clients(km)  # papermill's client: the next stage's papermill makes its own
         try:
+            if not asyncio.run(km.is_alive()):
+                raise RuntimeError("the kernel is no longer running")
             asyncio.run(_run_silently(km, RESET, "resetting the kernel", wait_for_ready=False))
         except Exception as exc:  # noqa: BLE001 - a kernel that cannot be reset is not used again
-            log.warning("a kernel could not be reset for the next stage (%s); the stage gets another", exc)
+            log.warning("a kernel could not be reset for the next stage (%s); a new one is started", exc)
             _shutdown(km)
-            return None
+            return self._warm()
         return km
 
     def take(self):
@@ -193,15 +196,14 @@ class WarmKernels:
         return km
 
     def release(self, km, reuse: bool = False) -> None:
-        """Give back ``km`` (a stage has finished with it; None is accepted): reset in the background for the next
-        stage when ``reuse``, the pool reuses kernels, stages remain and the kernel is alive; else stopped in the
-        background."""
+        """Give back ``km`` (a stage has finished with it; None is accepted): when ``reuse``, the pool reuses kernels
+        and stages remain, reset in the background for the next stage (replaced if it died); else stopped in the
+        background. Nothing here waits on the kernel: the caller may run an event loop of its own."""
         if km is None:
             return
-        keep = reuse and self._reuse and asyncio.run(km.is_alive())
         with self._lock:
             self._busy -= 1
-            if keep and self._remaining > len(self._resetting) + len(self._waiting):
+            if reuse and self._reuse and self._remaining > len(self._resetting) + len(self._waiting):
                 self._resetting.append(self._pool.submit(self._reset, km))
                 return
             self._stopping.append(self._pool.submit(_shutdown, km))

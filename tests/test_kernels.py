@@ -188,3 +188,16 @@ def test_the_default_warm_up_imports_the_stages(tmp_path, recorded):
     seen = printed(out.cells[0])
     assert seen["metrics"] and seen["names"] == [] and out.cells[0].execution_count == 1
     assert not alive(km)
+
+
+def test_the_pool_serves_a_caller_that_runs_an_event_loop_of_its_own(tmp_path, recorded):
+    async def two_stages():  # e.g. the runner called under playwright's or Jupyter's running loop
+        with kernels.WarmKernels(2, str(tmp_path), ARGS, ahead=1, code=CHEAP) as pool:
+            km = pool.take()
+            pool.release(km, reuse=True)
+            again = pool.take()
+            pool.release(again, reuse=True)
+        return km, again
+
+    km, again = asyncio.run(two_stages())
+    assert km is again and recorded == [km] and not process_exists(km.pid)
