@@ -8,6 +8,15 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 
+def _concise_dates(ax: Axes) -> None:
+    """Date ticks that stay apart on a narrow axis: the day of month, the month or year only where it changes."""
+    import matplotlib.dates as mdates
+
+    locator = mdates.AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+
+
 def _times(frame: pd.DataFrame, column: str = "end") -> pd.Series:
     return pd.to_datetime(frame[column], utc=True)
 
@@ -190,6 +199,7 @@ def alarm_backtest(timeline: pd.DataFrame, alarm_spans: list[tuple[pd.Timestamp,
         ax.axvspan(start, end, color="tab:red", alpha=0.15, label="ALARM" if i == 0 else None)
     ax.set_title(title)
     ax.set_xlabel("period end")
+    _concise_dates(ax)
     ax.legend(loc="upper left")
     return ax
 

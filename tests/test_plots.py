@@ -83,3 +83,21 @@ def test_workflow_path_fills_the_visited_states_and_draws_every_state():
     bold = [a for a in arrows if a.get_edgecolor() == to_rgba(plots.PATH_COLOUR)]
     assert len(bold) == len(visited) - 1 and len(arrows) > len(bold)
     assert plots.workflow_path(defn, None).axes[0].get_title().endswith("(not executed in this run)")
+
+
+def test_an_alarm_backtest_over_a_month_keeps_its_date_labels_apart():
+    now = dt.datetime(2026, 12, 2, tzinfo=dt.timezone.utc)
+    ends = pd.date_range(now - dt.timedelta(days=29), now, freq="D")
+    timeline = pd.DataFrame({"timestamp": ends, "value": np.linspace(6, 12, len(ends))})
+    fig = Figure(figsize=(12, 2.6), layout="constrained")  # as the alerting report draws each backtest
+    ax = fig.subplots()
+    plots.alarm_backtest(timeline, [(ends[20], ends[-1])], 9.0, "rmse: fired 1 time(s)", ax=ax)
+    ax.set_xlim(now - dt.timedelta(days=30), now + dt.timedelta(hours=6))
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    labels = [t for t in ax.get_xticklabels() if t.get_text() and t.get_visible()]
+    boxes = sorted((t.get_window_extent(renderer) for t in labels), key=lambda b: b.x0)
+    assert len(boxes) >= 4
+    assert all(a.x1 < b.x0 for a, b in zip(boxes, boxes[1:]))  # no two labels touch
