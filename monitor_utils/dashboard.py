@@ -195,6 +195,8 @@ def render(aws: Aws, body: dict, start: dt.datetime, end: dt.datetime, alarm_sta
     """The dashboard as one matplotlib Figure laid out on the same grid (metric widgets from get_metric_data)."""
     from matplotlib.figure import Figure
 
+    from .plots import concise_date_ticks
+
     metric_widgets = [w for w in body["widgets"] if w["type"] == "metric"]
     rows = max(w["y"] + w["height"] for w in body["widgets"])
     width, height = FIGURE_WIDTH_IN, TITLE_IN + rows * ROW_IN
@@ -213,7 +215,8 @@ def render(aws: Aws, body: dict, start: dt.datetime, end: dt.datetime, alarm_sta
         ax = fig.add_axes(place(w))
         props = w["properties"]
         if w["type"] == "metric":
-            for label, s in widget_data(aws, w, start, end).items():
+            series = widget_data(aws, w, start, end)
+            for label, s in series.items():
                 right = label == "error rate"
                 target = ax.twinx() if right else ax
                 target.plot(s.index, s.to_numpy(), marker=".", label=label, color="tab:red" if right else None)
@@ -226,6 +229,9 @@ def render(aws: Aws, body: dict, start: dt.datetime, end: dt.datetime, alarm_sta
             ax.set_title(props.get("title", ""), fontsize=10)
             ax.legend(fontsize=7, loc="upper left")
             ax.tick_params(labelsize=7)
+            if any(len(s) for s in series.values()):
+                ax.set_xlim(pd.Timestamp(start), pd.Timestamp(end))  # as CloudWatch: every widget shows the range
+                concise_date_ticks(ax)
         elif w["type"] == "text":
             ax.axis("off")
             ax.text(0, 0.5, props["markdown"].replace("# ", ""), fontsize=9, va="center", wrap=True)

@@ -8,7 +8,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 
-def _concise_dates(ax: Axes) -> None:
+def concise_date_ticks(ax: Axes) -> None:
     """Date ticks that stay apart on a narrow axis: the day of month, the month or year only where it changes."""
     import matplotlib.dates as mdates
 
@@ -199,7 +199,7 @@ def alarm_backtest(timeline: pd.DataFrame, alarm_spans: list[tuple[pd.Timestamp,
         ax.axvspan(start, end, color="tab:red", alpha=0.15, label="ALARM" if i == 0 else None)
     ax.set_title(title)
     ax.set_xlabel("period end")
-    _concise_dates(ax)
+    concise_date_ticks(ax)
     ax.legend(loc="upper left")
     return ax
 
@@ -222,6 +222,8 @@ def pages_timeline(pages: list[dict], start=None, end=None) -> Figure:
         ax.set_yticks([])
     if start is not None and end is not None:
         ax.set_xlim(pd.Timestamp(start), pd.Timestamp(end))
+    if names or start is not None:
+        concise_date_ticks(ax)
     ax.set_title("Pages: window end (hollow) and when the breaching datapoint could first exist (filled)")
     ax.grid(axis="x", alpha=0.3)
     return fig

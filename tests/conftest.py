@@ -264,3 +264,14 @@ def drift_world(emulator):
 def stable_world(emulator):
     """The small stable world after setup, metrics, drift and alerting (with the test-fire), shared per test process."""
     return SharedWorld(emulator, f"shared-stable-{_WORKER}", scenario="stable")
+
+
+def date_labels_apart(fig, ax) -> bool:
+    """Whether the drawn x tick labels of ``ax`` keep clear of each other (at least four of them)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    labels = [t for t in ax.get_xticklabels() if t.get_text() and t.get_visible()]
+    boxes = sorted((t.get_window_extent(renderer) for t in labels), key=lambda b: b.x0)
+    return len(boxes) >= 4 and all(a.x1 < b.x0 for a, b in zip(boxes, boxes[1:]))

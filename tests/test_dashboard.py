@@ -1,11 +1,14 @@
-"""Tests for monitor_utils.dashboard.validate_body: each of CloudWatch's body rules it enforces rejects a body that breaks it."""
+"""Tests for monitor_utils.dashboard: each of CloudWatch's body rules validate_body enforces rejects a body that breaks
+it; the local rendering stays readable."""
 
 from __future__ import annotations
 
 import copy
 
+import pandas as pd
 import pytest
 
+from conftest import date_labels_apart
 from monitor_utils import alerting, config, dashboard
 
 REGION = "us-east-1"
@@ -68,3 +71,27 @@ def test_empty_and_oversized_bodies_are_rejected(body):
                             "properties": {"markdown": "x" * 1_000_001}})
     with pytest.raises(dashboard.DashboardBodyError, match="exceeds 1 MB"):
         dashboard.validate_body(huge, REGION)
+
+
+def test_a_rendered_month_keeps_each_widgets_date_labels_apart(body, monkeypatch):
+    import datetime as dt
+
+    import matplotlib.dates as mdates
+
+    end = dt.datetime(2026, 12, 2, tzinfo=dt.timezone.utc)
+    days = pd.date_range(end - dt.timedelta(days=30), end, freq="D")
+
+    def month_of_data(aws, widget, start, stop):  # what GetMetricData gives the widget: a month, day by day
+        return {f"line {i}": pd.Series(range(len(days)), index=days, dtype=float)
+                for i, _ in enumerate(widget["properties"]["metrics"][:2])}
+
+    monkeypatch.setattr(dashboard, "widget_data", month_of_data)
+    shown = (end - dt.timedelta(days=31), end + dt.timedelta(hours=1))  # the dashboard's time range
+    fig = dashboard.render(None, body, *shown, {})
+    titled = {ax.get_title(): ax for ax in fig.axes if ax.get_title()}
+    metric_titles = [w["properties"]["title"] for w in body["widgets"] if w["type"] == "metric"]
+    assert metric_titles and all(t in titled for t in metric_titles)
+    for title in metric_titles:
+        assert date_labels_apart(fig, titled[title]), title
+        # every widget spans the dashboard's range, as on CloudWatch, whatever its own data covers
+        assert titled[title].get_xlim() == pytest.approx(tuple(mdates.date2num(pd.Timestamp(t)) for t in shown))

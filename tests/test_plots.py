@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from conftest import date_labels_apart
 from monitor_utils import plots
 
 T0 = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
@@ -85,7 +86,7 @@ def test_workflow_path_fills_the_visited_states_and_draws_every_state():
     assert plots.workflow_path(defn, None).axes[0].get_title().endswith("(not executed in this run)")
 
 
-def test_an_alarm_backtest_over_a_month_keeps_its_date_labels_apart():
+def test_a_month_of_alarm_backtest_or_pages_keeps_its_date_labels_apart():
     now = dt.datetime(2026, 12, 2, tzinfo=dt.timezone.utc)
     ends = pd.date_range(now - dt.timedelta(days=29), now, freq="D")
     timeline = pd.DataFrame({"timestamp": ends, "value": np.linspace(6, 12, len(ends))})
@@ -93,11 +94,7 @@ def test_an_alarm_backtest_over_a_month_keeps_its_date_labels_apart():
     ax = fig.subplots()
     plots.alarm_backtest(timeline, [(ends[20], ends[-1])], 9.0, "rmse: fired 1 time(s)", ax=ax)
     ax.set_xlim(now - dt.timedelta(days=30), now + dt.timedelta(hours=6))
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    renderer = FigureCanvasAgg(fig).get_renderer()
-    fig.draw(renderer)
-    labels = [t for t in ax.get_xticklabels() if t.get_text() and t.get_visible()]
-    boxes = sorted((t.get_window_extent(renderer) for t in labels), key=lambda b: b.x0)
-    assert len(boxes) >= 4
-    assert all(a.x1 < b.x0 for a, b in zip(boxes, boxes[1:]))  # no two labels touch
+    assert date_labels_apart(fig, ax)
+    pages = [{"alarm": "ep-error-rate", "datapoint_time": t, "known_at": t + dt.timedelta(hours=1)} for t in ends[::6]]
+    fig = plots.pages_timeline(pages, now - dt.timedelta(days=30), now + dt.timedelta(hours=6))  # as the report
+    assert date_labels_apart(fig, fig.axes[0])
