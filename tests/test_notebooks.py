@@ -71,3 +71,6 @@ def test_run_all_with_defaults_needs_no_edits(tmp_path, clean_env):
     nb = nbformat.read(out, as_version=4)
     assert not any(o.get("output_type") == "error" for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert (tmp_path / "runs" / "interactive" / "10_metrics.json").exists()
+    shown = "".join(str(o.get("data", {}).get("text/markdown", "")) for c in nb.cells if c.cell_type == "code"
+                    for o in c.get("outputs", []))
+    assert "No capture line was quarantined" in shown  # the default world's capture reads whole: said, not an empty table
