@@ -8,6 +8,7 @@ import json
 import os
 import secrets
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -105,6 +106,16 @@ def run_lock(cfg: config.Params, wait_s: int):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+_PRINTING = threading.Lock()
+
+
+def _print_line(message: str) -> None:
+    """Print one progress line whole: stages side by side report from two threads, and ``print`` writes the text
+    and its newline separately (lines came out as ``[2/6] 10_metrics ...[3/6] 20_drift ...``)."""
+    with _PRINTING:
+        print(message, flush=True)
+
+
 def stage_groups(stages: list[str], parallel: bool) -> list[list[str]]:
     """The stages in pipeline order, as groups that run one after the other; with ``parallel`` the stages of one
     of :data:`SIDE_BY_SIDE` share a group (metrics and drift; the dashboard and retraining)."""
@@ -168,7 +179,7 @@ def run(files: list[str] = (), overrides: list[str] = (), stages: str | None = N
 
 
 def _run(cfg: config.Params, files, overrides, stages, output, notebooks_dir, progress) -> tuple[int, Path]:
-    say = progress or (lambda m: print(m, flush=True))
+    say = progress or _print_line
     selected = resolve_stages(stages)
     nb_dir = Path(notebooks_dir) if notebooks_dir else assets.notebooks_dir()
     plan = []

@@ -142,3 +142,27 @@ def test_reports_and_records_never_hold_credentials(full_run):
             for value in secrets.values():
                 assert value not in text, f"{path.name} leaks a credential"
             assert "X-Amz-Signature" not in text and "X-Amz-Credential" not in text  # no presigned URLs
+
+
+def test_progress_lines_from_stages_side_by_side_come_out_whole(monkeypatch):
+    import io
+    import threading
+    import time
+
+    from monitor_utils import runner
+
+    class SlowOut(io.StringIO):  # a terminal slow enough that a thread switch falls between text and newline
+        def write(self, text):
+            time.sleep(0.002)
+            return super().write(text)
+
+    out = SlowOut()
+    monkeypatch.setattr("sys.stdout", out)
+    lines = [f"[{i}/6] stage-{i} ..." for i in range(8)]
+    threads = [threading.Thread(target=lambda m=m: [runner._print_line(m) for _ in range(5)]) for m in lines]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    printed = out.getvalue().splitlines()
+    assert len(printed) == 40 and set(printed) == set(lines)
