@@ -103,10 +103,10 @@ class WarmKernels:
     """Python3 kernels for ``count`` stages: started in the background with ``code`` run in each, and reused.
 
     :meth:`take` hands over a kernel for the next stage: one a stage has finished with, its namespace cleared
-    (:data:`RESET`), else the next warm one (None when none could start: papermill then starts its own).
-    :meth:`release` gives a kernel back: kept for the next stage when ``reuse`` (a stage that ended well in a kernel
-    that is still alive), else stopped in the background and, while stages remain, replaced. At most ``ahead``
-    kernels exist at once (two: metrics and drift run side by side), never more than the stages need; with
+    (:data:`RESET`), else the next warm one, else one started then (None when it could not start: papermill then
+    starts its own). :meth:`release` gives a kernel back: kept for the next stage when ``reuse`` (a stage that
+    ended well in a kernel that is still alive), else stopped in the background. ``ahead`` kernels are started
+    ahead of the stages (two: metrics and drift run side by side), never more than the stages need; with
     ``reuse=False`` every stage gets a kernel of its own. :meth:`close` stops what is left. Kernels start with this
     process's environment, so create the pool after the environment is set (the emulator's endpoint, the run id).
 
@@ -123,7 +123,7 @@ class WarmKernels:
     extra_arguments : list[str]
         Command-line arguments for the kernel (as papermill's ``extra_arguments``).
     ahead : int
-        Kernels in existence at any time: starting, waiting, or running a stage.
+        Kernels kept in existence ahead of the stages: starting, waiting, or running a stage.
     code : str
         Run silently in each kernel once it answers (default: :func:`context.warm_up`).
     reuse : bool
@@ -183,6 +183,9 @@ class WarmKernels:
         failed to start: papermill then starts its own); starts another while stages remain."""
         with self._lock:
             self._remaining -= 1
+            if not self._resetting and not self._waiting and self._remaining >= 0:
+                # nothing on its way (a kernel was stopped, not replaced): start one for this stage now
+                self._waiting.append(self._pool.submit(self._warm))
             queue = self._resetting if self._resetting else self._waiting
             coming = queue.popleft() if queue else None
             if coming is not None:
@@ -206,8 +209,9 @@ class WarmKernels:
             if reuse and self._reuse and self._remaining > len(self._resetting) + len(self._waiting):
                 self._resetting.append(self._pool.submit(self._reset, km))
                 return
+            # stopped, not replaced here: the next take starts one if it needs it (a run usually stops after a
+            # failed stage, and would wait for a replacement's warm-up only to stop it)
             self._stopping.append(self._pool.submit(_shutdown, km))
-            self._top_up()
 
     def close(self) -> None:
         """Stop the kernels nobody took and wait for every stop to finish."""

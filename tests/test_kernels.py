@@ -167,6 +167,13 @@ def test_a_kernel_of_a_failed_stage_or_a_dead_kernel_is_replaced_not_reused(tmp_
         assert not alive(km)
 
 
+def test_a_run_that_stops_after_a_failed_stage_starts_no_replacement(tmp_path, recorded):
+    with kernels.WarmKernels(6, str(tmp_path), ARGS, ahead=1, code=CHEAP) as pool:
+        km = pool.take()
+        pool.release(km, reuse=False)  # the stage failed: the runner stops after its group
+    assert recorded == [km] and not process_exists(km.pid)  # nothing was started only to be stopped
+
+
 def test_reused_kernels_the_runner_way_make_two_kernels_for_six_stages(tmp_path, recorded):
     with kernels.WarmKernels(6, str(tmp_path), ARGS, ahead=2, code=CHEAP) as pool:
         for group in ([1], [2, 3], [4], [5, 6]):  # setup; metrics and drift; alerting; dashboard and retraining
