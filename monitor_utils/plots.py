@@ -61,7 +61,10 @@ def label_coverage(history: pd.DataFrame) -> Figure:
     ax2.plot(t, history["label_coverage"], color="black", marker=".", label="coverage")
     ax2.set_ylim(0, 1.05)
     ax.set_title("Label coverage per window")
-    ax.legend(loc="lower left", fontsize=7)
+    ax2.set_ylabel("share labelled", fontsize=8)
+    (h1, l1), (h2, l2) = ax.get_legend_handles_labels(), ax2.get_legend_handles_labels()
+    # above the plot, right: inside, the legend covered the first windows' bars
+    ax.legend(h1 + h2, l1 + l2, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=3, fontsize=7, frameon=False)
     return fig
 
 

@@ -34,7 +34,17 @@ def test_metric_timelines_draw_every_window_and_the_thresholds():
 
 
 def test_label_coverage_and_segments():
-    assert isinstance(plots.label_coverage(history()), Figure)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = plots.label_coverage(history())
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    ax = fig.axes[0]
+    legend = ax.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["captured", "labelled", "coverage"]
+    box = legend.get_window_extent(renderer)
+    bars = [b.get_window_extent(renderer) for b in ax.patches]
+    assert bars and not any(box.overlaps(b) for b in bars)  # the legend covers no window's bar
     seg = pd.DataFrame({"window": ["w1", "w1", "w2"], "segment": ["1990s", "2000s", "1990s"], "rmse": [5.0, 7.0, 6.0],
                         "count": [100, 120, 90]})
     assert isinstance(plots.segment_rmse(seg), Figure)
