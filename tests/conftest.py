@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import shutil
+import tempfile
 
 import pytest
 
@@ -14,6 +16,33 @@ from monitor_utils.context import run_clock
 
 WORLD_END = "2026-11-28T00:00:00Z"
 _ids = itertools.count(1)
+_CACHE_ENV = "MONITOR_UTILS_TEST_CACHE"
+
+
+def pytest_configure(config):
+    """The session's disk caches (local mode's kept objects, windows and worlds, estimator fits, matplotlib's font
+    list) go to a folder of the session's own: made by the controller, inherited by xdist's workers and every kernel
+    a test starts. Tests write nothing under the user's ``~/.cache``, and a developer's second run starts as cold as
+    CI's first."""
+    if os.environ.get(_CACHE_ENV):  # an xdist worker: the controller's folder is already set
+        return
+    folder = tempfile.mkdtemp(prefix="monitor-utils-tests-cache-")
+    config.stash[_CACHE_KEY] = (folder, os.environ.get("XDG_CACHE_HOME"))
+    os.environ[_CACHE_ENV] = os.environ["XDG_CACHE_HOME"] = folder
+
+
+def pytest_unconfigure(config):
+    folder, before = config.stash.get(_CACHE_KEY, (None, None))
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.environ.pop(_CACHE_ENV, None)
+        if before is None:
+            os.environ.pop("XDG_CACHE_HOME", None)
+        else:
+            os.environ["XDG_CACHE_HOME"] = before
+
+
+_CACHE_KEY = pytest.StashKey[tuple]()
 
 
 @pytest.fixture(scope="session")
