@@ -13,6 +13,7 @@ import boto3
 import numpy as np
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from botocore.utils import parse_timestamp as botocore_parse_timestamp
 from dateutil.tz import tzutc
 
 from .config import Params
@@ -64,14 +65,12 @@ def parse_timestamp(value: Any) -> dt.datetime:
     """botocore's response timestamp parser, with a fast path for the ISO 8601 UTC form (``...T...Z``) that S3
     listings, CloudWatch and SNS answer in: the same datetime (``tzutc``) as botocore's, parsed without dateutil
     (which took a fifth of a listing's time). Anything else goes to botocore's own parser."""
-    from botocore.utils import parse_timestamp as botocore_parse
-
     if isinstance(value, str) and value.endswith("Z") and "T" in value:
         try:
             return dt.datetime.fromisoformat(value[:-1]).replace(tzinfo=tzutc())
         except ValueError:
             pass
-    return botocore_parse(value)
+    return botocore_parse_timestamp(value)
 
 
 def new_session(**kwargs: Any) -> boto3.Session:

@@ -166,7 +166,7 @@ def _share_service_models() -> None:
 def preload(account_id: str, services: tuple[str, ...] | None = None) -> None:
     """Speed, not behaviour: do now what moto's server does on a service's first request (import its backend and
     the Step Functions interpreter, parse its service model, list its regions), so no stage waits for it. The
-    runner calls this in a background thread while the first stage runs."""
+    runner calls this in a background thread while it builds the world."""
     from moto.backends import get_backend
     from moto.core.utils import get_service_model
     from moto.stepfunctions.parser.models import stepfunctions_parser_backends

@@ -225,7 +225,7 @@ def pages_timeline(pages: list[dict], start=None, end=None) -> Figure:
         ax.set_yticks([])
     if start is not None and end is not None:
         ax.set_xlim(pd.Timestamp(start), pd.Timestamp(end))
-    if names or start is not None:
+    if names or (start is not None and end is not None):  # a date axis: pages drawn or a time range given
         concise_date_ticks(ax)
     ax.set_title("Pages: window end (hollow) and when the breaching datapoint could first exist (filled)")
     ax.grid(axis="x", alpha=0.3)
