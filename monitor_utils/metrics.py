@@ -9,6 +9,7 @@ from . import data, windows
 
 METRIC_NAMES = ("count", "mse", "rmse", "mae", "r2", "median_ae", "bias")
 MIN_SEGMENT_ROWS = 20
+BOOTSTRAP_CHUNK_VALUES = 1 << 20  # resampled pairs held at once by bootstrap_intervals (8 MB per array)
 
 
 def _as_arrays(actuals, predictions) -> tuple[np.ndarray, np.ndarray]:
@@ -63,9 +64,13 @@ def regression_metrics(actuals, predictions) -> dict:
             "r2": r2, "median_ae": float(np.median(np.abs(err))), "bias": float(np.mean(err))}
 
 
-def bootstrap_intervals(actuals, predictions, *, n_boot: int = 200, level: float = 0.9, seed: int = 0
-                        ) -> dict[str, tuple[float, float]]:
+def bootstrap_intervals(actuals, predictions, *, n_boot: int = 200, level: float = 0.9, seed: int = 0,
+                        chunk_values: int = BOOTSTRAP_CHUNK_VALUES) -> dict[str, tuple[float, float]]:
     """Percentile bootstrap intervals for RMSE and R2 (resampling pairs).
+
+    The resamples are drawn a few at a time (at most ``chunk_values`` resampled pairs held at once), from the
+    same random stream as drawing all ``n_boot x n`` indices at once: the intervals are the same for the same
+    seed, and memory stays near a few copies of the window instead of ``n_boot`` of them.
 
     Returns
     -------
@@ -76,10 +81,14 @@ def bootstrap_intervals(actuals, predictions, *, n_boot: int = 200, level: float
     if y.size < 2:
         return {"rmse": (float("nan"),) * 2, "r2": (float("nan"),) * 2}
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, y.size, size=(n_boot, y.size))
-    yb, pb = y[idx], p[idx]
-    sse = np.sum((pb - yb) ** 2, axis=1)
-    sst = np.sum((yb - yb.mean(axis=1, keepdims=True)) ** 2, axis=1)
+    sse, sst = np.empty(n_boot), np.empty(n_boot)
+    rows = max(1, chunk_values // y.size)
+    for first in range(0, n_boot, rows):
+        idx = rng.integers(0, y.size, size=(min(rows, n_boot - first), y.size))
+        yb = y[idx]
+        sse[first:first + len(idx)] = np.sum((p[idx] - yb) ** 2, axis=1)
+        sst[first:first + len(idx)] = np.sum((yb - yb.mean(axis=1, keepdims=True)) ** 2, axis=1)
+        del idx, yb
     rmse = np.sqrt(sse / y.size)
     with np.errstate(divide="ignore", invalid="ignore"):
         r2 = np.where(sst > 0, 1 - sse / sst, np.where(sse == 0, 1.0, 0.0))

@@ -176,6 +176,20 @@ def test_bootstrap_matches_independent_resampling():
     assert got["r2"] == pytest.approx(tuple(np.percentile(r2, [10, 90])), rel=1e-9)
 
 
+@pytest.mark.parametrize("chunk_values", [1, 7 * 200 + 3, 10**9])
+def test_bootstrap_in_chunks_draws_the_same_resamples(chunk_values):
+    # 1 resample at a time, 7 at a time (a last chunk of another size), all at once: the reference's intervals
+    y, p = reasonable_case(n=200, seed=5)
+    n_boot, level, seed = 150, 0.8, 9
+    idx = np.random.default_rng(seed).integers(0, y.size, size=(n_boot, y.size))
+    rmse = [math.sqrt(skm.mean_squared_error(y[i], p[i])) for i in idx]
+    r2 = [skm.r2_score(y[i], p[i]) for i in idx]
+    got = M.bootstrap_intervals(y, p, n_boot=n_boot, level=level, seed=seed, chunk_values=chunk_values)
+    assert got["rmse"] == pytest.approx(tuple(np.percentile(rmse, [10, 90])), rel=1e-9)
+    assert got["r2"] == pytest.approx(tuple(np.percentile(r2, [10, 90])), rel=1e-9)
+    assert got == M.bootstrap_intervals(y, p, n_boot=n_boot, level=level, seed=seed)
+
+
 def test_bootstrap_wider_level_is_wider():
     y, p = reasonable_case()
     narrow = M.bootstrap_intervals(y, p, level=0.5, seed=4)
