@@ -55,3 +55,13 @@ def load_estimates(aws: Aws, cfg: Params) -> pd.DataFrame:
 def store_estimates(aws: Aws, cfg: Params, estimates: pd.DataFrame) -> None:
     """Replace the estimates history."""
     put_json(aws, cfg.bucket, estimates_key(cfg), to_jsonable({"windows": estimates}))
+
+
+def merged(old: pd.DataFrame, new: pd.DataFrame, keys: tuple[str, ...] = ("window", "segment")) -> pd.DataFrame:
+    """History rows ``old`` and ``new`` in window order, one row per ``keys`` present (window, segment), the newer
+    winning: what a stage adds to a history another runner may have written since it was read."""
+    if not len(new):
+        return old
+    both = pd.concat([old, new], ignore_index=True)
+    keys = [k for k in keys if k in both]
+    return both.drop_duplicates(keys, keep="last").sort_values("window", kind="stable").reset_index(drop=True)
