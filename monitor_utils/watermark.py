@@ -15,6 +15,7 @@ from typing import Callable
 
 from .aws import Aws, PreconditionFailed, get_json_etag, put_json_if
 from .config import Params, parse_time
+from .lease import HOLDER_ENV
 from .outbox import send
 from .publish import PublishStats
 from .windows import Window, iso
@@ -101,7 +102,7 @@ class Watermark:
         """
         owner = owner or owner_id()
         if live_seconds is None:
-            live_seconds = 0 if os.environ.get("MONITOR_UTILS_LEASE_HOLDER") == owner else cfg.stage_timeout_seconds
+            live_seconds = 0 if os.environ.get(HOLDER_ENV) == owner else cfg.stage_timeout_seconds
         for _ in range(MAX_CONFLICTS):
             now = clock()
             mine = [lab for lab in labels if lab not in set(self.published)
