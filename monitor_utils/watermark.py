@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import socket
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -23,9 +24,13 @@ from .windows import Window, iso
 MAX_CONFLICTS = 20  # re-reads after lost conditional writes before giving up (each loss means another runner wrote)
 
 
+OWNER: ContextVar[str | None] = ContextVar("watermark_owner", default=None)  # set: who claims, in this thread
+
+
 def owner_id() -> str:
-    """Who claims windows: the runner's run id (``MONITOR_UTILS_RUN_ID``), else host and process id."""
-    return os.environ.get("MONITOR_UTILS_RUN_ID") or f"{socket.gethostname()}:{os.getpid()}"
+    """Who claims windows: :data:`OWNER` when set in this thread (several runners in one process), else the runner's
+    run id (``MONITOR_UTILS_RUN_ID``), else host and process id."""
+    return OWNER.get() or os.environ.get("MONITOR_UTILS_RUN_ID") or f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _utcnow() -> dt.datetime:

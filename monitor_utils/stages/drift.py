@@ -115,12 +115,10 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
         stats, mine = watermark.publish_once(aws, cfg, mark, closing, datums, now, STAGE, held)
         reports = {label: r for label, r in reports.items() if label in set(mine)}
         quiet = [label for label in no_traffic if label in set(mine)]
-        if mine:
-            history, feature_history = load_history(aws, cfg)  # as it is now: another runner may have added to it
-            history = history_store.merged(history, pd.DataFrame([r for r in rows if r["window"] in set(mine)]))
-            feature_history = history_store.merged(
-                feature_history, pd.DataFrame([r for r in feature_rows if r["window"] in set(mine)]), ("window", "feature"))
-            history_store.store_drift(aws, cfg, history, feature_history)
+        if mine:  # added to the history as stored now: another runner may have added to it meanwhile
+            history, feature_history = history_store.add_drift(
+                aws, cfg, pd.DataFrame([r for r in rows if r["window"] in set(mine)]),
+                pd.DataFrame([r for r in feature_rows if r["window"] in set(mine)]))
     if busy:  # published what was read; the rest waits for the right capture_prefix
         raise traffic.capture_missing(cfg, capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name,
                                                                   cfg.variant_name), busy, STAGE)

@@ -155,17 +155,14 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
             new_rows = [rows_by[label] for label in mine]
             quiet = [label for label in quiet if label in set(mine)]
             unlabelled = [label for label in unlabelled if label in set(mine)]
-            if mine:
-                history, seg_history = load_history(aws, cfg)  # as it is now: another runner may have added to it
-                history = history_store.merged(history, pd.DataFrame(new_rows))
-                seg_history = history_store.merged(seg_history, pd.concat([segs_by[label] for label in mine], ignore_index=True))
-                history_store.store_metrics(aws, cfg, history, seg_history)
+            if mine:  # added to the history as stored now: another runner may have added to it meanwhile
+                history, seg_history = history_store.add_metrics(
+                    aws, cfg, pd.DataFrame(new_rows), pd.concat([segs_by[label] for label in mine], ignore_index=True))
         if est_todo:
             est_stats, est_mine = watermark.publish_once(aws, cfg, est_mark, est_closing, est_datums, now, ESTIMATES, est_held)
             est_rows = [est_by[label] for label in est_mine]
             if est_mine:
-                est_history = history_store.merged(history_store.load_estimates(aws, cfg), pd.DataFrame(est_rows))
-                history_store.store_estimates(aws, cfg, est_history)
+                est_history = history_store.add_estimates(aws, cfg, pd.DataFrame(est_rows))
     if busy:  # published what was read; the rest waits for the right capture_prefix (no heartbeat: not healthy)
         raise traffic.capture_missing(cfg, capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name,
                                                                   cfg.variant_name), busy, STAGE)
