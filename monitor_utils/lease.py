@@ -3,15 +3,16 @@ renewed while the run runs, released at its end, and taken over once it expires.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from .aws import Aws, PreconditionFailed, error_code, get_json_etag, put_json_if
 from .config import Params, parse_time
@@ -22,6 +23,10 @@ HOLDER_ENV = "MONITOR_UTILS_LEASE_HOLDER"  # the run id holding the lease, for t
 
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
+
+
+class LeaseError(RuntimeError):
+    """The lease could not be read or written (credentials, access, network)."""
 
 
 class LeaseHeld(RuntimeError):
@@ -164,25 +169,37 @@ class Lease:
         self.etag = None
 
 
-def holding(aws: Aws, cfg: Params, run_id: str, wait: bool = False, progress: Callable[[str], None] = print):
-    """Context manager: hold the lease for the block (renewed in the background; released at the end), with
-    ``MONITOR_UTILS_LEASE_HOLDER`` set to ``run_id`` meanwhile so the stages know no other run publishes."""
-    import contextlib
+@contextlib.contextmanager
+def holding(aws: Aws, cfg: Params, run_id: str, wait: bool = False,
+            progress: Callable[[str], None] = print) -> Iterator[Lease]:
+    """Hold the lease for the block (renewed in the background; released at the end), with
+    ``MONITOR_UTILS_LEASE_HOLDER`` set to ``run_id`` meanwhile so the stages know no other run publishes.
 
-    @contextlib.contextmanager
-    def held():
-        lease = Lease(aws, cfg, run_id)
-        lease.acquire(wait=wait, progress=progress)
-        previous = os.environ.get(HOLDER_ENV)
-        os.environ[HOLDER_ENV] = run_id
-        lease.start_renewing()
+    Raises
+    ------
+    LeaseHeld
+        Another run holds it (and ``wait`` is false).
+    LeaseError
+        S3 could not be asked (no credentials, no access to the bucket, no network).
+    """
+    held = Lease(aws, cfg, run_id)
+    try:
+        held.acquire(wait=wait, progress=progress)
+    except (BotoCoreError, ClientError) as exc:
+        raise LeaseError(f"could not take the run lease s3://{cfg.bucket}/{key(cfg)}: {type(exc).__name__}: {exc}. "
+                         "The run needs s3:GetObject, s3:PutObject and s3:DeleteObject there (see iam-policy); "
+                         "-p run_lease=false runs without the lease") from None
+    previous = os.environ.get(HOLDER_ENV)
+    os.environ[HOLDER_ENV] = run_id
+    held.start_renewing()
+    try:
+        yield held
+    finally:
         try:
-            yield lease
-        finally:
-            lease.release()
-            if previous is None:
-                os.environ.pop(HOLDER_ENV, None)
-            else:
-                os.environ[HOLDER_ENV] = previous
-
-    return held()
+            held.release()
+        except (BotoCoreError, ClientError):
+            pass  # S3 unreachable at the end: the lease expires by itself after lease_seconds
+        if previous is None:
+            os.environ.pop(HOLDER_ENV, None)
+        else:
+            os.environ[HOLDER_ENV] = previous

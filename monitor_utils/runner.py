@@ -175,7 +175,13 @@ def run_lease(cfg: config.Params, run_id: str, wait: bool, say: Callable[[str], 
     own emulator to one run, so there is nothing to share: no lease."""
     if cfg.aws_mode != "aws" or not cfg.run_lease:
         return contextlib.nullcontext(None)
-    return lease.holding(connect(cfg), cfg, run_id, wait=wait, progress=say)
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        aws = connect(cfg)
+    except (BotoCoreError, ClientError) as exc:
+        raise lease.LeaseError(f"could not open an AWS session to take the run lease: {type(exc).__name__}: {exc}") from None
+    return lease.holding(aws, cfg, run_id, wait=wait, progress=say)
 
 
 def run(files: list[str] = (), overrides: list[str] = (), stages: str | None = None, output: str | None = None,
@@ -301,3 +307,6 @@ def main_run(args) -> int:
     except lease.LeaseHeld as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
+    except lease.LeaseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
