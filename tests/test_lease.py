@@ -211,3 +211,12 @@ def test_a_second_runner_exits_3_naming_the_holder_and_wait_for_lease_runs_after
     assert summary["status"] == "ok" and summary["lease"]["run_id"] == summary["run_id"]
     assert _stored_lease(local_aws, cfg) is None  # released at the end
     assert watermark.load(local_aws, cfg, "metrics").published  # the waiting run did the work
+
+
+def test_a_lease_that_cannot_be_taken_stops_the_run_with_a_message(make_world, tmp_path, capsys):
+    cfg, _, _ = make_world(scenario="stable", **MECHANICS)
+    params = _aws_params_file(tmp_path, cfg, bucket="no-such-bucket-for-the-lease")
+    code = cli.main(["run", "-f", params, "--stages", "metrics", "--output", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 1 and "could not take the run lease s3://no-such-bucket-for-the-lease/" in err
+    assert "NoSuchBucket" in err and "Traceback" not in err and not (tmp_path / "run").exists()
