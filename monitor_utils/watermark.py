@@ -124,10 +124,6 @@ class Watermark:
         raise RuntimeError(f"{self.stage} watermark s3://{cfg.bucket}/{self.key(cfg)}: lost {MAX_CONFLICTS} "
                            "conditional writes in a row; too many runners at once")
 
-    def begin(self, aws: Aws, cfg: Params, labels: list[str]) -> list[str]:
-        """:meth:`claim` with the defaults (kept under its old name)."""
-        return self.claim(aws, cfg, labels)
-
     def commit(self, aws: Aws, cfg: Params, labels: list[str], last_end: dt.datetime | None,
                held: dict[str, str] | None = None) -> None:
         """Mark windows published (and ``held`` ones open, with why), re-reading and re-applying on a lost write."""
