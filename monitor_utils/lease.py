@@ -18,7 +18,7 @@ from .aws import Aws, PreconditionFailed, error_code, get_json_etag, put_json_if
 from .config import Params, parse_time
 from .windows import iso
 
-HOLDER_ENV = "MONITOR_UTILS_LEASE_HOLDER"  # the run id holding the lease, for the stages' kernels (see watermark)
+HOLDER_ENV = "MONITOR_UTILS_LEASE_HOLDER"  # the run id holding the lease, in the stages' kernels' environment
 
 
 def _utcnow() -> dt.datetime:

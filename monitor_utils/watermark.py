@@ -16,7 +16,6 @@ from typing import Callable
 
 from .aws import Aws, PreconditionFailed, get_json_etag, put_json_if
 from .config import Params, parse_time
-from .lease import HOLDER_ENV
 from .outbox import send
 from .publish import PublishStats
 from .windows import Window, iso
@@ -101,13 +100,13 @@ class Watermark:
             Who claims (default :func:`owner_id`).
         live_seconds : float, optional
             How long another owner's claim counts as live (default ``stage_timeout_seconds``: the runner stops a
-            stage after that; 0 when this run holds the S3 lease, under which no other run publishes).
+            stage after that, so an older claim is a dead run's, whose windows this run publishes).
         clock : Callable
             The wall clock (claims are about processes, not the run's data clock).
         """
         owner = owner or owner_id()
-        if live_seconds is None:
-            live_seconds = 0 if os.environ.get(HOLDER_ENV) == owner else cfg.stage_timeout_seconds
+        if live_seconds is None:  # also under the lease: a run with run_lease false may be publishing beside it
+            live_seconds = cfg.stage_timeout_seconds
         for _ in range(MAX_CONFLICTS):
             now = clock()
             mine = [lab for lab in labels if lab not in set(self.published)

@@ -220,3 +220,22 @@ def test_a_lease_that_cannot_be_taken_stops_the_run_with_a_message(make_world, t
     err = capsys.readouterr().err
     assert code == 1 and "could not take the run lease s3://no-such-bucket-for-the-lease/" in err
     assert "NoSuchBucket" in err and "Traceback" not in err and not (tmp_path / "run").exists()
+
+
+def test_a_live_claim_of_another_runner_is_left_to_it_and_a_dead_runs_claim_is_taken(make_world):
+    cfg, aws, _ = make_world(scenario="stable", **MECHANICS)
+    clock = Clock()
+    theirs = watermark.load(aws, cfg, "drift")
+    assert theirs.claim(aws, cfg, ["2026-11-20", "2026-11-21"], owner="run-a", clock=clock) == ["2026-11-20",
+                                                                                              "2026-11-21"]
+    mine = watermark.load(aws, cfg, "drift")
+    clock.advance(cfg.stage_timeout_seconds - 1)  # run-a may still be publishing: nothing for run-b
+    assert mine.claim(aws, cfg, ["2026-11-20", "2026-11-21", "2026-11-22"], owner="run-b", clock=clock) == ["2026-11-22"]
+    clock.advance(2)  # older than a stage may run: run-a died
+    assert mine.claim(aws, cfg, ["2026-11-20"], owner="run-b", clock=clock) == ["2026-11-20"]
+    with pytest.raises(aws_helpers.PreconditionFailed):
+        theirs.save(aws, cfg)  # run-a's copy is stale: it cannot overwrite what run-b wrote
+    theirs.commit(aws, cfg, ["2026-11-21"], None)  # a commit re-reads and re-applies
+    stored = watermark.load(aws, cfg, "drift")
+    assert stored.published == ["2026-11-21"] and stored.pending == ["2026-11-20", "2026-11-22"]
+    assert stored.claims["2026-11-20"]["owner"] == "run-b"
