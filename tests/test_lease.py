@@ -239,3 +239,23 @@ def test_a_live_claim_of_another_runner_is_left_to_it_and_a_dead_runs_claim_is_t
     stored = watermark.load(aws, cfg, "drift")
     assert stored.published == ["2026-11-21"] and stored.pending == ["2026-11-20", "2026-11-22"]
     assert stored.claims["2026-11-20"]["owner"] == "run-b"
+
+
+def test_the_lease_needs_only_what_the_aws_mode_policy_allows(make_world):
+    from test_iam import ACCOUNT, denied
+
+    from monitor_utils import iam
+
+    cfg, _, _ = make_world(scenario="stable", **MECHANICS)
+    aws_cfg = _aws_mode(cfg)
+    session = connect(aws_cfg)
+    with iam.record_calls(session) as calls:
+        held = lease.Lease(session, aws_cfg, "run-a")
+        held.acquire()
+        held.renew()
+        held.release()
+    assert {(c.service, c.operation) for c in calls} == {("s3", "PutObject"), ("s3", "DeleteObject")}
+    policy, _ = iam.policy(aws_cfg, ACCOUNT)
+    assert denied(policy, calls) == []
+    without, _ = iam.policy(config.validate({**aws_cfg.to_dict(), "run_lease": False}), ACCOUNT)
+    assert [n.action for n in denied(without, calls)] == ["s3:DeleteObject"]  # the lease's own statement
