@@ -169,6 +169,8 @@ def test_two_runners_without_the_lease_publish_each_window_once(make_world, monk
                                                          now - dt.timedelta(days=cfg.label_wait_days), "daily")]
     published = [r["10_metrics"]["windows_published"] for r in results.values()]
     assert sorted(published[0] + published[1]) == expected  # each window by one runner, none by both
+    left = [r["10_metrics"]["windows_left_to_another_run"] for r in results.values()]
+    assert sorted(left[0] + left[1]) == expected and set(left[0]) == set(published[1])  # each says what it left
     checked = [r["20_drift"]["windows_checked"] for r in results.values()]
     assert not set(checked[0]) & set(checked[1])
     for metric in ("RMSE", "LabelCoverage", "Count", "CapturedInvocations", "EstimatedRMSE", "DriftShare"):

@@ -71,6 +71,7 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
     quarantined = 0
     busy: dict[str, float] = {}
     quiet: list[str] = []
+    elsewhere: list[str] = []
     if todo:
         span = windows.Window(todo[0].start, todo[-1].end)
         features = [f for f in baseline.feature_names if f != PREDICTION]
@@ -115,6 +116,7 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
         stats, mine = watermark.publish_once(aws, cfg, mark, closing, datums, now, STAGE, held)
         reports = {label: r for label, r in reports.items() if label in set(mine)}
         quiet = [label for label in no_traffic if label in set(mine)]
+        elsewhere = [w.label for w in closing if w.label not in set(mine)]  # published or claimed by another run
         if mine:  # added to the history as stored now: another runner may have added to it meanwhile
             history, feature_history = history_store.add_drift(
                 aws, cfg, pd.DataFrame([r for r in rows if r["window"] in set(mine)]),
@@ -136,6 +138,7 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
         latest_report = reports.get(w.label) or drift.detect_drift(
             baseline, latest_current[features + [PREDICTION]], **opts)
     record = {"windows_checked": list(reports), "windows_no_traffic": quiet, "windows_held_open": {**mark.held},
+              "windows_left_to_another_run": elsewhere,
               "put_metric_data_calls": stats.calls, "datums_published": stats.datums,
               "datums_dropped_too_old": stats.dropped_too_old,
               "datums_outboxed": stats.outboxed, "outbox_delivered": backlog["delivered"],

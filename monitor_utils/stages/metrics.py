@@ -96,6 +96,7 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
     est_held: dict[str, str] = {}
     quiet: list[str] = []
     unlabelled: list[str] = []
+    elsewhere: list[str] = []
     bad: list[dict] = []
     new_rows: list[dict] = []
     est_rows: list[dict] = []
@@ -153,6 +154,7 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
             quarantined_total = len(bad)
             stats, mine = watermark.publish_once(aws, cfg, mark, closing, datums, now, STAGE, held)
             new_rows = [rows_by[label] for label in mine]
+            elsewhere = [w.label for w in closing if w.label not in set(mine)]  # published or claimed by another run
             quiet = [label for label in quiet if label in set(mine)]
             unlabelled = [label for label in unlabelled if label in set(mine)]
             if mine:  # added to the history as stored now: another runner may have added to it meanwhile
@@ -172,7 +174,7 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
     estimate_list = estimates.with_realized(est_history, history)
     record = {"windows_published": [r["window"] for r in new_rows], "windows_pending_labels": _waiting(cfg, now, wait),
               "windows_estimated": [r["window"] for r in est_rows],
-              "windows_no_traffic": quiet, "windows_unlabelled": unlabelled,
+              "windows_no_traffic": quiet, "windows_unlabelled": unlabelled, "windows_left_to_another_run": elsewhere,
               "windows_held_open": {**mark.held}, "estimates_held_open": {**est_mark.held},
               "put_metric_data_calls": stats.calls + est_stats.calls, "datums_published": stats.datums + est_stats.datums,
               "heartbeat_calls": hb.calls,
@@ -238,6 +240,9 @@ def verdict(cfg: Params, record: dict) -> Verdict:
         parts.append(f"{len(record['windows_unlabelled'])} window(s) closed as unlabelled after max_label_wait_days "
                      f"({cfg.max_label_wait_days}): no label ever arrived under ground_truth_prefix "
                      f"{cfg.ground_truth_uri}.")
+    if record.get("windows_left_to_another_run"):
+        parts.append(f"{len(record['windows_left_to_another_run'])} window(s) were left to another run that published "
+                     "or claimed them meanwhile (see the watermark's claims).")
     if record.get("windows_no_traffic"):
         parts.append(f"{len(record['windows_no_traffic'])} window(s) closed as no traffic (the endpoint's "
                      "Invocations were 0): " + ", ".join(record["windows_no_traffic"][:5]) + ".")
