@@ -212,6 +212,46 @@ def put_json(aws: Aws, bucket: str, key: str, obj: Any) -> None:
     put_bytes(aws, bucket, key, json.dumps(obj, indent=2, default=str).encode(), "application/json")
 
 
+class PreconditionFailed(RuntimeError):
+    """A conditional S3 write lost: the object changed (``IfMatch``) or already exists (``IfNoneMatch``)."""
+
+
+CONFLICT_CODES = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
+
+
+def get_json_etag(aws: Aws, bucket: str, key: str) -> tuple[Any | None, str | None]:
+    """Read a JSON object and the ETag it was read at; (None, None) when it does not exist."""
+    try:
+        got = aws.client("s3").get_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if error_code(exc) in ("NoSuchKey", "404", "NotFound"):
+            return None, None
+        raise
+    return json.loads(got["Body"].read()), got["ETag"]
+
+
+def put_json_if(aws: Aws, bucket: str, key: str, obj: Any, etag: str | None) -> str:
+    """Write ``obj`` as JSON only if the object is still at ``etag`` (``IfMatch``), or, with ``etag`` None, only
+    if it does not exist yet (``IfNoneMatch='*'``); return the new ETag.
+
+    Raises
+    ------
+    PreconditionFailed
+        When another writer changed (or created, or deleted) the object since it was read.
+    """
+    sse = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": aws.kms_key_id} if aws.kms_key_id else {}
+    condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
+    body = json.dumps(obj, indent=2, default=str).encode()
+    try:
+        got = aws.client("s3").put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json",
+                                          **condition, **sse)
+    except ClientError as exc:
+        if error_code(exc) in CONFLICT_CODES or (etag and error_code(exc) in ("NoSuchKey", "404")):
+            raise PreconditionFailed(f"s3://{bucket}/{key} changed since it was read ({error_code(exc)})") from None
+        raise
+    return got["ETag"]
+
+
 def get_json(aws: Aws, bucket: str, key: str) -> Any | None:
     """Read a JSON object; None when it does not exist."""
     raw = get_bytes(aws, bucket, key)

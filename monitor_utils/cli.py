@@ -21,6 +21,9 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--stages", metavar="A,B", help="comma-separated stages to run (setup, metrics, drift, alerting, "
                                                    "dashboard, retraining); default all")
     r.add_argument("--output", metavar="DIR", help="run folder (default runs/<run_id>)")
+    r.add_argument("--wait-for-lease", action="store_true",
+                   help="aws mode: when another run holds the S3 lease (state/lease.json), wait for it with progress "
+                        "lines instead of exiting with code 3")
     i = sub.add_parser("iam-policy", help="print the least-privilege IAM policy (JSON) these params need",
                        description="Print the IAM policy document the suite needs with these params: no wildcard "
                                    "actions, resources scoped to the configured names. Without --account-id or "

@@ -64,6 +64,7 @@ SCHEMA: dict[str, Param | Section] = {
     "segment_columns": Param(list, [], "extra columns of the joined records to break metrics down by, besides release decade (numeric ones are cut into quartiles)", item_type=str),
     "metrics_transport": Param(str, "api", "how metrics reach CloudWatch: api (PutMetricData) or emf (Embedded Metric Format lines in log_group; CloudWatch extracts the metrics in aws mode, the emulator does not)", choices=("api", "emf")),
     "label_wait_days": Param(int, 3, "days a window waits for delayed ground truth before it is closed and published", min=0, max=30),
+    "max_label_wait_days": Param(int, 14, "days a window whose records have no labels at all stays open (the verdict names ground_truth_prefix) before it closes as 'unlabelled'; at least label_wait_days", min=0, max=365),
     "now": Param(str, "", "clock of the run, ISO 8601 UTC (empty means real clock in aws mode, end of the simulated world in local mode)"),
     "data_path": Param(str, "", "the real UCI YearPredictionMSD.txt or .zip (local path or s3:// URI); empty means deterministic synthetic data"),
     "scenario": Param(str, "drift", "simulated world (local mode): drift: newer songs and a broken feature part-way through; stable: no drift", choices=("drift", "stable")),
@@ -128,6 +129,8 @@ SCHEMA: dict[str, Param | Section] = {
     }),
     "engine": Param(str, "local", "where the per-window work (read, parse, join, metrics, drift tests) runs: local: one window after the other in the stage's process; dask: one Dask task per window on the cluster at dask_address", choices=("local", "dask")),
     "dask_address": Param(str, "", "Dask scheduler for engine dask, e.g. tcp://scheduler:8786 (empty means a local cluster of worker processes on this machine, one per core)", pattern=r"^(|(tcp|tls|ws|wss|ucx)://.+)$"),
+    "run_lease": Param(bool, True, "aws mode: a run takes the lease state/lease.json under the prefix (one runner at a time per bucket and prefix; a second exits with code 3, or waits with run --wait-for-lease); false runs without it (watermarks still publish each window once)"),
+    "lease_seconds": Param(int, 300, "how long the run's S3 lease lasts unless renewed (renewed every third of it while the run runs); an expired lease may be taken over", min=30, max=86_400),
     "lock_wait_seconds": Param(int, 0, "how long a run waits for an overlapping run of the same params to finish (0: exit at once with a message)", min=0, max=86_400),
     "stage_timeout_seconds": Param(int, 900, "timeout of one stage (seconds) when run by the runner", min=10, max=86_400),
     "parallel_stages": Param(bool, True, "the runner runs metrics beside drift, and the dashboard beside retraining (each in its own kernel)"),
@@ -288,6 +291,10 @@ def validate(values: Mapping[str, Any], source: str = "params") -> Params:
         _check_now(out["now"])
     except ParamsError as exc:
         raise ParamsError(f"{source}: {exc}") from None
+    if out["max_label_wait_days"] < out["label_wait_days"]:
+        raise ParamsError(f"{source}: parameter 'max_label_wait_days' is {out['max_label_wait_days']}, below "
+                          f"label_wait_days ({out['label_wait_days']}); a window cannot stop waiting for labels before "
+                          "it starts waiting: raise max_label_wait_days or lower label_wait_days")
     return Params(out)
 
 

@@ -144,6 +144,7 @@ def install() -> None:
     responses.SageMakerResponse.update_endpoint = response_update_endpoint
     models.FakeEndpoint.response_object = property(response_object)
     _narrow_get_metric_data()
+    _atomic_conditional_writes()
     _INSTALLED = True
 
 
@@ -242,3 +243,26 @@ def _narrow_get_metric_data() -> None:
         return original(_OneMetric(self, datums), queries, start_time, end_time, scan_by)
 
     CloudWatchBackend.get_metric_data = get_metric_data
+
+
+def _atomic_conditional_writes() -> None:
+    """S3 decides a conditional write (``If-None-Match: *``, ``If-Match: <etag>``) atomically: of two writers that
+    read the same ETag, one wins and the other gets 412 PreconditionFailed. moto checks the condition, then
+    writes; its threaded server could let two requests both pass the check. Conditional PutObject and DeleteObject
+    requests now check and write under one lock (unconditional ones are unaffected)."""
+    from moto.s3.responses import S3Response
+
+    lock = threading.Lock()
+
+    def guarded(original):
+        def method(self, *args, **kwargs):
+            if self.headers.get("If-None-Match") or self.headers.get("If-Match"):
+                with lock:
+                    return original(self, *args, **kwargs)
+            return original(self, *args, **kwargs)
+
+        method.__name__ = original.__name__
+        return method
+
+    S3Response.put_object = guarded(S3Response.put_object)
+    S3Response.delete_object = guarded(S3Response.delete_object)

@@ -35,9 +35,11 @@ def metrics_window(aws: Aws, w: windows.Window, *, capture_uri: str, features: S
     """Quality of one window: its row (metrics, intervals, coverage, counts), segments and unreadable lines when
     ``w`` is to be scored (its label in ``score``; None means every window), and its label-free estimate when its
     label is in ``estimate`` (``label_faults``: unreadable label lines per window label, counted with the window's
-    own). The window's objects are read once for both."""
+    own). The window's objects are read once for both. ``read_nothing`` says no capture line at all was found
+    (neither readable nor quarantined): the stage then asks whether the endpoint had traffic."""
     batch = capture.read_capture(aws, capture_uri, w, features)
-    out: dict[str, Any] = {"row": None, "segments": None, "quarantined": [], "estimate": None}
+    out: dict[str, Any] = {"row": None, "segments": None, "quarantined": [], "estimate": None,
+                           "read_nothing": not batch.requests and not batch.quarantined}  # nothing captured at all
     if estimator is not None and w.label in estimate:  # the day it closes, before any label
         out["estimate"] = estimates.estimate_window(estimator, w, batch.records)
     if score is not None and w.label not in score:
@@ -67,7 +69,8 @@ def drift_window(aws: Aws, w: windows.Window, *, capture_uri: str, features: Seq
                  opts: dict, labels: pd.DataFrame | None = None, target_baseline: drift.Baseline | None = None) -> dict:
     """Drift of one window against the baseline: its report (None without traffic), target drift, rows, unreadable lines."""
     current, batch = read_window(aws, capture_uri, w, features, labels)
-    out = {"rows": int(len(current)), "quarantined": len(batch.quarantined), "report": None, "target": None}
+    out = {"rows": int(len(current)), "quarantined": len(batch.quarantined), "report": None, "target": None,
+           "read_nothing": not batch.requests and not batch.quarantined}
     if len(current):
         out["report"] = drift.detect_drift(baseline, current[list(features) + [PREDICTION]], **opts)
         out["target"] = target_drift(target_baseline, current, opts)

@@ -53,6 +53,7 @@ TABLE: tuple[Row, ...] = (
     Row("s3:HeadObject", "s3:GetObject", _S3_OBJECT, "S3ReadWriteSuitePrefix"),
     Row("s3:HeadObject", "s3:GetObject", _S3_OBJECT, "S3ReadCaptureLabelsDataAndLiveModel"),
     Row("s3:DeleteObject", "s3:DeleteObject", _S3_OBJECT, "S3DeleteDeliveredOutboxItems"),
+    Row("s3:DeleteObject", "s3:DeleteObject", _S3_OBJECT, "S3ReleaseRunLease"),
     # CloudWatch metrics: no resource-level permissions; writes limited to the suite's namespace
     Row("cloudwatch:PutMetricData", "cloudwatch:PutMetricData", "*", "CloudWatchPutMetricDataInSuiteNamespace",
         {"cloudwatch:namespace": "{Namespace}"}),
@@ -199,6 +200,7 @@ def _features(cfg: Params) -> set[str]:
     on |= {"state_machine"} if state_machine else set()
     on |= {"schedule"} if not local and state_machine and r["schedule"] and r["scheduler_role_arn"] else set()
     on |= {"assume_role"} if not local and cfg.role_arn else set()
+    on |= {"lease"} if not local and cfg.run_lease else set()
     return on
 
 
@@ -243,6 +245,8 @@ def _scopes(cfg: Params, account: str, sagemaker_role_arn: str, model_data_urls:
         "S3ReadWriteSuitePrefix": Scope(tuple({"Bucket": b, "Key": k} for b, k in rw)),
         "S3ReadCaptureLabelsDataAndLiveModel": Scope(tuple({"Bucket": b, "Key": k} for b, k in read)),
         "S3DeleteDeliveredOutboxItems": Scope(({"Bucket": cfg.bucket, "Key": cfg.key("outbox", "*")},)),
+        # the run's lease (state/lease.json) is deleted when the run ends (aws mode, run_lease)
+        "S3ReleaseRunLease": Scope(({"Bucket": cfg.bucket, "Key": cfg.key("state", "lease.json")},), when="lease"),
         "CloudWatchPutMetricDataInSuiteNamespace": Scope(
             ({},), {"StringEquals": {"cloudwatch:namespace": cfg.namespace}}, when="api"),
         "CloudWatchReadMetricsHasNoResourceLevel": Scope(({},)),

@@ -78,11 +78,14 @@ def decide(cfg: Params, ev: Evidence, now: dt.datetime) -> Decision:
     if ev.alarm_states.get(estimated) == "ALARM":
         (triggers if triggers else reasons).append(
             f"alarm {estimated} is ALARM (label-free estimate; labels have not confirmed it yet)")
-    latest = ev.metrics.dropna(subset=["rmse"]).iloc[-1].to_dict() if len(ev.metrics) and "rmse" in ev.metrics else None
+    labelled = ev.metrics.dropna(subset=["rmse"]) if len(ev.metrics) and "rmse" in ev.metrics else ev.metrics.iloc[0:0]
+    latest = labelled.iloc[-1].to_dict() if len(labelled) else None
     evidence = {"alarm_states": ev.alarm_states, "drift_windows_recent": drifted,
                 "latest_window": latest.get("window") if latest else None,
                 "latest_rmse": latest.get("rmse") if latest else None, "latest_r2": latest.get("r2") if latest else None,
                 "last_retrain": ev.last_retrain.isoformat() if ev.last_retrain else None}
+    if latest is None:  # nothing to retrain on or compare with: say what is missing
+        return Decision(False, [NOT_ENOUGH + missing_history(cfg, ev.metrics)], evidence)
     if not triggers:
         return Decision(False, ["no retraining needed: " + "; ".join(reasons)], evidence)
     if ev.last_retrain and now - ev.last_retrain < dt.timedelta(days=cfg.retraining["min_interval_days"]):
@@ -90,6 +93,18 @@ def decide(cfg: Params, ev: Evidence, now: dt.datetime) -> Decision:
                                 f"{ev.last_retrain:%Y-%m-%d %H:%M}, within the minimum interval of "
                                 f"{cfg.retraining['min_interval_days']:g} days"], evidence)
     return Decision(True, triggers, evidence)
+
+
+NOT_ENOUGH = "not enough labelled history: "
+
+
+def missing_history(cfg: Params, metrics_history: pd.DataFrame) -> str:
+    """What the metrics history lacks for a retraining decision, and where to look."""
+    if not len(metrics_history):
+        return ("the metrics stage has published no window yet (run it first; a window is published "
+                f"label_wait_days={cfg.label_wait_days} day(s) after it ends)")
+    return (f"none of the {len(metrics_history)} published window(s) has a labelled record; labels are read from "
+            f"ground_truth_prefix {cfg.ground_truth_uri} (check it, and that labels land there as ground-truth JSONL)")
 
 
 def labelled_recent(aws: Aws, cfg: Params, now: dt.datetime, days: int) -> pd.DataFrame:

@@ -19,7 +19,7 @@ from typing import Any, Callable
 # No notebook schema uses the iri formats it checks: the runner's process goes without them.
 sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]  # importing it now raises ImportError
 
-from . import assets, config, local  # noqa: E402
+from . import assets, config, lease, local  # noqa: E402
 from .aws import connect  # noqa: E402
 from .kernels import WarmKernels  # noqa: E402
 from .context import STAGES, prepare_local, repo_root  # noqa: E402
@@ -164,21 +164,49 @@ def _execute_stage(cfg: config.Params, nb: Path, declared: dict, run_dir: Path, 
         entry.update(stage_summary(run_dir, stage, record))  # verdict, series, sparkline file
 
 
+def new_run_id() -> str:
+    """A run's id: its UTC start time and four random hex digits."""
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
+
+
+def run_lease(cfg: config.Params, run_id: str, wait: bool, say: Callable[[str], None]):
+    """aws mode with ``run_lease``: hold the S3 lease for the run (:mod:`monitor_utils.lease`); raises
+    :class:`monitor_utils.lease.LeaseHeld` when another run holds it and ``wait`` is false. Local mode serves its
+    own emulator to one run, so there is nothing to share: no lease."""
+    if cfg.aws_mode != "aws" or not cfg.run_lease:
+        return contextlib.nullcontext(None)
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        aws = connect(cfg)
+    except (BotoCoreError, ClientError) as exc:
+        raise lease.LeaseError(f"could not open an AWS session to take the run lease: {type(exc).__name__}: {exc}") from None
+    return lease.holding(aws, cfg, run_id, wait=wait, progress=say)
+
+
 def run(files: list[str] = (), overrides: list[str] = (), stages: str | None = None, output: str | None = None,
-        notebooks_dir: Path | None = None, progress: Callable[[str], None] | None = None) -> tuple[int, Path]:
+        notebooks_dir: Path | None = None, progress: Callable[[str], None] | None = None,
+        wait_for_lease: bool = False) -> tuple[int, Path]:
     """Run the suite; return (exit code, run folder).
 
     Parameters are merged and validated before anything runs. In local mode the emulator is started,
     the simulated world built, and stopped at the end. Each notebook gets only the parameters it declares
     and a per-cell timeout of ``stage_timeout_seconds``. Metrics and drift run at the same time, and so do the
     dashboard and retraining, unless ``parallel_stages`` is false. The run stops after the first failed stage (and the one running beside it).
+
+    In aws mode the run first takes the S3 lease (``run_lease``): when another run holds it,
+    :class:`monitor_utils.lease.LeaseHeld` is raised before anything runs, unless ``wait_for_lease``.
     """
     cfg = config.load(files, overrides)
+    say = progress or _print_line
     with run_lock(cfg, cfg.lock_wait_seconds):
-        return _run(cfg, files, overrides, stages, output, notebooks_dir, progress)
+        run_id = new_run_id()
+        with run_lease(cfg, run_id, wait_for_lease, say) as held:
+            return _run(cfg, files, overrides, stages, output, notebooks_dir, progress, run_id, held)
 
 
-def _run(cfg: config.Params, files, overrides, stages, output, notebooks_dir, progress) -> tuple[int, Path]:
+def _run(cfg: config.Params, files, overrides, stages, output, notebooks_dir, progress, run_id: str,
+         held: lease.Lease | None = None) -> tuple[int, Path]:
     say = progress or _print_line
     selected = resolve_stages(stages)
     nb_dir = Path(notebooks_dir) if notebooks_dir else assets.notebooks_dir()
@@ -188,13 +216,15 @@ def _run(cfg: config.Params, files, overrides, stages, output, notebooks_dir, pr
         if not nb.exists():
             raise RunnerError(f"notebook {nb} is missing")
         plan.append((stage, nb, notebook_parameters(nb)))
-    run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
     run_dir = Path(output) if output else repo_root(Path.cwd()) / "runs" / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     summary: dict[str, Any] = {"run_id": run_id, "status": "running", "aws_mode": cfg.aws_mode,
                                "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                                "params_files": [str(f) for f in files], "overrides": list(overrides), "stages": []}
+    if held is not None:
+        summary["lease"] = {k: held.content.get(k) for k in ("run_id", "host", "started", "expires", "took_over_from")
+                            if held.content.get(k)}
     say(f"run {run_id}: {len(plan)} stage(s), mode {cfg.aws_mode}, records in {run_dir}")
     emulator = kernels = None
     exit_code = 0
@@ -253,6 +283,10 @@ def _run(cfg: config.Params, files, overrides, stages, output, notebooks_dir, pr
         if emulator is not None:
             emulator.stop()
         os.environ.pop("MONITOR_UTILS_RUN_ID", None)
+    if held is not None and held.lost:
+        summary["lease_lost"] = held.lost
+        say(f"warning: {held.lost} while this run ran (each window was still published once: the watermarks "
+            "are conditional)")
     summary["status"] = "ok" if exit_code == 0 else "failed"
     summary["duration_s"] = round(time.perf_counter() - started, 2)
     write_json(run_dir / "summary.json", summary)
@@ -264,8 +298,15 @@ def _run(cfg: config.Params, files, overrides, stages, output, notebooks_dir, pr
 def main_run(args) -> int:
     """CLI entry for ``run``."""
     try:
-        code, _ = run(args.file or [], args.param or [], args.stages, args.output)
+        code, _ = run(args.file or [], args.param or [], args.stages, args.output,
+                      wait_for_lease=getattr(args, "wait_for_lease", False))
         return code
     except (config.ParamsError, RunnerError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except lease.LeaseHeld as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    except lease.LeaseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

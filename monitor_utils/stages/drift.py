@@ -6,7 +6,7 @@ import datetime as dt
 
 import pandas as pd
 
-from .. import capture, drift, engine, outbox, publish, watermark, windows
+from .. import capture, drift, engine, outbox, publish, traffic, watermark, windows
 from .. import history as history_store
 from ..aws import Aws, put_json
 from ..baseline import PREDICTION, load_baseline, load_target_baseline
@@ -61,7 +61,7 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
     """Check every complete, unchecked window against the baseline; publish and record the verdicts."""
     backlog = outbox.deliver_outbox(aws, cfg)
     mark = watermark.load(aws, cfg, STAGE)
-    start = mark.last_end_time or windows.floor(now - dt.timedelta(days=cfg.days), cfg.window)
+    start = mark.first_open(traffic.window_start(cfg)) or windows.floor(now - dt.timedelta(days=cfg.days), cfg.window)
     todo = [w for w in windows.windows_between(start, now, cfg.window) if w.label not in set(mark.published)]
     baseline, info = load_baseline(aws, cfg)
     history, feature_history = load_history(aws, cfg)
@@ -69,6 +69,9 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
     stats = publish.PublishStats()
     reports: dict[str, drift.DriftReport] = {}
     quarantined = 0
+    busy: dict[str, float] = {}
+    quiet: list[str] = []
+    elsewhere: list[str] = []
     if todo:
         span = windows.Window(todo[0].start, todo[-1].end)
         features = [f for f in baseline.feature_names if f != PREDICTION]
@@ -80,11 +83,21 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
         datums, rows, feature_rows = [], [], []
         results = engine.run_windows(cfg, aws, engine.drift_window, todo, capture_uri=uri, features=features,
                                      baseline=baseline, opts=opts, labels=labels, target_baseline=target_baseline)
+        # a window where nothing was captured closes only if the endpoint had no traffic then
+        no_traffic, busy = traffic.split_empty(aws, cfg, [w for w, res in zip(todo, results) if res["read_nothing"]])
+        held = {label: f"{int(n)} invocation(s) but no Data Capture under {uri}/ (check capture_prefix)"
+                for label, n in busy.items()}
+        closing = []
         for w, res in zip(todo, results):  # one window at a time: memory follows the window, not the backlog
+            if w.label in busy:
+                continue
+            closing.append(w)
             quarantined += res["quarantined"]
             if res["report"] is None:
                 rows.append({"window": w.label, "end": w.end, "rows": 0, "drift_detected": None,
-                             "reason": "no captured traffic in this window"})
+                             "closed_as": "no traffic" if w.label in no_traffic else "nothing readable",
+                             "reason": "no traffic in this window (the endpoint's Invocations were 0)"
+                             if w.label in no_traffic else "no readable captured record in this window"})
                 continue
             report, target = res["report"], res["target"]
             reports[w.label] = report
@@ -100,13 +113,18 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
                          "labelled_rows": 0 if target is None else target["rows"]})
             per_feature = report.table[["statistic", "p_adjusted", "effect", "drifted"]].astype({"drifted": bool})
             feature_rows += per_feature.rename_axis("feature").reset_index().assign(window=w.label).to_dict("records")
-        labels = [w.label for w in todo]
-        mark.begin(aws, cfg, labels)
-        stats = outbox.send(aws, cfg, datums, now, stream=STAGE)
-        mark.commit(aws, cfg, labels, todo[-1].end)
-        history = pd.concat([history, pd.DataFrame(rows)], ignore_index=True)
-        feature_history = pd.concat([feature_history, pd.DataFrame(feature_rows)], ignore_index=True)
-        history_store.store_drift(aws, cfg, history, feature_history)
+        stats, mine = watermark.publish_once(aws, cfg, mark, closing, datums, now, STAGE, held)
+        reports = {label: r for label, r in reports.items() if label in set(mine)}
+        quiet = [label for label in no_traffic if label in set(mine)]
+        elsewhere = [w.label for w in closing if w.label not in set(mine)]  # published or claimed by another run
+        if mine:  # added to the history as stored now: another runner may have added to it meanwhile
+            history, feature_history = history_store.add_drift(
+                aws, cfg, pd.DataFrame([r for r in rows if r["window"] in set(mine)]),
+                pd.DataFrame([r for r in feature_rows if r["window"] in set(mine)]))
+    if busy:  # published what was read; the rest waits for the right capture_prefix
+        raise traffic.capture_missing(cfg, capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name,
+                                                                  cfg.variant_name), busy, STAGE)
+    if todo:
         if reports:
             last_label = list(reports)[-1]
             put_json(aws, cfg.bucket, cfg.key("drift", "windows", f"{last_label}.json"), reports[last_label].to_dict())
@@ -119,7 +137,9 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
         features = [f for f in baseline.feature_names if f != PREDICTION]
         latest_report = reports.get(w.label) or drift.detect_drift(
             baseline, latest_current[features + [PREDICTION]], **opts)
-    record = {"windows_checked": list(reports), "put_metric_data_calls": stats.calls, "datums_published": stats.datums,
+    record = {"windows_checked": list(reports), "windows_no_traffic": quiet, "windows_held_open": {**mark.held},
+              "windows_left_to_another_run": elsewhere,
+              "put_metric_data_calls": stats.calls, "datums_published": stats.datums,
               "datums_dropped_too_old": stats.dropped_too_old,
               "datums_outboxed": stats.outboxed, "outbox_delivered": backlog["delivered"],
               "quarantined": quarantined, "options": opts, "baseline": info, "history": history, "latest": latest}

@@ -7,7 +7,7 @@ import json
 
 import pandas as pd
 
-from .. import capture, engine, estimates, outbox, publish, watermark, windows
+from .. import capture, engine, estimates, outbox, publish, traffic, watermark, windows
 from .. import history as history_store
 from ..aws import Aws, get_json, put_bytes
 from ..baseline import feature_names, served_prefix
@@ -28,8 +28,9 @@ def dimensions(cfg: Params, **extra: str) -> dict[str, str]:
 
 
 def complete_windows(cfg: Params, mark: watermark.Watermark, now: dt.datetime, wait: dt.timedelta) -> list[windows.Window]:
-    """Windows closed by ``now - wait`` and not yet published, from the watermark (or ``days`` back on a first run)."""
-    start = mark.last_end_time or windows.floor(now - dt.timedelta(days=cfg.days), cfg.window)
+    """Windows closed by ``now - wait`` and not yet published, from the earliest window held open or the newest
+    published one (or ``days`` back on a first run)."""
+    start = mark.first_open(traffic.window_start(cfg)) or windows.floor(now - dt.timedelta(days=cfg.days), cfg.window)
     done = set(mark.published)
     return [w for w in windows.windows_between(start, now - wait, cfg.window) if w.label not in done]
 
@@ -72,16 +73,6 @@ def _resolve_pending(aws: Aws, cfg: Params, mark: watermark.Watermark, metric: s
             mark.commit(aws, cfg, [label], end)
 
 
-def _publish_once(aws: Aws, cfg: Params, mark: watermark.Watermark, done: list[windows.Window], datums: list[dict],
-                  now: dt.datetime, stream: str) -> publish.PublishStats:
-    """Publish ``datums`` of the ``done`` windows between the watermark's begin and commit (exactly once)."""
-    labels = [w.label for w in done]
-    mark.begin(aws, cfg, labels)
-    stats = outbox.send(aws, cfg, datums, now, stream=stream)
-    mark.commit(aws, cfg, labels, done[-1].end)
-    return stats
-
-
 def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
     """Publish every complete, unpublished window since the watermark, and the label-free estimate of every closed,
     unestimated window (labelled or not); return the histories and this run's counts."""
@@ -100,6 +91,12 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
     est_history = history_store.load_estimates(aws, cfg)
     stats, est_stats = publish.PublishStats(), publish.PublishStats()
     quarantined_total = 0
+    busy: dict[str, float] = {}
+    held: dict[str, str] = {}
+    est_held: dict[str, str] = {}
+    quiet: list[str] = []
+    unlabelled: list[str] = []
+    elsewhere: list[str] = []
     bad: list[dict] = []
     new_rows: list[dict] = []
     est_rows: list[dict] = []
@@ -115,38 +112,70 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
                                                        now + dt.timedelta(hours=1))
             bad = list(gt_bad)
             gt_bad_by_window = _count_by_window(cfg, gt_bad)
-        datums, est_datums, seg_frames = [], [], []
+        datums, est_datums = [], []
         results = engine.run_windows(cfg, aws, engine.metrics_window, every, capture_uri=uri, features=features,
                                      labels=labels, label_faults=gt_bad_by_window, segment_columns=cfg.segment_columns,
                                      score=scored, estimator=estimator, estimate=estimated)
+        # a window where nothing was captured closes only if the endpoint had no traffic then
+        no_traffic, busy = traffic.split_empty(aws, cfg, [w for w, res in zip(every, results) if res["read_nothing"]])
+        rows_by, segs_by, closing, est_closing, est_by = {}, {}, [], [], {}
         for w, res in zip(every, results):  # one window at a time: memory follows the window, not the backlog
+            if w.label in busy:
+                reason = (f"{int(busy[w.label])} invocation(s) but no Data Capture under {uri}/ "
+                          "(check capture_prefix)")
+                held.update({w.label: reason} if w.label in scored else {})
+                est_held.update({w.label: reason} if w.label in estimated else {})
+                continue
             if res["estimate"] is not None:
-                est_rows.append(res["estimate"])
+                est_by[w.label] = res["estimate"]
+                est_closing.append(w)
                 est_datums += estimates.window_datums(cfg, w, res["estimate"])
             if w.label not in scored:
                 continue
-            bad += res["quarantined"]
             row, segments = res["row"], res["segments"]
-            new_rows.append(row)
-            seg_frames.append(segments)
+            if row["captured"] and not row["count"]:  # records, but not one label
+                deadline = traffic.label_deadline(cfg, w)
+                if now < deadline:
+                    held[w.label] = (f"no labels at all under ground_truth_prefix {cfg.ground_truth_uri} after "
+                                     f"{cfg.label_wait_days} day(s); waits until {windows.iso(deadline)} "
+                                     f"(max_label_wait_days {cfg.max_label_wait_days})")
+                    continue
+                unlabelled.append(w.label)
+            if w.label in no_traffic:
+                quiet.append(w.label)
+            bad += res["quarantined"]
+            rows_by[w.label] = {**row, "closed_as": "no traffic" if w.label in no_traffic else
+                                "unlabelled" if w.label in unlabelled else "published"}
+            segs_by[w.label] = segments
+            closing.append(w)
             datums += window_datums(cfg, w, row, segments)
         if todo:
             _store_quarantine(aws, cfg, bad, todo)
             quarantined_total = len(bad)
-            stats = _publish_once(aws, cfg, mark, todo, datums, now, STAGE)
-            history = pd.concat([history, pd.DataFrame(new_rows)], ignore_index=True)
-            seg_history = pd.concat([seg_history, *seg_frames], ignore_index=True)
-            history_store.store_metrics(aws, cfg, history, seg_history)
+            stats, mine = watermark.publish_once(aws, cfg, mark, closing, datums, now, STAGE, held)
+            new_rows = [rows_by[label] for label in mine]
+            elsewhere = [w.label for w in closing if w.label not in set(mine)]  # published or claimed by another run
+            quiet = [label for label in quiet if label in set(mine)]
+            unlabelled = [label for label in unlabelled if label in set(mine)]
+            if mine:  # added to the history as stored now: another runner may have added to it meanwhile
+                history, seg_history = history_store.add_metrics(
+                    aws, cfg, pd.DataFrame(new_rows), pd.concat([segs_by[label] for label in mine], ignore_index=True))
         if est_todo:
-            est_stats = _publish_once(aws, cfg, est_mark, est_todo, est_datums, now, ESTIMATES)
-            est_history = pd.concat([est_history, pd.DataFrame(est_rows)], ignore_index=True)
-            history_store.store_estimates(aws, cfg, est_history)
+            est_stats, est_mine = watermark.publish_once(aws, cfg, est_mark, est_closing, est_datums, now, ESTIMATES, est_held)
+            est_rows = [est_by[label] for label in est_mine]
+            if est_mine:
+                est_history = history_store.add_estimates(aws, cfg, pd.DataFrame(est_rows))
+    if busy:  # published what was read; the rest waits for the right capture_prefix (no heartbeat: not healthy)
+        raise traffic.capture_missing(cfg, capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name,
+                                                                  cfg.variant_name), busy, STAGE)
     hb = outbox.send(aws, cfg, [publish.datum("SuiteHeartbeat", 1, now, {"EndpointName": cfg.endpoint_name})],
                       now, stream="heartbeat")
     baseline_info = _baseline_test_metrics(aws, cfg)
     estimate_list = estimates.with_realized(est_history, history)
     record = {"windows_published": [r["window"] for r in new_rows], "windows_pending_labels": _waiting(cfg, now, wait),
               "windows_estimated": [r["window"] for r in est_rows],
+              "windows_no_traffic": quiet, "windows_unlabelled": unlabelled, "windows_left_to_another_run": elsewhere,
+              "windows_held_open": {**mark.held}, "estimates_held_open": {**est_mark.held},
               "put_metric_data_calls": stats.calls + est_stats.calls, "datums_published": stats.datums + est_stats.datums,
               "heartbeat_calls": hb.calls,
               "datums_dropped_too_old": stats.dropped_too_old + est_stats.dropped_too_old + hb.dropped_too_old,
@@ -201,6 +230,22 @@ def verdict(cfg: Params, record: dict) -> Verdict:
     waiting = record["windows_pending_labels"]
     if waiting:
         parts.append(f"{len(waiting)} newer window(s) still wait for labels.")
+    held = record.get("windows_held_open") or {}
+    if held:
+        attention = True
+        first = sorted(held)[0]
+        parts.append(f"{len(held)} window(s) held open, from {first}: {held[first]}.")
+    if record.get("windows_unlabelled"):
+        attention = True
+        parts.append(f"{len(record['windows_unlabelled'])} window(s) closed as unlabelled after max_label_wait_days "
+                     f"({cfg.max_label_wait_days}): no label ever arrived under ground_truth_prefix "
+                     f"{cfg.ground_truth_uri}.")
+    if record.get("windows_left_to_another_run"):
+        parts.append(f"{len(record['windows_left_to_another_run'])} window(s) were left to another run that published "
+                     "or claimed them meanwhile (see the watermark's claims).")
+    if record.get("windows_no_traffic"):
+        parts.append(f"{len(record['windows_no_traffic'])} window(s) closed as no traffic (the endpoint's "
+                     "Invocations were 0): " + ", ".join(record["windows_no_traffic"][:5]) + ".")
     return Verdict(" ".join(parts), attention)
 
 
