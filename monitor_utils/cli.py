@@ -20,7 +20,9 @@ def parser() -> argparse.ArgumentParser:
                    help="override one parameter, applied last; dotted keys reach sections (drift.alpha=0.01)")
     r.add_argument("--stages", metavar="A,B", help="comma-separated stages to run (setup, metrics, drift, alerting, "
                                                    "dashboard, retraining); default all")
-    r.add_argument("--output", metavar="DIR", help="run folder (default runs/<run_id>)")
+    r.add_argument("--output", metavar="DIR", help="run folder (default runs/<run_id>); s3://BUCKET/PREFIX/ (aws mode) "
+                                                   "uploads the records to PREFIX/<run_id>/ and the index also to "
+                                                   "PREFIX/latest/index.html")
     i = sub.add_parser("iam-policy", help="print the least-privilege IAM policy (JSON) these params need",
                        description="Print the IAM policy document the suite needs with these params: no wildcard "
                                    "actions, resources scoped to the configured names. Without --account-id or "
