@@ -1,9 +1,10 @@
-"""Command line: ``python -m monitor_utils run | iam-policy | workflow | retraining-step ...`` (and ``monitor-utils ...``)."""
+"""Command line: ``python -m monitor_utils run | iam-policy | workflow | schedule | retraining-step ...`` (and ``monitor-utils ...``)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def parser() -> argparse.ArgumentParser:
@@ -46,6 +47,20 @@ def parser() -> argparse.ArgumentParser:
                                    "input every execution receives (scheduled or started by the stage). No AWS access.")
     w.add_argument("-f", "--file", action="append", metavar="PARAMS", help="YAML params file; repeat to merge in order")
     w.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="override one parameter, applied last")
+    s = sub.add_parser("schedule", help="create or update the EventBridge Scheduler schedule that runs the suite as a "
+                                        "SageMaker Processing job (aws mode)",
+                       description="Build the wheelhouse (the package's wheel and its runtime dependencies' wheels), "
+                                   "upload it and the params file to S3 (only what changed), and create or update the "
+                                   "schedule (suite_schedule params). A second run with the same params changes nothing.")
+    s.add_argument("-f", "--file", action="append", metavar="PARAMS", help="YAML params file; repeat to merge in order")
+    s.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="override one parameter, applied last")
+    mode = s.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true",
+                      help="print the schedule and job requests and the uploads, build nothing, call no AWS API")
+    mode.add_argument("--fire", action="store_true",
+                      help="rehearsal against an emulator (AWS_ENDPOINT_URL): read the schedule back and run its "
+                           "Processing job on this machine as SageMaker would")
+    s.add_argument("--execution-id", metavar="ID", help="with --fire: the firing's <aws.scheduler.execution-id>")
     sub.add_parser("retraining-step", add_help=False,
                    help="run one job step of the retraining workflow (decide, train, compare); what its SageMaker "
                         "jobs run (see --help)")
@@ -109,6 +124,52 @@ def _workflow(args) -> int:
     return 0
 
 
+def _schedule(args) -> int:
+    """CLI entry for ``schedule``: the plan (--dry-run), the deploy, or a local firing (--fire); JSON on stdout."""
+    import json
+    import tempfile
+
+    from . import config, suite_schedule
+
+    try:
+        cfg = config.load(args.file or [], args.param or [])
+        suite_schedule.check_settings(cfg)
+        if cfg.suite_schedule["stages"].strip():
+            from .runner import RunnerError, resolve_stages
+
+            try:
+                resolve_stages(cfg.suite_schedule["stages"])
+            except RunnerError as exc:
+                raise config.ParamsError(f"parameter 'suite_schedule.stages': {exc}") from None
+        suite_schedule.check_requests(cfg)
+    except (config.ParamsError, suite_schedule.RequestError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if cfg.now:
+        print(f"warning: now is pinned to {cfg.now}: every scheduled run would use that clock", file=sys.stderr)
+    if args.dry_run:
+        print(json.dumps(suite_schedule.plan(cfg), indent=2))
+        return 0
+    from .aws import connect
+
+    aws = connect(cfg)
+    with tempfile.TemporaryDirectory(prefix="monitor-utils-schedule-") as tmp:
+        if args.fire:
+            from . import local_processing
+
+            try:
+                result = local_processing.fire(aws, suite_schedule.schedule_name(cfg), Path(tmp),
+                                               execution_id=args.execution_id)
+            except local_processing.FireError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+            print(json.dumps(result, indent=2))
+            return 0 if result["exit_code"] == 0 else 1
+        result = suite_schedule.deploy(aws, cfg, Path(tmp))
+    print(json.dumps(result, indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments and dispatch."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -128,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         return _iam_policy(args)
     if args.command == "workflow":
         return _workflow(args)
+    if args.command == "schedule":
+        return _schedule(args)
     return 2
 
 

@@ -105,10 +105,8 @@ def package_version() -> str:
 def container_command(cfg: Params) -> tuple[list[str], list[str]]:
     """(ContainerEntrypoint, ContainerArguments): install the wheelhouse without an index, then
     ``python3 -m monitor_utils run -f <params> --output s3://BUCKET/PREFIX/runs/ [--stages ...]``."""
-    wh = WHEELHOUSE_PATH
-    install = (f"python3 -m pip install --quiet --disable-pip-version-check --no-index --find-links {wh} "
-               f"-r {wh}/{REQUIREMENTS_FILE} && python3 -m pip install --quiet --disable-pip-version-check "
-               f"--no-index --no-deps --find-links {wh} {PACKAGE}=={package_version()} && "
+    install = (f"(cd {WHEELHOUSE_PATH} && python3 -m pip install -q --no-index -f . -r {REQUIREMENTS_FILE} && "
+               f"python3 -m pip install -q --no-index --no-deps -f . {PACKAGE}=={package_version()}) && "
                f'exec python3 -m {PACKAGE} "$@"')
     arguments = ["run", "-f", f"{PARAMS_PATH}/{PARAMS_FILE}", "--output", records_uri(cfg)]
     if cfg.suite_schedule["stages"].strip():
@@ -136,7 +134,8 @@ def processing_job_request(cfg: Params) -> dict:
         "ProcessingResources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": s["instance_type"],
                                                   "VolumeSizeInGB": 30}},
         "StoppingCondition": {"MaxRuntimeInSeconds": 60 * s["max_runtime_minutes"]},
-        "Environment": {"PYTHONUNBUFFERED": "1", "AWS_DEFAULT_REGION": cfg.region},
+        "Environment": {"PYTHONUNBUFFERED": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+                        "AWS_DEFAULT_REGION": cfg.region},
     }
 
 
@@ -153,6 +152,60 @@ def schedule_request(cfg: Params) -> dict:
                    "Input": json.dumps(processing_job_request(cfg), sort_keys=True),
                    "RetryPolicy": {"MaximumRetryAttempts": 0}},
     }
+
+
+class RequestError(ValueError):
+    """A generated request breaks the API's model (what the SDK or the service would reject)."""
+
+
+def validate_request(service: str, operation: str, request: dict) -> None:
+    """Check ``request`` with botocore's own validation against the service model, plus the model's ``max`` length
+    and ``pattern`` of every string and list, which botocore leaves to the service.
+
+    Raises
+    ------
+    RequestError
+        Naming every problem found.
+    """
+    from botocore.validate import ParamValidator
+
+    from .aws import service_model
+
+    shape = service_model(service).operation_model(operation).input_shape
+    problems = []
+    report = ParamValidator().validate(request, shape)
+    if report.has_errors():
+        problems.append(report.generate_report())
+
+    def walk(value: Any, shape, where: str) -> None:
+        meta = shape.metadata
+        if shape.type_name == "structure" and isinstance(value, dict):
+            for k, v in value.items():
+                if k in shape.members:
+                    walk(v, shape.members[k], f"{where}.{k}")
+        elif shape.type_name == "list" and isinstance(value, list):
+            if "max" in meta and len(value) > meta["max"]:
+                problems.append(f"{where}: {len(value)} items, at most {meta['max']}")
+            for i, v in enumerate(value):
+                walk(v, shape.member, f"{where}[{i}]")
+        elif shape.type_name == "map" and isinstance(value, dict):
+            if "max" in meta and len(value) > meta["max"]:
+                problems.append(f"{where}: {len(value)} entries, at most {meta['max']}")
+            for k, v in value.items():
+                walk(k, shape.key, f"{where} key {k!r}")
+                walk(v, shape.value, f"{where}[{k!r}]")
+        elif shape.type_name == "string" and isinstance(value, str):
+            if "max" in meta and len(value) > meta["max"]:
+                problems.append(f"{where}: {len(value)} characters, at most {meta['max']}")
+            if meta.get("pattern") and not re.fullmatch(meta["pattern"], value):
+                problems.append(f"{where}: {value!r} does not match {meta['pattern']!r}")
+        elif shape.type_name in ("integer", "long") and isinstance(value, int):
+            if "max" in meta and value > meta["max"]:
+                problems.append(f"{where}: {value}, at most {meta['max']}")
+
+    walk(request, shape, operation)
+    if problems:
+        raise RequestError(f"{service} {operation} request is invalid: " + "; ".join(problems))
 
 
 def _differs(wanted: Any, current: Any) -> bool:
@@ -179,6 +232,24 @@ def ensure_schedule(aws: Aws, request: dict) -> str:
         return "unchanged"
     scheduler.update_schedule(**request)  # UpdateSchedule replaces every field: the request carries them all
     return "updated"
+
+
+SAMPLE_EXECUTION_IDS = ("d32c5kddcf5bb8c3", "0" * 36)  # the documented example, and a UUID's length to be safe
+
+
+def check_requests(cfg: Params) -> None:
+    """Validate the schedule request and the job request of a firing (:func:`validate_request`), the job name with
+    execution ids as long as EventBridge Scheduler's and longer.
+
+    Raises
+    ------
+    RequestError
+    """
+    request = schedule_request(cfg)
+    validate_request("scheduler", "CreateSchedule", request)
+    for sample in SAMPLE_EXECUTION_IDS:
+        validate_request("sagemaker", "CreateProcessingJob",
+                         json.loads(request["Target"]["Input"].replace(EXECUTION_ID, sample)))
 
 
 # --- the wheelhouse -----------------------------------------------------------------------------
@@ -315,6 +386,7 @@ def upload(aws: Aws, cfg: Params, wheelhouse: Wheelhouse) -> dict[str, list[str]
 def plan(cfg: Params) -> dict:
     """What ``schedule`` creates and uploads for ``cfg`` (no AWS access, nothing built): the schedule request, the
     job request, the S3 places and the requirements."""
+    check_requests(cfg)
     return {"schedule": schedule_request(cfg), "processing_job": processing_job_request(cfg),
             "uploads": {"wheelhouse": wheelhouse_uri(cfg), "params": params_uri(cfg) + PARAMS_FILE},
             "records": records_uri(cfg), "requirements": runtime_requirements(),
@@ -330,6 +402,7 @@ def deploy(aws: Aws, cfg: Params, workdir: Path) -> dict:
         ``schedule`` ('created', 'updated', 'unchanged'), ``schedule_name``, ``uploaded``, ``unchanged``.
     """
     check_settings(cfg)
+    check_requests(cfg)
     wheelhouse = build_wheelhouse(Path(workdir) / "wheelhouse", cfg.suite_schedule["python_version"])
     uploads = upload(aws, cfg, wheelhouse)
     return {"schedule_name": schedule_name(cfg), "schedule": ensure_schedule(aws, schedule_request(cfg)), **uploads}
