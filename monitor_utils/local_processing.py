@@ -60,6 +60,12 @@ def image_environment(folder: Path) -> Path:
     for entry in ours.iterdir():
         if not _OWN.match(entry.name) and not (theirs / entry.name).exists():
             (theirs / entry.name).symlink_to(entry)
+    data = Path(sys.prefix) / "share"  # the libraries' data files (nbconvert's templates, kernelspecs' resources)
+    if data.is_dir():
+        (folder / "share").mkdir(exist_ok=True)
+        for entry in data.iterdir():
+            if not (folder / "share" / entry.name).exists():
+                (folder / "share" / entry.name).symlink_to(entry)
     return folder / "bin"
 
 
@@ -141,7 +147,7 @@ def fire(aws: Aws, schedule_name: str, workdir: Path, execution_id: str | None =
     command = [part.replace(CONTAINER_ROOT, here) for part in
                app.get("ContainerEntrypoint", []) + app.get("ContainerArguments", [])]
     env = {k: v for k, v in os.environ.items()
-           if k not in _CREDENTIALS and not k.startswith(("PIP_", "MONITOR_UTILS_", "VIRTUAL_ENV"))}
+           if k not in _CREDENTIALS and k != "PYTHONPATH" and not k.startswith(("PIP_", "MONITOR_UTILS_", "VIRTUAL_ENV"))}
     env.update({k: v.replace(CONTAINER_ROOT, here) for k, v in (request.get("Environment") or {}).items()})
     env.update({"PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}", "AWS_ENDPOINT_URL": aws.endpoint_url,
                 "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
