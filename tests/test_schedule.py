@@ -268,6 +268,12 @@ def test_scheduler_role_starts_the_suites_jobs_and_passes_only_the_job_role_to_s
                    f"arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:ep-sched-unit-retraining")
 
 
+def test_scheduler_role_gets_nothing_for_the_suite_until_its_roles_are_set():
+    policy, notes = iam_workflow.scheduler_policy(config.load(["params/aws.example.yaml"]), ACCOUNT)
+    assert [a for st in policy["Statement"] for a in st["Action"]] == ["states:StartExecution"]
+    assert any("suite_schedule.scheduler_role_arn" in n for n in notes)
+
+
 def test_job_role_reads_the_jobs_inputs_writes_records_and_keeps_the_suites_own_policy(capsys):
     cfg = aws_params()
     policy, notes = iam_schedule.suite_job_policy(cfg, ACCOUNT)
