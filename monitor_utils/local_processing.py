@@ -13,7 +13,7 @@ import sysconfig
 import venv
 from pathlib import Path
 
-from .aws import Aws, split_s3_uri
+from .aws import DUMMY_CREDENTIALS, Aws, split_s3_uri
 from .suite_schedule import RequestError, validate_request
 
 CONTAINER_ROOT = "/opt/ml/processing"  # what SageMaker mounts in the job's container
@@ -146,11 +146,13 @@ def fire(aws: Aws, schedule_name: str, workdir: Path, execution_id: str | None =
     here = str(root / CONTAINER_ROOT.lstrip("/"))
     command = [part.replace(CONTAINER_ROOT, here) for part in
                app.get("ContainerEntrypoint", []) + app.get("ContainerArguments", [])]
-    env = {k: v for k, v in os.environ.items()
-           if k not in _CREDENTIALS and k != "PYTHONPATH" and not k.startswith(("PIP_", "MONITOR_UTILS_", "VIRTUAL_ENV"))}
+    env = {k: v for k, v in os.environ.items()  # none of this process's credentials, pip settings or package path
+           if k not in _CREDENTIALS and k != "PYTHONPATH"
+           and not k.startswith(("PIP_", "MONITOR_UTILS_", "VIRTUAL_ENV"))}
     env.update({k: v.replace(CONTAINER_ROOT, here) for k, v in (request.get("Environment") or {}).items()})
     env.update({"PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}", "AWS_ENDPOINT_URL": aws.endpoint_url,
-                "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_ACCESS_KEY_ID": DUMMY_CREDENTIALS["aws_access_key_id"],
+                "AWS_SECRET_ACCESS_KEY": DUMMY_CREDENTIALS["aws_secret_access_key"],
                 "PIP_CONFIG_FILE": os.devnull,  # the image's pip: no index, no find-links but the job's own
                 "PIP_NO_INPUT": "1"})
     cwd = workdir / "work"

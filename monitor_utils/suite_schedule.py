@@ -1,4 +1,4 @@
-"""The suite scheduled in the account: an EventBridge Scheduler schedule that starts it as a SageMaker Processing job."""
+"""The suite scheduled in the account: an EventBridge Scheduler schedule starting it as a SageMaker Processing job."""
 
 from __future__ import annotations
 
