@@ -384,3 +384,20 @@ def test_the_wheel_in_s3_carries_the_package_its_notebooks_and_params(fired, tmp
     meta = zipfile.ZipFile(wheel).read(f"monitor_utils-{ss.package_version()}.dist-info/METADATA").decode()
     assert "Requires-Dist: boto3" in meta
     assert fired["printed"]["fire"]["job_name"] == "ep-sched-fire-suite-0123456789abcdef"
+
+
+def test_scheduling_never_loads_local_only_code():
+    import subprocess
+    import sys
+
+    settings = ", ".join(f"'-p', 'suite_schedule.{k}={v}'" for k, v in JOB_SETTINGS.items())
+    code = ("import contextlib, io, sys; from monitor_utils import cli\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            f"    assert cli.main(['schedule', '-f', 'params/aws.example.yaml', '--dry-run', {settings}]) == 0\n"
+            "import monitor_utils.suite_schedule, monitor_utils.iam_schedule\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'moto' or m in ('monitor_utils.local', "
+            "'monitor_utils.local_processing', 'monitor_utils.emulator', 'monitor_utils.world')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
