@@ -171,7 +171,14 @@ def _schedule(args) -> int:
                 return 2
             print(json.dumps(result, indent=2))
             return 0 if result["exit_code"] == 0 else 1
-        result = suite_schedule.deploy(aws, cfg, Path(tmp))
+        try:
+            result = suite_schedule.deploy(aws, cfg, Path(tmp))
+        except config.ParamsError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        except Exception as exc:  # noqa: BLE001 - no credentials, a denied call, a failed build: say it, no traceback
+            print(f"error: schedule failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 1
     print(json.dumps(result, indent=2))
     return 0
 

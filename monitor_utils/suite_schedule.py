@@ -393,6 +393,25 @@ def plan(cfg: Params) -> dict:
             "python_version": cfg.suite_schedule["python_version"]}
 
 
+def check_destinations(aws: Aws, cfg: Params) -> None:
+    """Fail before anything is built when a bucket the uploads go to does not exist (naming the parameter).
+
+    Raises
+    ------
+    ParamsError
+    """
+    for uri, key in ((wheelhouse_uri(cfg), "retraining.code_uri" if cfg.retraining["code_uri"] else "bucket"),
+                     (params_uri(cfg), "bucket")):
+        bucket, _ = split_s3_uri(uri)
+        try:
+            aws.client("s3").head_bucket(Bucket=bucket)
+        except Exception as exc:  # noqa: BLE001
+            if error_code(exc) in ("404", "NoSuchBucket", "NotFound"):
+                raise ParamsError(f"parameter '{key}': bucket {bucket!r} does not exist; the schedule's uploads go "
+                                  f"to {uri} (run the suite's setup first, or fix the parameter)") from None
+            raise
+
+
 def deploy(aws: Aws, cfg: Params, workdir: Path) -> dict:
     """Build the wheelhouse in ``workdir``, upload what changed, then create or update the schedule.
 
@@ -403,6 +422,7 @@ def deploy(aws: Aws, cfg: Params, workdir: Path) -> dict:
     """
     check_settings(cfg)
     check_requests(cfg)
+    check_destinations(aws, cfg)
     wheelhouse = build_wheelhouse(Path(workdir) / "wheelhouse", cfg.suite_schedule["python_version"])
     uploads = upload(aws, cfg, wheelhouse)
     return {"schedule_name": schedule_name(cfg), "schedule": ensure_schedule(aws, schedule_request(cfg)), **uploads}

@@ -204,6 +204,37 @@ def test_ensure_schedule_creates_then_leaves_alone_then_updates_what_changed(emu
     assert ss.ensure_schedule(aws, changed) == "unchanged"
 
 
+def test_a_missing_bucket_stops_the_schedule_before_anything_is_built(emulator, monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(ss, "build_wheelhouse", lambda *a, **k: pytest.fail("built a wheelhouse"))
+    params = tmp_path / "p.yaml"
+    params.write_text(yaml.safe_dump({"aws_mode": "aws", "bucket": "no-such-bucket-here",
+                                      "suite_schedule": JOB_SETTINGS}))
+    assert cli.main(["schedule", "-f", str(params)]) == 2
+    assert "parameter 'bucket': bucket 'no-such-bucket-here' does not exist" in capsys.readouterr().err
+    aws = connect(config.load([str(params)]))
+    assert "no-such-bucket-here-suite" not in str(aws.client("scheduler").list_schedules())
+
+
+def test_processing_outputs_are_uploaded_where_the_request_says(emulator, tmp_path):
+    cfg = aws_params(bucket="sched-outputs")
+    aws = connect(cfg)
+    aws.client("s3").create_bucket(Bucket="sched-outputs")
+    request = {"ProcessingOutputConfig": {"Outputs": [{"OutputName": "report", "S3Output": {
+        "S3Uri": "s3://sched-outputs/out/report", "LocalPath": "/opt/ml/processing/output/report",
+        "S3UploadMode": "EndOfJob"}}]}}
+    folder = tmp_path / "opt/ml/processing/output/report"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.txt").write_text("a")
+    (folder / "sub" / "b.txt").write_text("b")
+    assert local_processing.upload_outputs(aws, request, tmp_path) == [
+        "s3://sched-outputs/out/report/a.txt", "s3://sched-outputs/out/report/sub/b.txt"]
+    body = aws.client("s3").get_object(Bucket="sched-outputs", Key="out/report/sub/b.txt")["Body"].read()
+    assert body == b"b"
+    with pytest.raises(local_processing.FireError, match="not under /opt/ml/processing"):
+        local_processing.upload_outputs(aws, {"ProcessingOutputConfig": {"Outputs": [{"S3Output": {
+            "S3Uri": "s3://sched-outputs/x", "LocalPath": "/tmp/elsewhere"}}]}}, tmp_path)
+
+
 # --- run --output s3:// and the pages -----------------------------------------------------------------------------
 
 def test_output_to_s3_needs_aws_mode_and_an_s3_prefix():
