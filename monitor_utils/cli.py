@@ -39,10 +39,12 @@ def parser() -> argparse.ArgumentParser:
                         "(default: any role of the account, only to SageMaker)")
     i.add_argument("--model-data-url", action="append", metavar="S3URI", default=[],
                    help="the live model's artifact when it lies outside the suite's prefix (read); repeatable")
-    i.add_argument("--role", choices=("suite", "suite-job", "state-machine", "scheduler"), default="suite",
+    i.add_argument("--role", choices=("suite", "suite-job", "schedule-deployer", "state-machine", "scheduler"),
+                   default="suite",
                    help="whose policy: the suite's (default), the scheduled suite's Processing job role (the suite's "
-                        "plus its package, params, records, logs and image), the retraining state machine's role, or "
-                        "the role EventBridge Scheduler uses to start the workflow and the suite's jobs")
+                        "plus its package, params, records, logs and image), whoever runs `schedule`, the retraining "
+                        "state machine's role, or the role EventBridge Scheduler uses to start the workflow and the "
+                        "suite's jobs")
     w = sub.add_parser("workflow", help="print the retraining workflow's definition and input (JSON) for these params",
                        description="Print {\"definition\": ..., \"input\": ...}: the Step Functions definition and the "
                                    "input every execution receives (scheduled or started by the stage). No AWS access.")
@@ -101,6 +103,10 @@ def _iam_policy(args) -> int:
 
             document, notes = iam_schedule.suite_job_policy(cfg, account, args.sagemaker_role_arn,
                                                             tuple(args.model_data_url))
+        elif args.role == "schedule-deployer":
+            from . import iam_schedule
+
+            document, notes = iam_schedule.deployer_policy(cfg, account)
         else:
             from . import iam_workflow
 

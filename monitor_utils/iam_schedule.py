@@ -80,3 +80,34 @@ def suite_job_policy(cfg: Params, account: str = "*", sagemaker_role_arn: str = 
         notes.append("suite_schedule.image_uri is not an ECR image URI: no image pull statement")
     notes.append("the role's trust policy must let sagemaker.amazonaws.com assume it")
     return {"Version": "2012-10-17", "Statement": statements}, notes
+
+
+def deployer_policy(cfg: Params, account: str = "*") -> tuple[dict, list[str]]:
+    """The policy of whoever runs ``schedule`` (a person or a CI role): upload the wheelhouse and the params file,
+    create or update the suite's schedule, and pass ``suite_schedule.scheduler_role_arn`` to EventBridge Scheduler."""
+    _check(cfg, account)
+    iam.check_literal({"suite_schedule.scheduler_role_arn": cfg.suite_schedule["scheduler_role_arn"]})
+    p, region = iam.partition(cfg.region), cfg.region
+    uploads = [split_s3_uri(suite_schedule.wheelhouse_uri(cfg)), split_s3_uri(suite_schedule.params_uri(cfg))]
+    role = cfg.suite_schedule["scheduler_role_arn"]
+    notes = [] if role else ["suite_schedule.scheduler_role_arn is empty: PassRole allows any role of the account "
+                             "(to EventBridge Scheduler only); set it to narrow the policy"]
+    statements = [
+        # HeadBucket (the check that the buckets exist) needs s3:ListBucket
+        {"Sid": "CheckUploadBuckets", "Action": ["s3:ListBucket"],
+         "Resource": sorted({f"arn:{p}:s3:::{b}" for b, _ in uploads})},
+        # HeadObject (is the object already there, with the same content?) needs s3:GetObject
+        {"Sid": "UploadSuitePackageAndParams", "Action": ["s3:GetObject", "s3:PutObject"],
+         "Resource": [f"arn:{p}:s3:::{b}/{k}*" for b, k in uploads]},
+        {"Sid": "SuiteSchedule", "Action": ["scheduler:CreateSchedule", "scheduler:GetSchedule",
+                                            "scheduler:UpdateSchedule"],
+         "Resource": [f"arn:{p}:scheduler:{region}:{account}:schedule/default/{suite_schedule.schedule_name(cfg)}"]},
+        {"Sid": "PassSuiteSchedulerRole", "Action": ["iam:PassRole"],
+         "Resource": [role or f"arn:{p}:iam::{account}:role/*"],
+         "Condition": {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}},
+    ]
+    for st in statements:
+        st["Effect"] = "Allow"
+    if cfg.kms_key_id:
+        notes.append(f"kms_key_id is set: the uploads are SSE-KMS; allow kms:GenerateDataKey on {cfg.kms_key_id}")
+    return {"Version": "2012-10-17", "Statement": statements}, notes

@@ -432,3 +432,29 @@ def test_scheduling_never_loads_local_only_code():
                           cwd=Path(__file__).resolve().parents[1])
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_every_call_of_a_schedule_deploy_is_allowed_by_the_deployer_policy(emulator, monkeypatch, tmp_path):
+    from test_iam import allowed  # the policy evaluator of the suite's IAM tests
+
+    from monitor_utils import iam
+
+    monkeypatch.setattr(ss, "download_dependencies", lambda reqs, dest, version: None)
+    cfg = aws_params(bucket="sched-deployer", endpoint_name="ep-sched-deployer")
+    aws = connect(cfg)
+    aws.client("s3").create_bucket(Bucket="sched-deployer")
+    with iam.record_calls(aws) as calls:
+        ss.deploy(aws, cfg, tmp_path / "first")
+        changed = aws_params(bucket="sched-deployer", endpoint_name="ep-sched-deployer",
+                             suite_schedule={"expression": "cron(0 7 * * ? *)"})
+        ss.deploy(aws, changed, tmp_path / "second")
+    operations = {f"{c.service}:{c.operation}" for c in calls}
+    assert {"s3:HeadBucket", "s3:HeadObject", "s3:PutObject", "scheduler:GetSchedule", "scheduler:CreateSchedule",
+            "scheduler:UpdateSchedule"} <= operations
+    policy, _ = iam_schedule.deployer_policy(cfg, ACCOUNT)
+    for call in calls:
+        for need in iam.needs(call, cfg.region, ACCOUNT):
+            assert allowed(policy, need), f"{call.service}:{call.operation} needs {need}, not in the deployer policy"
+    other_role = iam.Call("scheduler", "CreateSchedule", {"Name": ss.schedule_name(cfg), "Target": {
+        "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/admin"}})
+    assert not all(allowed(policy, n) for n in iam.needs(other_role, cfg.region, ACCOUNT))
