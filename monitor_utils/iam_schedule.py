@@ -93,12 +93,16 @@ def deployer_policy(cfg: Params, account: str = "*") -> tuple[dict, list[str]]:
     notes = [] if role else ["suite_schedule.scheduler_role_arn is empty: PassRole allows any role of the account "
                              "(to EventBridge Scheduler only); set it to narrow the policy"]
     statements = [
-        # HeadBucket (the check that the buckets exist) needs s3:ListBucket
-        {"Sid": "CheckUploadBuckets", "Action": ["s3:ListBucket"],
-         "Resource": sorted({f"arn:{p}:s3:::{b}" for b, _ in uploads})},
+        # HeadBucket (the check that the buckets exist, no prefix) and listing the wheelhouse need s3:ListBucket
+        {"Sid": "CheckUploadBucketsListWheelhouse", "Action": ["s3:ListBucket"],
+         "Resource": sorted({f"arn:{p}:s3:::{b}" for b, _ in uploads}),
+         "Condition": {"StringLikeIfExists": {"s3:prefix": [f"{uploads[0][1]}*"]}}},
         # HeadObject (is the object already there, with the same content?) needs s3:GetObject
         {"Sid": "UploadSuitePackageAndParams", "Action": ["s3:GetObject", "s3:PutObject"],
          "Resource": [f"arn:{p}:s3:::{b}/{k}*" for b, k in uploads]},
+        # wheels of an earlier deploy that the new wheelhouse no longer holds
+        {"Sid": "RemoveStaleWheels", "Action": ["s3:DeleteObject"],
+         "Resource": [f"arn:{p}:s3:::{b}/{k}*" for b, k in uploads[:1]]},
         {"Sid": "SuiteSchedule", "Action": ["scheduler:CreateSchedule", "scheduler:GetSchedule",
                                             "scheduler:UpdateSchedule"],
          "Resource": [f"arn:{p}:scheduler:{region}:{account}:schedule/default/{suite_schedule.schedule_name(cfg)}"]},

@@ -370,14 +370,23 @@ def upload(aws: Aws, cfg: Params, wheelhouse: Wheelhouse) -> dict[str, list[str]
     Returns
     -------
     dict
-        ``uploaded`` and ``unchanged``: S3 URIs.
+        ``uploaded``, ``unchanged`` and ``removed`` (wheels of an earlier deploy no longer in the wheelhouse): S3 URIs.
     """
-    out: dict[str, list[str]] = {"uploaded": [], "unchanged": []}
+    out: dict[str, list[str]] = {"uploaded": [], "unchanged": [], "removed": []}
     items = [(wheelhouse_uri(cfg) + f.name, f.read_bytes(),
               "text/plain" if f.suffix == ".txt" else "application/octet-stream") for f in wheelhouse.files]
     items.append((params_uri(cfg) + PARAMS_FILE, params_document(cfg), "application/yaml"))
     for uri, body, content_type in items:
         out["uploaded" if upload_if_changed(aws, uri, body, content_type) else "unchanged"].append(uri)
+    # wheels of an earlier deploy (another version) go, once the new ones are all there: the job installs exactly these
+    bucket, prefix = split_s3_uri(wheelhouse_uri(cfg))
+    current = {split_s3_uri(uri)[1] for uri, _, _ in items}
+    s3 = aws.client("s3")
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            if obj["Key"] not in current:
+                s3.delete_object(Bucket=bucket, Key=obj["Key"])
+                out["removed"].append(f"s3://{bucket}/{obj['Key']}")
     return out
 
 
@@ -418,7 +427,7 @@ def deploy(aws: Aws, cfg: Params, workdir: Path) -> dict:
     Returns
     -------
     dict
-        ``schedule`` ('created', 'updated', 'unchanged'), ``schedule_name``, ``uploaded``, ``unchanged``.
+        ``schedule`` ('created', 'updated', 'unchanged'), ``schedule_name``, ``uploaded``, ``unchanged``, ``removed``.
     """
     check_settings(cfg)
     check_requests(cfg)

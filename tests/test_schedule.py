@@ -370,7 +370,7 @@ def test_schedule_uploads_then_a_second_run_changes_nothing(fired):
     assert sorted(first["uploaded"]) == sorted([wheel, "s3://sched-fire/msd-year/code/wheelhouse/requirements.txt",
                                                 "s3://sched-fire/msd-year/schedule/params/params.yaml"])
     # the wheel is built again, byte for byte the same: nothing is uploaded, the schedule is left alone
-    assert second["schedule"] == "unchanged" and second["uploaded"] == []
+    assert second["schedule"] == "unchanged" and second["uploaded"] == [] and second["removed"] == []
     assert sorted(second["unchanged"]) == sorted(first["uploaded"])
     cfg = fired["cfg"]
     aws = connect(cfg)
@@ -443,14 +443,19 @@ def test_every_call_of_a_schedule_deploy_is_allowed_by_the_deployer_policy(emula
     cfg = aws_params(bucket="sched-deployer", endpoint_name="ep-sched-deployer")
     aws = connect(cfg)
     aws.client("s3").create_bucket(Bucket="sched-deployer")
+    stale = "msd-year/code/wheelhouse/monitor_utils-0.0.9-py3-none-any.whl"
+    aws.client("s3").put_object(Bucket="sched-deployer", Key=stale, Body=b"an earlier deploy's wheel")
     with iam.record_calls(aws) as calls:
-        ss.deploy(aws, cfg, tmp_path / "first")
+        first = ss.deploy(aws, cfg, tmp_path / "first")
         changed = aws_params(bucket="sched-deployer", endpoint_name="ep-sched-deployer",
                              suite_schedule={"expression": "cron(0 7 * * ? *)"})
         ss.deploy(aws, changed, tmp_path / "second")
+    assert first["removed"] == [f"s3://sched-deployer/{stale}"]  # the job installs exactly this deploy's wheels
+    keys = [o["Key"] for o in aws.client("s3").list_objects_v2(Bucket="sched-deployer")["Contents"]]
+    assert stale not in keys and len([k for k in keys if k.endswith(".whl")]) == 1
     operations = {f"{c.service}:{c.operation}" for c in calls}
-    assert {"s3:HeadBucket", "s3:HeadObject", "s3:PutObject", "scheduler:GetSchedule", "scheduler:CreateSchedule",
-            "scheduler:UpdateSchedule"} <= operations
+    assert {"s3:HeadBucket", "s3:HeadObject", "s3:PutObject", "s3:DeleteObject", "s3:ListObjectsV2",
+            "scheduler:GetSchedule", "scheduler:CreateSchedule", "scheduler:UpdateSchedule"} <= operations
     policy, _ = iam_schedule.deployer_policy(cfg, ACCOUNT)
     for call in calls:
         for need in iam.needs(call, cfg.region, ACCOUNT):
