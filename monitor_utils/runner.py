@@ -202,6 +202,9 @@ def _run_to_s3(cfg: config.Params, files, overrides, stages, output: str, notebo
     try:
         with run_lock(cfg, cfg.lock_wait_seconds):
             code, run_dir = _run(cfg, files, overrides, stages, str(folder), notebooks_dir, progress)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # nothing ran (bad stages, a held lock): nothing to keep
+        raise
     finally:
         os.environ.pop(RECORDS_URI_ENV, None)
     run_id = json.loads((run_dir / "summary.json").read_text())["run_id"]

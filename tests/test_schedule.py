@@ -334,6 +334,14 @@ def test_a_schedule_whose_target_is_not_a_processing_job_is_not_fired():
         local_processing.target_request(schedule, "abc", __import__("datetime").datetime(2026, 11, 28))
 
 
+def test_fire_needs_an_emulator(monkeypatch, tmp_path, capsys):
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    params = tmp_path / "p.yaml"
+    params.write_text(yaml.safe_dump({"aws_mode": "aws", "suite_schedule": JOB_SETTINGS}))
+    assert cli.main(["schedule", "-f", str(params), "--fire"]) == 2
+    assert "needs an emulator (AWS_ENDPOINT_URL)" in capsys.readouterr().err
+
+
 @pytest.fixture(scope="module")
 def fired(emulator, tmp_path_factory):
     """A tiny world on the emulator; `schedule` run twice against it in aws mode (the dependencies' wheels stubbed:
