@@ -14,7 +14,7 @@ import venv
 from pathlib import Path
 
 from .aws import DUMMY_CREDENTIALS, Aws, split_s3_uri
-from .suite_schedule import RequestError, validate_request
+from .api_model import RequestError, validate_request
 
 CONTAINER_ROOT = "/opt/ml/processing"  # what SageMaker mounts in the job's container
 PROCESSING_TARGET = re.compile(r"^arn:aws[a-z-]*:scheduler:::aws-sdk:sagemaker:createProcessingJob$")

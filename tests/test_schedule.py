@@ -16,7 +16,8 @@ import pytest
 import yaml
 from botocore.validate import ParamValidator
 
-from monitor_utils import alarms, alerting, cli, config, iam_schedule, iam_workflow, local_processing, records, runner
+from monitor_utils import alarms, alerting, api_model, cli, config, iam_schedule, iam_workflow, local_processing, records
+from monitor_utils import runner
 from monitor_utils import suite_schedule as ss
 from monitor_utils import world
 from monitor_utils.aws import connect, service_model
@@ -95,14 +96,14 @@ def test_the_check_refuses_what_the_api_would_refuse():
     job = firing(request, "d32c5kddcf5bb8c3")
     job["AppSpecification"]["ContainerEntrypoint"][2] = "x" * 257  # botocore checks no max; SageMaker does
     assert botocore_errors("sagemaker", "CreateProcessingJob", job) == ""
-    with pytest.raises(ss.RequestError, match="ContainerEntrypoint\\[2\\]: 257 characters, at most 256"):
-        ss.validate_request("sagemaker", "CreateProcessingJob", job)
+    with pytest.raises(api_model.RequestError, match="ContainerEntrypoint\\[2\\]: 257 characters, at most 256"):
+        api_model.validate_request("sagemaker", "CreateProcessingJob", job)
     unsubstituted = json.loads(request["Target"]["Input"])
-    with pytest.raises(ss.RequestError, match="ProcessingJobName"):
-        ss.validate_request("sagemaker", "CreateProcessingJob", unsubstituted)
+    with pytest.raises(api_model.RequestError, match="ProcessingJobName"):
+        api_model.validate_request("sagemaker", "CreateProcessingJob", unsubstituted)
     del job["RoleArn"]
-    with pytest.raises(ss.RequestError, match="RoleArn"):
-        ss.validate_request("sagemaker", "CreateProcessingJob", job)
+    with pytest.raises(api_model.RequestError, match="RoleArn"):
+        api_model.validate_request("sagemaker", "CreateProcessingJob", job)
 
 
 def test_other_partitions_get_their_own_target_arn():
