@@ -24,8 +24,6 @@ from .config import Params, ParamsError
 
 PACKAGE = "monitor_utils"
 EXECUTION_ID = "<aws.scheduler.execution-id>"  # EventBridge Scheduler puts each firing's unique id here
-CONTEXT_ATTRIBUTES = (EXECUTION_ID, "<aws.scheduler.schedule-arn>", "<aws.scheduler.scheduled-time>",
-                      "<aws.scheduler.attempt-number>")
 CONTAINER_INPUT = "/opt/ml/processing/input"  # where SageMaker downloads a Processing job's S3 inputs
 WHEELHOUSE_PATH = f"{CONTAINER_INPUT}/wheelhouse"
 PARAMS_PATH = f"{CONTAINER_INPUT}/params"
@@ -33,7 +31,6 @@ PARAMS_FILE = "params.yaml"
 REQUIREMENTS_FILE = "requirements.txt"
 # the runtime dependencies only local mode needs (the emulator); the job goes without them
 LOCAL_ONLY_REQUIREMENTS = frozenset({"moto"})
-JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")  # CreateProcessingJob's ProcessingJobName
 MANYLINUX_PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x86_64")
 
 
