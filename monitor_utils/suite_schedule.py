@@ -198,11 +198,11 @@ def check_requests(cfg: Params) -> None:
 
 # --- the wheelhouse -----------------------------------------------------------------------------
 
-def runtime_requirements() -> list[str]:
-    """The package's runtime requirements as its metadata declares them, without extras and without what only local
-    mode needs (moto: the emulator)."""
+def runtime_requirements(declared: list[str] | None = None) -> list[str]:
+    """The package's runtime requirements (``declared``: Requires-Dist lines, default the installed package's), without
+    extras and without what only local mode needs (moto: the emulator)."""
     out = []
-    for req in importlib.metadata.requires(PACKAGE) or []:
+    for req in (importlib.metadata.requires(PACKAGE) or []) if declared is None else declared:
         spec, _, marker = req.partition(";")
         if "extra" in marker:
             continue
@@ -251,6 +251,17 @@ def build_package_wheel(dest: Path) -> Path:
     return wheel
 
 
+def wheel_requirements(wheel: Path) -> list[str]:
+    """The ``Requires-Dist`` lines of a wheel's METADATA."""
+    import email.parser
+    import zipfile
+
+    with zipfile.ZipFile(wheel) as zf:
+        (name,) = [n for n in zf.namelist() if n.endswith(".dist-info/METADATA") and n.count("/") == 1]
+        metadata = email.parser.Parser().parsestr(zf.read(name).decode())
+    return metadata.get_all("Requires-Dist") or []
+
+
 def download_dependencies(requirements: list[str], dest: Path, python_version: str) -> None:
     """``pip download`` the runtime requirements (and theirs) as binary wheels for the image: manylinux x86_64 and
     CPython ``python_version``. Needs a package index now, so the job needs none when it runs."""
@@ -274,7 +285,7 @@ def build_wheelhouse(dest: Path, python_version: str) -> Wheelhouse:
     (what the job installs first) in ``dest``."""
     dest.mkdir(parents=True, exist_ok=True)
     wheel = build_package_wheel(dest)
-    requirements = runtime_requirements()
+    requirements = runtime_requirements(wheel_requirements(wheel))  # what the wheel itself declares
     download_dependencies(requirements, dest, python_version)
     (dest / REQUIREMENTS_FILE).write_text("\n".join(requirements) + "\n")
     files = sorted(p for p in dest.iterdir() if p.is_file())

@@ -165,6 +165,9 @@ def test_runtime_requirements_leave_out_local_only_and_extras():
     names = {re.split(r"[\[<>=!~ ;]", r, maxsplit=1)[0].lower() for r in reqs}
     assert {"boto3", "numpy", "pandas", "papermill", "pyyaml"} <= names
     assert "moto" not in names and "pytest" not in names and "playwright" not in names
+    declared = ["boto3>=1.34", "moto[server]<6,>=5.0.20", 'moto[server]>=5; extra == "local"',
+                'pytest>=8; extra == "dev"', "pyarrow>=15"]
+    assert ss.runtime_requirements(declared) == ["boto3>=1.34", "pyarrow>=15"]
 
 
 def test_dependencies_are_downloaded_as_wheels_for_the_images_python(monkeypatch, tmp_path):
@@ -423,6 +426,9 @@ def test_the_wheel_in_s3_carries_the_package_its_notebooks_and_params(fired, tmp
             "monitor_utils/resources/params/aws.example.yaml"} <= names
     meta = zipfile.ZipFile(wheel).read(f"monitor_utils-{ss.package_version()}.dist-info/METADATA").decode()
     assert "Requires-Dist: boto3" in meta
+    listed = aws.client("s3").get_object(Bucket="sched-fire", Key="msd-year/code/wheelhouse/requirements.txt")
+    assert listed["Body"].read().decode().split("\n")[:-1] == ss.runtime_requirements(ss.wheel_requirements(wheel))
+    assert fired["downloads"][0][0] == ss.runtime_requirements(ss.wheel_requirements(wheel))
     assert fired["printed"]["fire"]["job_name"] == "ep-sched-fire-suite-0123456789abcdef"
 
 
