@@ -28,6 +28,8 @@ def scheduler_statements(cfg: Params, account: str = "*") -> tuple[list[dict], l
     job_role = cfg.suite_schedule["job_role_arn"]
     notes = [] if job_role else ["suite_schedule.job_role_arn is empty: PassRole allows any role of the account "
                                  "(to SageMaker only); set it to narrow the policy"]
+    notes.append("the scheduler role's trust policy must let scheduler.amazonaws.com assume it (condition "
+                 f"aws:SourceAccount {account if account != '*' else '<account-id>'})")
     prefix = suite_schedule.job_name_prefix(cfg).lower()  # SageMaker ARNs hold lower-case names
     return [
         {"Sid": "StartSuiteProcessingJobs", "Effect": "Allow", "Action": ["sagemaker:CreateProcessingJob"],
