@@ -19,12 +19,18 @@ def _dims(cfg: Params) -> list[dict]:
     return [{"Name": "EndpointName", "Value": cfg.endpoint_name}, {"Name": "VariantName", "Value": cfg.variant_name}]
 
 
-def alarm_specs(cfg: Params, topic_arn: str) -> list[dict]:
+def alarm_specs(cfg: Params, topic_arn: str, reports: str | None = None) -> list[dict]:
     """Every alarm of the suite as validated PutMetricAlarm requests, thresholds from the ``thresholds`` params.
 
     Quality alarms look back over the label wait plus two windows (labels arrive days late, and
     their metrics are stamped at the window end), so late data still reaches the evaluation range.
+    ``reports`` (default: the newest run's index in S3 when the run's records go there,
+    :func:`records.latest_index_uri`) is named at the end of every description, so each page says where to look.
     """
+    if reports is None:
+        from .records import latest_index_uri
+
+        reports = latest_index_uri()
     t = cfg.thresholds
     period = DAY if cfg.window == "daily" else HOUR
     quality_periods = min(7, cfg.label_wait_days + 2) if period == DAY else min(168, 24 * cfg.label_wait_days + 2)
@@ -58,6 +64,9 @@ def alarm_specs(cfg: Params, topic_arn: str) -> list[dict]:
          "Period": HOUR, "EvaluationPeriods": 3, "DatapointsToAlarm": 2, "Threshold": t["latency_p99_ms_max"] * 1000.0,
          "ComparisonOperator": "GreaterThanThreshold", "TreatMissingData": "notBreaching", "Unit": "Microseconds", **actions},
     ]
+    if reports:
+        for spec in specs:
+            spec["AlarmDescription"] = f"{spec['AlarmDescription']}. Reports: {reports}"[:1024]
     return [alarms.validate_alarm_spec(s) for s in apply_overrides(specs, cfg.alarm_overrides, name)]
 
 
@@ -107,9 +116,13 @@ COMPOSITE_CHILDREN = ("rmse", "r2", "estimated-rmse", "error-rate")
 
 def composite_spec(cfg: Params, topic_arn: str) -> dict:
     """The ModelUnhealthy composite alarm (aws mode): quality or endpoint errors, one page instead of three."""
+    from .records import latest_index_uri
+
     rule = " OR ".join(f'ALARM("{cfg.endpoint_name}-{k}")' for k in COMPOSITE_CHILDREN)
+    reports = latest_index_uri()
     return {"AlarmName": f"{cfg.endpoint_name}-ModelUnhealthy", "AlarmRule": rule,
-            "AlarmDescription": "Model quality or endpoint errors are in ALARM", "ActionsEnabled": True,
+            "AlarmDescription": "Model quality or endpoint errors are in ALARM" + (f". Reports: {reports}" if reports else ""),
+            "ActionsEnabled": True,
             "AlarmActions": [topic_arn], "OKActions": [topic_arn]}
 
 

@@ -1,9 +1,10 @@
-"""Command line: ``python -m monitor_utils run | iam-policy | workflow | retraining-step ...`` (and ``monitor-utils ...``)."""
+"""Command line: ``python -m monitor_utils run | iam-policy | workflow | schedule | retraining-step ...`` (and ``monitor-utils ...``)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def parser() -> argparse.ArgumentParser:
@@ -20,7 +21,9 @@ def parser() -> argparse.ArgumentParser:
                    help="override one parameter, applied last; dotted keys reach sections (drift.alpha=0.01)")
     r.add_argument("--stages", metavar="A,B", help="comma-separated stages to run (setup, metrics, drift, alerting, "
                                                    "dashboard, retraining); default all")
-    r.add_argument("--output", metavar="DIR", help="run folder (default runs/<run_id>)")
+    r.add_argument("--output", metavar="DIR", help="run folder (default runs/<run_id>); s3://BUCKET/PREFIX/ (aws mode) "
+                                                   "uploads the records to PREFIX/<run_id>/ and the index also to "
+                                                   "PREFIX/latest/index.html")
     r.add_argument("--wait-for-lease", action="store_true",
                    help="aws mode: when another run holds the S3 lease (state/lease.json), wait for it with progress "
                         "lines instead of exiting with code 3")
@@ -39,14 +42,31 @@ def parser() -> argparse.ArgumentParser:
                         "(default: any role of the account, only to SageMaker)")
     i.add_argument("--model-data-url", action="append", metavar="S3URI", default=[],
                    help="the live model's artifact when it lies outside the suite's prefix (read); repeatable")
-    i.add_argument("--role", choices=("suite", "state-machine", "scheduler"), default="suite",
-                   help="whose policy: the suite's (default), the retraining state machine's role, or the role "
-                        "EventBridge Scheduler uses to start it")
+    i.add_argument("--role", choices=("suite", "suite-job", "schedule-deployer", "state-machine", "scheduler"),
+                   default="suite",
+                   help="whose policy: the suite's (default), the scheduled suite's Processing job role (the suite's "
+                        "plus its package, params, records, logs and image), whoever runs `schedule`, the retraining "
+                        "state machine's role, or the role EventBridge Scheduler uses to start the workflow and the "
+                        "suite's jobs")
     w = sub.add_parser("workflow", help="print the retraining workflow's definition and input (JSON) for these params",
                        description="Print {\"definition\": ..., \"input\": ...}: the Step Functions definition and the "
                                    "input every execution receives (scheduled or started by the stage). No AWS access.")
     w.add_argument("-f", "--file", action="append", metavar="PARAMS", help="YAML params file; repeat to merge in order")
     w.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="override one parameter, applied last")
+    s = sub.add_parser("schedule", help="create or update the EventBridge Scheduler schedule that runs the suite as a "
+                                        "SageMaker Processing job (aws mode)",
+                       description="Build the wheelhouse (the package's wheel and its runtime dependencies' wheels), "
+                                   "upload it and the params file to S3 (only what changed), and create or update the "
+                                   "schedule (suite_schedule params). A second run with the same params changes nothing.")
+    s.add_argument("-f", "--file", action="append", metavar="PARAMS", help="YAML params file; repeat to merge in order")
+    s.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="override one parameter, applied last")
+    mode = s.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true",
+                      help="print the schedule and job requests and the uploads, build nothing, call no AWS API")
+    mode.add_argument("--fire", action="store_true",
+                      help="rehearsal against an emulator (AWS_ENDPOINT_URL): read the schedule back and run its "
+                           "Processing job on this machine as SageMaker would")
+    s.add_argument("--execution-id", metavar="ID", help="with --fire: the firing's <aws.scheduler.execution-id>")
     sub.add_parser("retraining-step", add_help=False,
                    help="run one job step of the retraining workflow (decide, train, compare); what its SageMaker "
                         "jobs run (see --help)")
@@ -81,6 +101,15 @@ def _iam_policy(args) -> int:
                 return 1
         if args.role == "suite":
             document, notes = iam.policy(cfg, account, args.sagemaker_role_arn, tuple(args.model_data_url))
+        elif args.role == "suite-job":
+            from . import iam_schedule
+
+            document, notes = iam_schedule.suite_job_policy(cfg, account, args.sagemaker_role_arn,
+                                                            tuple(args.model_data_url))
+        elif args.role == "schedule-deployer":
+            from . import iam_schedule
+
+            document, notes = iam_schedule.deployer_policy(cfg, account)
         else:
             from . import iam_workflow
 
@@ -110,6 +139,59 @@ def _workflow(args) -> int:
     return 0
 
 
+def _schedule(args) -> int:
+    """CLI entry for ``schedule``: the plan (--dry-run), the deploy, or a local firing (--fire); JSON on stdout."""
+    import json
+    import tempfile
+
+    from . import config, suite_schedule
+
+    try:
+        cfg = config.load(args.file or [], args.param or [])
+        suite_schedule.check_settings(cfg)
+        if cfg.suite_schedule["stages"].strip():
+            from .runner import RunnerError, resolve_stages
+
+            try:
+                resolve_stages(cfg.suite_schedule["stages"])
+            except RunnerError as exc:
+                raise config.ParamsError(f"parameter 'suite_schedule.stages': {exc}") from None
+        suite_schedule.check_requests(cfg)
+    except (config.ParamsError, suite_schedule.RequestError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if cfg.now:
+        print(f"warning: now is pinned to {cfg.now}: every scheduled run would use that clock", file=sys.stderr)
+    if args.dry_run:
+        print(json.dumps(suite_schedule.plan(cfg), indent=2))
+        return 0
+    from .aws import connect
+
+    aws = connect(cfg)
+    with tempfile.TemporaryDirectory(prefix="monitor-utils-schedule-") as tmp:
+        if args.fire:
+            from . import local_processing
+
+            try:
+                result = local_processing.fire(aws, suite_schedule.schedule_name(cfg), Path(tmp),
+                                               execution_id=args.execution_id)
+            except local_processing.FireError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+            print(json.dumps(result, indent=2))
+            return 0 if result["exit_code"] == 0 else 1
+        try:
+            result = suite_schedule.deploy(aws, cfg, Path(tmp))
+        except config.ParamsError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        except Exception as exc:  # noqa: BLE001 - no credentials, a denied call, a failed build: say it, no traceback
+            print(f"error: schedule failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 1
+    print(json.dumps(result, indent=2))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments and dispatch."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -129,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         return _iam_policy(args)
     if args.command == "workflow":
         return _workflow(args)
+    if args.command == "schedule":
+        return _schedule(args)
     return 2
 
 

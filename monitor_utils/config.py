@@ -119,6 +119,17 @@ SCHEMA: dict[str, Param | Section] = {
         "instance_type": Param(str, "ml.m5.large", "instance type of the workflow's training and processing jobs (aws mode)", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$"),
         "code_uri": Param(str, "", "S3 prefix holding the package source for the jobs: monitor_utils/ and sourcedir.tar.gz (empty means s3://BUCKET/PREFIX/code)", pattern=r"^(|s3://.+)$"),
     }),
+    "suite_schedule": Section("the suite scheduled in the account: EventBridge Scheduler starts it as a SageMaker Processing job (python -m monitor_utils schedule)", {
+        "expression": Param(str, "cron(0 6 * * ? *)", "EventBridge Scheduler expression of the suite's runs: cron(...), rate(...) or at(...)", pattern=r"^(cron\([^()]+\)|rate\(\d+ (minute|minutes|hour|hours|day|days)\)|at\(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\))$"),
+        "timezone": Param(str, "UTC", "IANA time zone the expression is read in, e.g. Europe/Berlin"),
+        "scheduler_role_arn": Param(str, "", "IAM role EventBridge Scheduler assumes to start the job (iam-policy --role scheduler)", pattern=r"^(|arn:aws[a-z-]*:iam::\d{12}:role/.+)$"),
+        "job_role_arn": Param(str, "", "IAM role the suite's Processing job runs with (iam-policy --role suite-job)", pattern=r"^(|arn:aws[a-z-]*:iam::\d{12}:role/.+)$"),
+        "image_uri": Param(str, "", "Python framework image the job runs in (its python3 must be python_version), e.g. <registry>/sagemaker-scikit-learn:<tag> for your region", pattern=r"^(|[a-z0-9.\-]+(:\d+)?/[a-z0-9._/\-]+(:[A-Za-z0-9._\-]+|@sha256:[0-9a-f]{64}))$"),
+        "instance_type": Param(str, "ml.m5.large", "instance type of the suite's Processing job", pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$"),
+        "max_runtime_minutes": Param(int, 120, "the job is stopped after this long (StoppingCondition.MaxRuntimeInSeconds)", min=5, max=7200),
+        "python_version": Param(str, "3.11", "Python version of the image's python3: the wheelhouse holds wheels for it (manylinux x86_64)", pattern=r"^3\.\d{1,2}$"),
+        "stages": Param(str, "", "stages the scheduled run runs, comma-separated (setup, metrics, drift, alerting, dashboard, retraining); empty means all", pattern=r"^[a-z0-9_, ]*$"),
+    }),
     "retries": Section("boto3 retry behaviour", {
         "mode": Param(str, "standard", "botocore retry mode", choices=("standard", "adaptive", "legacy")),
         "max_attempts": Param(int, 12, "attempts per AWS call, first included", min=1, max=50),
@@ -243,6 +254,16 @@ def _check_now(value: str) -> None:
             raise ParamsError(f"parameter 'now' is {value!r}: {exc}; use ISO 8601 like 2026-11-28T00:00:00Z") from None
 
 
+def _check_timezone(value: str) -> None:
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ParamsError(f"parameter 'suite_schedule.timezone' is {value!r}, which is not an IANA time zone; "
+                          "use e.g. UTC or Europe/Berlin") from None
+
+
 def validate(values: Mapping[str, Any], source: str = "params") -> Params:
     """Check every key and value against SCHEMA and fill defaults.
 
@@ -289,6 +310,7 @@ def validate(values: Mapping[str, Any], source: str = "params") -> Params:
                 raise ParamsError(f"{source}: {exc}") from None
     try:
         _check_now(out["now"])
+        _check_timezone(out["suite_schedule"]["timezone"])
     except ParamsError as exc:
         raise ParamsError(f"{source}: {exc}") from None
     if out["max_label_wait_days"] < out["label_wait_days"]:

@@ -82,12 +82,22 @@ def state_machine_policy(cfg: Params, account: str = "*", sagemaker_role_arn: st
 
 
 def scheduler_policy(cfg: Params, account: str = "*", sagemaker_role_arn: str = "") -> tuple[dict, list[str]]:
-    """The policy of ``retraining.scheduler_role_arn``: start the retraining state machine, nothing else."""
+    """The policy of the scheduler roles (``retraining.scheduler_role_arn``, ``suite_schedule.scheduler_role_arn``):
+    start the retraining state machine, and, once ``suite_schedule`` names its roles, start the suite's Processing
+    jobs with the job role (:func:`iam_schedule.scheduler_statements`); nothing else."""
+    from . import iam_schedule
+
     _check(cfg, account, sagemaker_role_arn)
     arn = f"arn:{iam.partition(cfg.region)}:states:{cfg.region}:{account}:stateMachine:{workflow.state_machine_name(cfg)}"
+    s = cfg.suite_schedule
+    if s["scheduler_role_arn"] or s["job_role_arn"]:
+        suite, notes = iam_schedule.scheduler_statements(cfg, account)
+    else:
+        suite, notes = [], ["suite_schedule.scheduler_role_arn and job_role_arn are empty: no statement for the "
+                            "suite's scheduled Processing jobs (set them, then print this policy again)"]
     return {"Version": "2012-10-17", "Statement": [
         {"Sid": "StartRetrainingWorkflow", "Effect": "Allow", "Action": ["states:StartExecution"],
-         "Resource": [arn]}]}, []
+         "Resource": [arn]}, *suite]}, notes
 
 
 _SERVICES = {"aws-sdk:sagemaker": "sagemaker", "aws-sdk:s3": "s3", "sns": "sns", "sqs": "sqs", "sagemaker": "sagemaker"}

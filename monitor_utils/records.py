@@ -7,6 +7,7 @@ import datetime as dt
 import html
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -356,3 +357,44 @@ started {_e(summary.get('started', ''))} · {float(summary.get('duration_s') or 
     path = run_dir / "index.html"
     path.write_text(page, encoding="utf-8")
     return path
+
+
+# --- run records in S3 (run --output s3://...) ----------------------------------------------------
+
+RECORDS_URI_ENV = "MONITOR_UTILS_RECORDS_URI"  # set by the runner for its stages when records go to S3
+LATEST = "latest/index.html"
+_CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".json": "application/json", ".png": "image/png",
+                  ".ipynb": "application/x-ipynb+json"}
+
+
+def latest_index_uri() -> str:
+    """Where the newest run's index is when this run's records go to S3 (``<records>/latest/index.html``), else ''.
+
+    Alarm descriptions name it, so a page says where the reports are without changing every run."""
+    base = os.environ.get(RECORDS_URI_ENV, "")
+    return base.rstrip("/") + "/" + LATEST if base else ""
+
+
+def upload_run(aws, run_dir: Path, records_uri: str, run_id: str) -> list[str]:
+    """Upload every file of ``run_dir`` to ``<records_uri>/<run_id>/``, then ``<records_uri>/latest/index.html``: the
+    run's index with its links pointing into ``../<run_id>/`` (written last, so it never names a run not yet there).
+
+    Returns
+    -------
+    list[str]
+        The S3 URIs written, ``latest/index.html`` last.
+    """
+    from .aws import put_bytes, split_s3_uri
+
+    bucket, prefix = split_s3_uri(records_uri.rstrip("/") + "/")
+    written = []
+    for path in sorted(p for p in Path(run_dir).rglob("*") if p.is_file()):
+        key = f"{prefix}{run_id}/{path.relative_to(run_dir).as_posix()}"
+        put_bytes(aws, bucket, key, path.read_bytes(), _CONTENT_TYPES.get(path.suffix, "application/octet-stream"))
+        written.append(f"s3://{bucket}/{key}")
+    index = Path(run_dir) / "index.html"
+    if index.exists():
+        page = index.read_text(encoding="utf-8").replace("<head>", f'<head><base href="../{run_id}/">', 1)
+        put_bytes(aws, bucket, prefix + LATEST, page.encode(), _CONTENT_TYPES[".html"])
+        written.append(f"s3://{bucket}/{prefix}{LATEST}")
+    return written

@@ -198,11 +198,58 @@ def run(files: list[str] = (), overrides: list[str] = (), stages: str | None = N
     :class:`monitor_utils.lease.LeaseHeld` is raised before anything runs, unless ``wait_for_lease``.
     """
     cfg = config.load(files, overrides)
+    if output and output.startswith("s3://"):
+        return _run_to_s3(cfg, files, overrides, stages, output, notebooks_dir, progress, wait_for_lease)
+    return _run_locked(cfg, files, overrides, stages, output, notebooks_dir, progress, wait_for_lease)
+
+
+def _run_locked(cfg: config.Params, files, overrides, stages, output, notebooks_dir, progress,
+                wait_for_lease: bool) -> tuple[int, Path]:
+    """One run under this machine's lock and (aws mode) the account's S3 lease."""
     say = progress or _print_line
     with run_lock(cfg, cfg.lock_wait_seconds):
         run_id = new_run_id()
         with run_lease(cfg, run_id, wait_for_lease, say) as held:
             return _run(cfg, files, overrides, stages, output, notebooks_dir, progress, run_id, held)
+
+
+def _run_to_s3(cfg: config.Params, files, overrides, stages, output: str, notebooks_dir, progress,
+               wait_for_lease: bool = False) -> tuple[int, Path]:
+    """``--output s3://BUCKET/PREFIX/``: run into a temporary folder, then upload the records to
+    ``PREFIX/<run_id>/`` and the index to ``PREFIX/latest/index.html``; returns (exit code, that folder). The folder
+    is removed once uploaded (a failed upload leaves it, says where, and exits 1)."""
+    import re
+    import shutil
+    import tempfile
+
+    from .records import RECORDS_URI_ENV, upload_run
+
+    if not re.fullmatch(r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?", output):
+        raise RunnerError(f"--output {output!r} is not an S3 prefix; use s3://BUCKET/PREFIX/runs/")
+    if cfg.aws_mode != "aws":
+        raise RunnerError("--output s3://... needs aws_mode: aws (local mode's S3 ends with its run); "
+                          "give a folder instead")
+    say = progress or _print_line
+    records = output.rstrip("/") + "/"
+    folder = Path(tempfile.mkdtemp(prefix="monitor-utils-run-"))
+    os.environ[RECORDS_URI_ENV] = records  # the stages name the reports' place in what they page
+    try:
+        code, run_dir = _run_locked(cfg, files, overrides, stages, str(folder), notebooks_dir, progress, wait_for_lease)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # nothing ran (bad stages, a held lock): nothing to keep
+        raise
+    finally:
+        os.environ.pop(RECORDS_URI_ENV, None)
+    run_id = json.loads((run_dir / "summary.json").read_text())["run_id"]
+    try:
+        written = upload_run(connect(cfg), run_dir, records, run_id)
+    except Exception as exc:  # noqa: BLE001 - the records stay on disk: nothing is lost
+        say(f"error: the run's records could not be uploaded to {records}{run_id}/ ({_error_of(exc)}); "
+            f"they are kept in {run_dir}")
+        return 1, run_dir
+    shutil.rmtree(folder, ignore_errors=True)
+    say(f"records uploaded: {len(written)} objects under {records}{run_id}/; index {records}{run_id}/index.html")
+    return code, run_dir
 
 
 def _run(cfg: config.Params, files, overrides, stages, output, notebooks_dir, progress, run_id: str,

@@ -101,7 +101,7 @@ FILE_GROUPS = {"test_runner.py": "end-to-end-run", "test_reports_browser.py": "e
 # alone; the rest follow in their usual order. A scheduling hint only: a file missing here runs all the same.
 LONGEST_FIRST = ("test_stages.py", "test_faults.py", "test_notebooks.py", "test_stage_retraining.py", "test_workflow.py",
                  "test_runner.py", "test_reports_browser.py", "test_iam.py", "test_engine.py", "test_drift.py",
-                 "test_package.py")
+                 "test_package.py", "test_schedule.py")
 
 
 def _file(nodeid: str) -> str:
