@@ -7,7 +7,7 @@ from typing import Any, Callable, Collection, Iterator, Sequence
 
 import pandas as pd
 
-from . import capture, data, drift, estimates, object_cache, windows
+from . import capture, data, drift, estimates, model_monitor, object_cache, windows
 from .aws import Aws, connect
 from .baseline import PREDICTION
 from .config import Params
@@ -64,13 +64,20 @@ def target_drift(target_baseline: drift.Baseline | None, current: pd.DataFrame, 
 
 
 def drift_window(aws: Aws, w: windows.Window, *, capture_uri: str, features: Sequence[str], baseline: drift.Baseline,
-                 opts: dict, labels: pd.DataFrame | None = None, target_baseline: drift.Baseline | None = None) -> dict:
-    """Drift of one window against the baseline: its report (None without traffic), target drift, rows, unreadable lines."""
+                 opts: dict, labels: pd.DataFrame | None = None, target_baseline: drift.Baseline | None = None,
+                 mm_baseline: model_monitor.ModelMonitorBaseline | None = None,
+                 mm_columns: dict[str, str] | None = None) -> dict:
+    """Drift of one window against the baseline: its report (None without traffic), target drift, rows, unreadable
+    lines, and with a Model Monitor baseline (``mm_columns``: its features -> window columns) its
+    ``baseline_drift`` table (:func:`model_monitor.baseline_drift`)."""
     current, batch = read_window(aws, capture_uri, w, features, labels)
-    out = {"rows": int(len(current)), "quarantined": len(batch.quarantined), "report": None, "target": None}
+    out = {"rows": int(len(current)), "quarantined": len(batch.quarantined), "report": None, "target": None,
+           "baseline_drift": None}
     if len(current):
         out["report"] = drift.detect_drift(baseline, current[list(features) + [PREDICTION]], **opts)
         out["target"] = target_drift(target_baseline, current, opts)
+        if mm_baseline is not None:
+            out["baseline_drift"] = model_monitor.baseline_drift(mm_baseline, current, mm_columns or {})
     return out
 
 

@@ -6,10 +6,10 @@ import datetime as dt
 
 import pandas as pd
 
-from .. import capture, drift, engine, outbox, publish, watermark, windows
+from .. import capture, drift, engine, model_monitor, outbox, publish, watermark, windows
 from .. import history as history_store
 from ..aws import Aws, put_json
-from ..baseline import PREDICTION, load_baseline, load_target_baseline
+from ..baseline import PREDICTION, load_baseline, load_target_baseline, store_drift_settings
 from ..config import Params
 from ..results import Series, StageResult, Verdict
 
@@ -18,14 +18,7 @@ STAGE = "drift"
 
 def detector_options(cfg: Params) -> dict:
     """detect_drift keyword options from the ``drift`` params section."""
-    d = cfg.drift
-    opts = {"threshold": d["alpha"], "correction": d["correction"], "effect_size": d["effect_size"],
-            "dataset_rule": d["dataset_rule"],
-            "dataset_threshold": max(1, int(round(d["dataset_threshold"]))) if d["dataset_rule"] == "count"
-            else d["dataset_threshold"]}
-    if d["min_effect"] > 0:
-        opts["min_effect"] = d["min_effect"]
-    return opts
+    return drift.detector_options(cfg.drift)
 
 
 def window_datums(cfg: Params, w: windows.Window, report: drift.DriftReport) -> list[dict]:
@@ -66,8 +59,13 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
     baseline, info = load_baseline(aws, cfg)
     history, feature_history = load_history(aws, cfg)
     opts = detector_options(cfg)
+    store_drift_settings(aws, cfg, opts)  # the settings this run really checks with, beside the baseline
+    mm_baseline = model_monitor.load_configured_baseline(aws, cfg)
+    mm_columns = None if mm_baseline is None else model_monitor.align_columns(
+        mm_baseline.feature_names, [f for f in baseline.feature_names if f != PREDICTION], PREDICTION)
     stats = publish.PublishStats()
     reports: dict[str, drift.DriftReport] = {}
+    mm_tables: dict[str, pd.DataFrame] = {}
     quarantined = 0
     if todo:
         span = windows.Window(todo[0].start, todo[-1].end)
@@ -79,7 +77,8 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
         uri = capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name, cfg.variant_name)
         datums, rows, feature_rows = [], [], []
         results = engine.run_windows(cfg, aws, engine.drift_window, todo, capture_uri=uri, features=features,
-                                     baseline=baseline, opts=opts, labels=labels, target_baseline=target_baseline)
+                                     baseline=baseline, opts=opts, labels=labels, target_baseline=target_baseline,
+                                     mm_baseline=mm_baseline, mm_columns=mm_columns)
         for w, res in zip(todo, results):  # one window at a time: memory follows the window, not the backlog
             quarantined += res["quarantined"]
             if res["report"] is None:
@@ -99,6 +98,12 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
                          "target_drift": None if target is None else target["drifted"],
                          "labelled_rows": 0 if target is None else target["rows"]})
             per_feature = report.table[["statistic", "p_adjusted", "effect", "drifted"]].astype({"drifted": bool})
+            mm_drift = res.get("baseline_drift")
+            if mm_drift is not None:  # Model Monitor's check against its baseline, beside the exact tests
+                mm_tables[w.label] = mm_drift
+                over = mm_drift[mm_drift["drifted"]].sort_values("distance", ascending=False)
+                rows[-1].update(baseline_drift_features=int(len(over)), baseline_drift_top=list(over.index[:5]))
+                per_feature["baseline_drift"] = mm_drift["distance"].reindex(per_feature.index)
             feature_rows += per_feature.rename_axis("feature").reset_index().assign(window=w.label).to_dict("records")
         labels = [w.label for w in todo]
         mark.begin(aws, cfg, labels)
@@ -109,7 +114,10 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
         history_store.store_drift(aws, cfg, history, feature_history)
         if reports:
             last_label = list(reports)[-1]
-            put_json(aws, cfg.bucket, cfg.key("drift", "windows", f"{last_label}.json"), reports[last_label].to_dict())
+            doc = reports[last_label].to_dict()
+            if last_label in mm_tables:
+                doc["model_monitor_baseline_drift"] = mm_tables[last_label].reset_index().to_dict("records")
+            put_json(aws, cfg.bucket, cfg.key("drift", "windows", f"{last_label}.json"), doc)
     checked = history.dropna(subset=["drift_detected"]) if len(history) else history
     latest = checked.iloc[-1].to_dict() if len(checked) else None
     latest_report, latest_current = None, None
@@ -122,7 +130,8 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
     record = {"windows_checked": list(reports), "put_metric_data_calls": stats.calls, "datums_published": stats.datums,
               "datums_dropped_too_old": stats.dropped_too_old,
               "datums_outboxed": stats.outboxed, "outbox_delivered": backlog["delivered"],
-              "quarantined": quarantined, "options": opts, "baseline": info, "history": history, "latest": latest}
+              "quarantined": quarantined, "options": opts, "baseline": info, "history": history, "latest": latest,
+              "model_monitor": None if mm_baseline is None else mm_baseline.describe()}
     artefacts = {"feature_history": feature_history, "baseline_profile": baseline, "latest_report": latest_report,
                  "latest_current": latest_current}
     threshold = opts["dataset_threshold"] if opts["dataset_rule"] == "count" else None
@@ -151,6 +160,13 @@ def verdict(record: dict) -> Verdict:
         text += " The predictions drifted too."
     if latest.get("target_drift"):
         text += " The labels that have arrived drifted (the songs' release years changed)."
+    mm = record.get("model_monitor")
+    mm_n = latest.get("baseline_drift_features")
+    if mm and mm_n is not None and not pd.isna(mm_n):
+        top = latest.get("baseline_drift_top")
+        top = ", ".join(str(f) for f in top) if isinstance(top, (list, tuple)) or hasattr(top, "tolist") else ""
+        text += (f" Against the Model Monitor baseline ({mm['comparison_method']} CDF distance over "
+                 f"{mm['comparison_threshold']}): {int(mm_n)} feature(s)" + (f", led by {top}." if mm_n else "."))
     if record["quarantined"]:
         text += f" {int(record['quarantined'])} capture line(s) were quarantined."
     return Verdict(text, bool(latest.get("drift_detected")) or bool(record["quarantined"]))
