@@ -84,6 +84,27 @@ def test_statistics_of_six_fractional_columns_have_the_sdk_fixtures_layout():
         assert kll["sketch"]["data"] == [list(col)]  # under k values: level 0 holds the raw values in row order
 
 
+def spark_moments(values):
+    """Spark's streaming sum, mean and population std (CentralMomentAgg), one value at a time: the reference."""
+    n, total, avg, m2 = 0, 0.0, 0.0, 0.0
+    for x in values:
+        n += 1
+        total += x
+        delta = x - avg
+        delta_n = delta / n
+        avg += delta_n
+        m2 += delta * (delta - delta_n)
+    return total, total / n, math.sqrt(m2 / n)
+
+
+def test_sums_and_moments_are_sparks_to_the_last_digit():
+    rng = np.random.default_rng(21)
+    frame = pd.DataFrame({"a": rng.normal(3, 2, 5000).round(3), "b": rng.lognormal(size=5000)})
+    for f in mm.statistics_document(frame)["features"]:
+        ns = f["numerical_statistics"]
+        assert (ns["sum"], ns["mean"], ns["std_dev"]) == spark_moments(frame[f["name"]].tolist())
+
+
 def test_the_text_is_jacksons_pretty_print():
     doc = {"version": 0.0, "dataset": {"item_count": 2}, "empty": [], "none": {},
            "features": [{"name": "a", "x": [[1.0, 2.5], []], "ok": True, "nan": math.nan, "n": 3},
