@@ -144,14 +144,26 @@ def _streaming_moments(x: np.ndarray) -> dict[str, np.ndarray]:
     avg = np.zeros(x.shape[1])
     m2 = np.zeros(x.shape[1])
     present = ~np.isnan(x)
-    for row, ok in zip(x, present):
-        v = np.where(ok, row, 0.0)
-        n += ok
-        total += v
-        delta = np.where(ok, v - avg, 0.0)
-        delta_n = np.where(ok, delta / np.maximum(n, 1), 0.0)
-        avg += delta_n
-        m2 += delta * (delta - delta_n)
+    if present.all():  # the common case: the same arithmetic, without masks and in place
+        delta, delta_n, step = np.empty(x.shape[1]), np.empty(x.shape[1]), np.empty(x.shape[1])
+        for i, row in enumerate(x, start=1):
+            total += row
+            np.subtract(row, avg, out=delta)
+            np.divide(delta, float(i), out=delta_n)
+            avg += delta_n
+            np.subtract(delta, delta_n, out=step)
+            step *= delta
+            m2 += step
+        n[:] = x.shape[0]
+    else:
+        for row, ok in zip(x, present):
+            v = np.where(ok, row, 0.0)
+            n += ok
+            total += v
+            delta = np.where(ok, v - avg, 0.0)
+            delta_n = np.where(ok, delta / np.maximum(n, 1), 0.0)
+            avg += delta_n
+            m2 += delta * (delta - delta_n)
     with np.errstate(invalid="ignore", divide="ignore"):
         return {"n": n, "sum": total, "mean": np.where(n > 0, total / np.maximum(n, 1), np.nan),
                 "std": np.where(n > 0, np.sqrt(m2 / np.maximum(n, 1)), np.nan)}
