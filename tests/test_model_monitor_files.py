@@ -109,7 +109,7 @@ def test_sums_and_moments_are_sparks_to_the_last_digit():
 
 def test_the_text_is_jacksons_pretty_print():
     doc = {"version": 0.0, "dataset": {"item_count": 2}, "empty": [], "none": {},
-           "features": [{"name": "a", "x": [[1.0, 2.5], []], "ok": True, "nan": math.nan, "n": 3},
+           "features": [{"name": "a", "x": [[1.0, 2.5], [0.0, -0.0, 1e-05, 25000000.0, 0.5, 0.001]], "ok": True, "nan": math.nan, "n": 3},
                         {"name": "b\u00e9", "small": 1e-05, "big": 25000000.0, "c": 0.64, "inf": -math.inf}]}
     assert mm.dumps(doc) == (
         '{\n'
@@ -121,7 +121,7 @@ def test_the_text_is_jacksons_pretty_print():
         '  "none" : { },\n'
         '  "features" : [ {\n'
         '    "name" : "a",\n'
-        '    "x" : [ [ 1.0, 2.5 ], [ ] ],\n'
+        '    "x" : [ [ 1.0, 2.5 ], [ 0.0, -0.0, 1.0E-5, 2.5E7, 0.5, 0.001 ] ],\n'
         '    "ok" : true,\n'
         '    "nan" : "NaN",\n'
         '    "n" : 3\n'

@@ -60,7 +60,11 @@ def _write(obj: Any, level: int) -> str:
         entries = [f"\n{pad}{json.dumps(str(k), ensure_ascii=False)} : {_write(v, level + 1)}" for k, v in obj.items()]
         return "{" + ",".join(entries) + "\n" + "  " * level + "}"
     if isinstance(obj, (list, tuple)):
-        return "[ ]" if not obj else "[ " + ", ".join(_write(v, level) for v in obj) + " ]"
+        if not obj:
+            return "[ ]"
+        if all(type(v) is float and math.isfinite(v) for v in obj):  # a sketch level, written fast
+            return "[ " + ", ".join(repr(v) if 1e-3 <= abs(v) < 1e7 else java_double(v) for v in obj) + " ]"
+        return "[ " + ", ".join(_write(v, level) for v in obj) + " ]"
     if obj is None:
         return "null"
     if isinstance(obj, (bool, np.bool_)):
