@@ -120,20 +120,23 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
             put_json(aws, cfg.bucket, cfg.key("drift", "windows", f"{last_label}.json"), doc)
     checked = history.dropna(subset=["drift_detected"]) if len(history) else history
     latest = checked.iloc[-1].to_dict() if len(checked) else None
-    latest_report, latest_current = None, None
+    latest_report, latest_current, latest_mm = None, None, None
     if latest is not None:  # the newest window's full report and data, for the notebook's ECDFs and table
         w = windows.from_label(latest["window"], cfg.window)
         latest_current = window_records(aws, cfg, w, baseline)
         features = [f for f in baseline.feature_names if f != PREDICTION]
         latest_report = reports.get(w.label) or drift.detect_drift(
             baseline, latest_current[features + [PREDICTION]], **opts)
+        if mm_baseline is not None:
+            latest_mm = mm_tables[w.label] if w.label in mm_tables else model_monitor.baseline_drift(
+                mm_baseline, latest_current, mm_columns)
     record = {"windows_checked": list(reports), "put_metric_data_calls": stats.calls, "datums_published": stats.datums,
               "datums_dropped_too_old": stats.dropped_too_old,
               "datums_outboxed": stats.outboxed, "outbox_delivered": backlog["delivered"],
               "quarantined": quarantined, "options": opts, "baseline": info, "history": history, "latest": latest,
               "model_monitor": None if mm_baseline is None else mm_baseline.describe()}
     artefacts = {"feature_history": feature_history, "baseline_profile": baseline, "latest_report": latest_report,
-                 "latest_current": latest_current}
+                 "latest_current": latest_current, "latest_baseline_drift": latest_mm}
     threshold = opts["dataset_threshold"] if opts["dataset_rule"] == "count" else None
     return StageResult(record, artefacts, headline=headline(record), verdict=verdict(record),
                        series=Series.from_history(history, "drifted_features", "drifted features", threshold))
