@@ -12,7 +12,7 @@ import pytest
 from botocore.stub import Stubber
 
 from conftest import MECHANICS
-from monitor_utils import config, model_monitor as mm, stages
+from monitor_utils import assets, config, iam, model_monitor as mm, stages
 from monitor_utils.aws import get_bytes, get_json, put_bytes
 from monitor_utils.kll import KLLSketch
 
@@ -425,3 +425,35 @@ def test_setup_writes_model_monitors_files_and_drift_reads_them_as_its_reference
     doc = get_json(aws, cfg.bucket, cfg.key("drift", "windows", f"{last['window']}.json"))
     table = {r["feature"]: r for r in doc["model_monitor_baseline_drift"]}
     assert table[broken]["drifted"] and table[broken]["distance"] > 0.1
+
+
+# ---------------------------------------------------------------------------------------------- IAM
+def _allows(policy: dict, call: "iam.Call", region: str) -> bool:
+    """Whether an Allow statement without conditions grants every permission ``call`` needs."""
+    from fnmatch import fnmatchcase
+
+    return all(any(need.action in st["Action"] and not st.get("Condition")
+                   and any(fnmatchcase(need.resource, r) for r in st["Resource"]) for st in policy["Statement"])
+               for need in iam.needs(call, region, "123456789012"))
+
+
+def test_the_policy_reads_the_configured_baseline_and_nothing_beside_it():
+    example = str(assets.params_file("aws.example.yaml"))
+    cfg = config.load([example], ["model_monitor.schedule_name=dq-sched"])
+    policy, notes = iam.policy(cfg, "123456789012")
+    schedule = lambda name: iam.Call("sagemaker", "DescribeMonitoringSchedule", {"MonitoringScheduleName": name})  # noqa: E731
+    assert _allows(policy, schedule("dq-sched"), cfg.region) and not _allows(policy, schedule("other"), cfg.region)
+    assert _allows(policy, iam.Call("sagemaker", "DescribeDataQualityJobDefinition", {"JobDefinitionName": "d"}),
+                   cfg.region)
+    assert any("model_monitor.schedule_name" in n for n in notes)
+    without, _ = iam.policy(config.load([example]), "123456789012")
+    assert not _allows(without, schedule("dq-sched"), cfg.region)
+    cfg = config.load([example], ["model_monitor.statistics_uri=s3://mm-bucket/base/statistics.json",
+                                  "model_monitor.constraints_uri=s3://mm-bucket/base/constraints.json"])
+    policy, _ = iam.policy(cfg, "123456789012")
+    get = lambda key: iam.Call("s3", "GetObject", {"Bucket": "mm-bucket", "Key": key})  # noqa: E731
+    assert _allows(policy, get("base/statistics.json"), cfg.region) and _allows(policy, get("base/constraints.json"), cfg.region)
+    assert not _allows(policy, get("base/other.json"), cfg.region)
+    with pytest.raises(config.ParamsError, match="model_monitor.statistics_uri"):
+        iam.policy(config.load([example], ["model_monitor.statistics_uri=s3://mm-bucket/*",
+                                           "model_monitor.constraints_uri=s3://mm-bucket/c.json"]))
