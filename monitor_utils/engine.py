@@ -159,7 +159,8 @@ def run_windows(cfg: Params, aws: Aws, fn: Callable[..., Any], todo: Sequence[wi
     from distributed import progress as dask_progress
 
     with dask_client(cfg.dask_address) as client:
-        sent = {k: client.scatter(v, broadcast=True) if isinstance(v, (pd.DataFrame, drift.Baseline, LossEstimator)) else v
+        scattered = (pd.DataFrame, drift.Baseline, LossEstimator, model_monitor.ModelMonitorBaseline)
+        sent = {k: client.scatter(v, broadcast=True) if isinstance(v, scattered) else v
                 for k, v in shared.items()}
         futures = [client.submit(_remote, fn, cfg, aws.endpoint_url, w, sent, key=f"{fn.__name__}-{w.label}", pure=False)
                    for w in todo]
