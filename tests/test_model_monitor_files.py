@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from botocore.stub import Stubber
 
-from conftest import MECHANICS
+from conftest import MECHANICS, small_world_params
 from monitor_utils import assets, config, iam, model_monitor as mm, stages
-from monitor_utils.aws import get_bytes, get_json, put_bytes
+from monitor_utils.aws import connect, ensure_bucket, get_bytes, get_json, put_bytes
 from monitor_utils.kll import KLLSketch
 
 
@@ -350,8 +350,10 @@ class _ScheduleThenMoto:
         self.describe_data_quality_job_definition = moto.describe_data_quality_job_definition
 
 
-def test_a_schedules_job_definition_gives_the_baseline(make_world):
-    cfg, aws, _ = make_world(scenario="stable", **MECHANICS)
+def test_a_schedules_job_definition_gives_the_baseline(emulator):
+    cfg = config.validate(small_world_params("mm-job-definition"))  # no world: a bucket and the emulated SageMaker
+    aws = connect(cfg, emulator.url)
+    ensure_bucket(aws, cfg.bucket)
     sm = aws.client("sagemaker")
     sm.create_data_quality_job_definition(
         JobDefinitionName="dq-def",
