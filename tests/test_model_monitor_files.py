@@ -14,7 +14,6 @@ from botocore.stub import Stubber
 from conftest import MECHANICS, small_world_params
 from monitor_utils import assets, config, iam, model_monitor as mm, stages
 from monitor_utils.aws import connect, ensure_bucket, get_bytes, get_json, put_bytes
-from monitor_utils.kll import KLLSketch
 
 
 def sdk_like_frame(rows: int = 100, seed: int = 0) -> pd.DataFrame:
