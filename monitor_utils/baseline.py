@@ -7,7 +7,7 @@ import re
 
 import pandas as pd
 
-from . import data, drift, metrics, model
+from . import data, drift, metrics, model, model_monitor
 from .aws import Aws, get_bytes, get_frame, get_json, put_bytes, put_json, split_s3_uri
 from .config import Params
 
@@ -60,8 +60,7 @@ def ensure_baseline(aws: Aws, cfg: Params) -> tuple[dict, bool]:
     put_bytes(aws, cfg.bucket, f"{prefix}/baseline.bin", profile.to_bytes())
     target = drift.build_baseline(train[[data.TARGET]].astype(float))
     put_bytes(aws, cfg.bucket, f"{prefix}/target_baseline.bin", target.to_bytes())
-    put_json(aws, cfg.bucket, f"{prefix}/statistics.json", profile.to_statistics())
-    put_json(aws, cfg.bucket, f"{prefix}/constraints.json", profile.to_constraints())
+    store_model_monitor_files(aws, cfg.bucket, prefix, reference)
     test_metrics = None
     if test is not None:
         test_metrics = metrics.regression_metrics(test[data.TARGET], model.predict(served, test))
@@ -71,6 +70,28 @@ def ensure_baseline(aws: Aws, cfg: Params) -> tuple[dict, bool]:
             "test_metrics": test_metrics}
     put_json(aws, cfg.bucket, f"{prefix}/info.json", info)
     return info, True
+
+
+def store_model_monitor_files(aws: Aws, bucket: str, prefix: str, reference: pd.DataFrame) -> None:
+    """Write ``statistics.json`` and ``constraints.json`` of ``reference`` under ``prefix`` as Model Monitor's
+    analyzer writes them (every MSD feature and the prediction are real numbers: ``Fractional``)."""
+    types = {str(col): "Fractional" for col in reference.columns}
+    stats = model_monitor.statistics_document(reference, types)
+    put_bytes(aws, bucket, f"{prefix}/statistics.json", model_monitor.dumps(stats).encode(), "application/json")
+    cons = model_monitor.constraints_document(stats)
+    put_bytes(aws, bucket, f"{prefix}/constraints.json", model_monitor.dumps(cons).encode(), "application/json")
+
+
+def store_drift_settings(aws: Aws, cfg: Params, options: dict) -> tuple[dict, bool]:
+    """Write the drift checks' settings (:func:`drift.settings_document` of ``options``, the detect_drift options a
+    stage runs with) beside the served model's baseline as ``monitor_utils_drift.json`` unless already there;
+    return (the settings, whether they were written)."""
+    doc = drift.settings_document(options)
+    key = f"{served_prefix(aws, cfg)[1]}/{drift.SETTINGS_FILE}"
+    if get_json(aws, cfg.bucket, key) == doc:
+        return doc, False
+    put_json(aws, cfg.bucket, key, doc)
+    return doc, True
 
 
 def load_baseline(aws: Aws, cfg: Params) -> tuple[drift.Baseline, dict]:

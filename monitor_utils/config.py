@@ -99,6 +99,11 @@ SCHEMA: dict[str, Param | Section] = {
         "dataset_rule": Param(str, "count", "how feature verdicts make the dataset verdict", choices=("count", "share", "weighted")),
         "dataset_threshold": Param(float, 1.0, "drifted features (count) or share of features (share/weighted) that make the dataset drift", min=0.0),
     }),
+    "model_monitor": Section("an existing SageMaker Model Monitor data-quality baseline as the drift reference (empty: the suite's own baseline)", {
+        "statistics_uri": Param(str, "", "S3 URI of the baselining job's statistics.json (with constraints_uri; empty means none)", pattern=r"^(|s3://.+)$"),
+        "constraints_uri": Param(str, "", "S3 URI of the baselining job's constraints.json (with statistics_uri; empty means none)", pattern=r"^(|s3://.+)$"),
+        "schedule_name": Param(str, "", "data-quality monitoring schedule whose baseline (DescribeMonitoringSchedule and its job definition) is used when the URIs are empty", pattern=r"^(|[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62})$"),
+    }),
     "retraining": Section("retraining and deployment", {
         "dry_run": Param(bool, False, "decide and compare but never deploy"),
         "min_interval_days": Param(float, 7.0, "minimum days between two retrains", min=0.0),

@@ -7,7 +7,7 @@ from typing import Any, Callable, Collection, Iterator, Sequence
 
 import pandas as pd
 
-from . import capture, data, drift, estimates, object_cache, windows
+from . import capture, data, drift, estimates, model_monitor, object_cache, windows
 from .aws import Aws, connect
 from .baseline import PREDICTION
 from .config import Params
@@ -66,14 +66,20 @@ def target_drift(target_baseline: drift.Baseline | None, current: pd.DataFrame, 
 
 
 def drift_window(aws: Aws, w: windows.Window, *, capture_uri: str, features: Sequence[str], baseline: drift.Baseline,
-                 opts: dict, labels: pd.DataFrame | None = None, target_baseline: drift.Baseline | None = None) -> dict:
-    """Drift of one window against the baseline: its report (None without traffic), target drift, rows, unreadable lines."""
+                 opts: dict, labels: pd.DataFrame | None = None, target_baseline: drift.Baseline | None = None,
+                 mm_baseline: model_monitor.ModelMonitorBaseline | None = None,
+                 mm_columns: dict[str, str] | None = None) -> dict:
+    """Drift of one window against the baseline: its report (None without traffic), target drift, rows, unreadable
+    lines, and with a Model Monitor baseline (``mm_columns``: its features -> window columns) its
+    ``baseline_drift`` table (:func:`model_monitor.baseline_drift`)."""
     current, batch = read_window(aws, capture_uri, w, features, labels)
     out = {"rows": int(len(current)), "quarantined": len(batch.quarantined), "report": None, "target": None,
-           "read_nothing": not batch.requests and not batch.quarantined}
+           "read_nothing": not batch.requests and not batch.quarantined, "baseline_drift": None}
     if len(current):
         out["report"] = drift.detect_drift(baseline, current[list(features) + [PREDICTION]], **opts)
         out["target"] = target_drift(target_baseline, current, opts)
+        if mm_baseline is not None:
+            out["baseline_drift"] = model_monitor.baseline_drift(mm_baseline, current, mm_columns or {})
     return out
 
 
@@ -155,7 +161,8 @@ def run_windows(cfg: Params, aws: Aws, fn: Callable[..., Any], todo: Sequence[wi
     from distributed import progress as dask_progress
 
     with dask_client(cfg.dask_address) as client:
-        sent = {k: client.scatter(v, broadcast=True) if isinstance(v, (pd.DataFrame, drift.Baseline, LossEstimator)) else v
+        scattered = (pd.DataFrame, drift.Baseline, LossEstimator, model_monitor.ModelMonitorBaseline)
+        sent = {k: client.scatter(v, broadcast=True) if isinstance(v, scattered) else v
                 for k, v in shared.items()}
         futures = [client.submit(_remote, fn, cfg, aws.endpoint_url, w, sent, key=f"{fn.__name__}-{w.label}", pure=False)
                    for w in todo]

@@ -112,6 +112,11 @@ TABLE: tuple[Row, ...] = (
         "SageMakerDeploySuiteVersionsToEndpoint"),
     Row("sagemaker:UpdateEndpoint", "sagemaker:UpdateEndpoint", _SM % ("endpoint-config", "EndpointConfigName"),
         "SageMakerDeploySuiteVersionsToEndpoint"),
+    # SageMaker Model Monitor: the baseline of a data-quality schedule (model_monitor.schedule_name)
+    Row("sagemaker:DescribeMonitoringSchedule", "sagemaker:DescribeMonitoringSchedule",
+        _SM % ("monitoring-schedule", "MonitoringScheduleName"), "SageMakerReadModelMonitorSchedule"),
+    Row("sagemaker:DescribeDataQualityJobDefinition", "sagemaker:DescribeDataQualityJobDefinition",
+        _SM % ("data-quality-job-definition", "JobDefinitionName"), "SageMakerReadModelMonitorSchedule"),
     # Step Functions: the retraining state machine
     Row("stepfunctions:ListStateMachines", "states:ListStateMachines", "*",
         "StatesListStateMachinesHasNoResourceLevel"),
@@ -167,7 +172,8 @@ _IAM_SPECIAL = re.compile(r"[*?$]")  # IAM wildcards and policy variables: a par
 
 _LITERAL_PARAMS = ("bucket", "prefix", "endpoint_name", "variant_name", "namespace", "capture_prefix",
                    "ground_truth_prefix", "data_path", "sns_topic_name", "alert_emails", "log_group", "dashboard_name",
-                   "role_arn", "retraining.state_machine_role_arn", "retraining.scheduler_role_arn")
+                   "role_arn", "retraining.state_machine_role_arn", "retraining.scheduler_role_arn",
+                   "model_monitor.statistics_uri", "model_monitor.constraints_uri", "model_monitor.schedule_name")
 
 
 def check_literal(values: dict[str, Any]) -> None:
@@ -201,6 +207,8 @@ def _features(cfg: Params) -> set[str]:
     on |= {"schedule"} if not local and state_machine and r["schedule"] and r["scheduler_role_arn"] else set()
     on |= {"assume_role"} if not local and cfg.role_arn else set()
     on |= {"lease"} if not local and cfg.run_lease else set()
+    on |= {"model_monitor_schedule"} if cfg.model_monitor["schedule_name"] and not cfg.model_monitor["statistics_uri"] \
+        else set()
     return on
 
 
@@ -210,6 +218,7 @@ def _s3_locations(cfg: Params, model_data_urls: tuple[str, ...]) -> tuple[list, 
     prefixes = [capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name, cfg.variant_name), cfg.ground_truth_uri]
     read = [(b, k.rstrip("/") + "/*" if k.strip("/") else "*") for b, k in map(split_s3_uri, prefixes)]
     objects = [cfg.data_path] * cfg.data_path.startswith("s3://") + list(model_data_urls)
+    objects += [u for u in (cfg.model_monitor["statistics_uri"], cfg.model_monitor["constraints_uri"]) if u]
     read += [split_s3_uri(u) for u in objects]
     covered = lambda b, k: any(b == rb and fnmatch.fnmatchcase(k, rk) for rb, rk in rw)  # noqa: E731
     return rw, sorted({(b, k) for b, k in read if not covered(b, k)})
@@ -276,6 +285,11 @@ def _scopes(cfg: Params, account: str, sagemaker_role_arn: str, model_data_urls:
             ({"ExecutionRoleArn": sagemaker_role_arn or f"arn:{p}:iam::{account}:role/*"},),
             {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}, when="deploy"),
         "SageMakerDeploySuiteVersionsToEndpoint": Scope(({**versions, "EndpointName": ep},), when="deploy"),
+        # the schedule's job definition can have any name; its baseline files are read by S3ReadCapture... only
+        # when model_monitor.statistics_uri/constraints_uri name them
+        "SageMakerReadModelMonitorSchedule": Scope(
+            ({"MonitoringScheduleName": cfg.model_monitor["schedule_name"] or "-", "JobDefinitionName": "*"},),
+            when="model_monitor_schedule"),
         "StatesListStateMachinesHasNoResourceLevel": Scope(({},), when="state_machine"),
         "StatesRetrainingStateMachine": Scope(
             ({"name": sm_name, "stateMachineArn": f"arn:{p}:states:{region}:{account}:stateMachine:{sm_name}"},),
@@ -385,6 +399,9 @@ def policy(cfg: Params, account: str = "*", sagemaker_role_arn: str = "",
                      f"that runs the suite, which assumes {cfg.role_arn}; attach the rest to that role")
     if account == "*":
         notes.append("resource ARNs match any account ('*'); pass --account-id or --resolve-account to pin it")
+    if "model_monitor_schedule" in _features(cfg):
+        notes.append("model_monitor.schedule_name: the policy cannot name the schedule's baseline files; grant "
+                     "s3:GetObject on them, or set model_monitor.statistics_uri and constraints_uri instead")
     return {"Version": "2012-10-17", "Statement": statements}, notes
 
 

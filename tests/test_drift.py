@@ -452,31 +452,6 @@ def test_effect_size_options_gate_and_dataset_rules(small_pair):
     assert not detect_drift(baseline, cur, dataset_rule="weighted", weights=weights).drift_detected  # 2/42
 
 
-def test_statistics_and_constraints_json(small_pair):
-    ref, _ = small_pair
-    ref = ref.assign(genre=np.where(np.arange(len(ref)) % 3 == 0, "rock", "pop"))
-    baseline = build_baseline(ref)
-    st = json.loads(json.dumps(baseline.to_statistics(), allow_nan=False))
-    assert st["dataset"]["item_count"] == len(ref)
-    f0 = next(f for f in st["features"] if f["name"] == "f0")
-    num = f0["numerical_statistics"]
-    assert f0["inferred_type"] == "Fractional"
-    assert num["common"] == {"num_present": len(ref), "num_missing": 0}
-    assert num["mean"] == pytest.approx(ref["f0"].mean(), rel=1e-12)
-    assert num["std_dev"] == pytest.approx(ref["f0"].std(), rel=1e-12)
-    assert num["min"] == ref["f0"].min() and num["max"] == ref["f0"].max()
-    q = {d["quantile"]: d["value"] for d in num["distribution"]["quantiles"]}
-    assert q[0.5] == pytest.approx(ref["f0"].median(), rel=1e-12)
-    genre = next(f for f in st["features"] if f["name"] == "genre")
-    assert genre["inferred_type"] == "String"
-    buckets = {b["value"]: b["count"] for b in genre["string_statistics"]["distribution"]["categorical"]["buckets"]}
-    assert buckets == {"pop": int((ref["genre"] == "pop").sum()), "rock": int((ref["genre"] == "rock").sum())}
-    cons = json.loads(json.dumps(baseline.to_constraints(), allow_nan=False))
-    g = next(f for f in cons["features"] if f["name"] == "genre")
-    assert sorted(g["string_constraints"]["domains"]) == ["pop", "rock"]
-    assert cons["monitoring_config"]["drift_detection"]["correction"] == "bh"
-
-
 def test_ecdf_points_are_exact_ecdf_values():
     rng = np.random.default_rng(6)
     values = np.round(rng.normal(0, 1, 10_000), 2)

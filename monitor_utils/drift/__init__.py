@@ -9,10 +9,10 @@ from .feature_tests import PSI_EPS
 from .features import CategoricalFeature, Feature, NumericFeature
 from .grid import GRID_SIZE, GRID_TAIL
 from .ks import MAX_AUTO_N, ecdf_points, ks_pvalue, ks_statistic_sorted
-from .monitor_json import STAT_QUANTILES
 from .options import DEFAULT_MIN_EFFECT, DEFAULT_MIN_EFFECT_CATEGORICAL
 from .profile import Baseline
 from .report import DriftReport
+from .settings import SETTINGS_FILE, detector_options, settings_document
 
 __all__ = [
     "Baseline",
@@ -28,4 +28,7 @@ __all__ = [
     "bonferroni",
     "DEFAULT_MIN_EFFECT",
     "DEFAULT_MIN_EFFECT_CATEGORICAL",
+    "SETTINGS_FILE",
+    "detector_options",
+    "settings_document",
 ]

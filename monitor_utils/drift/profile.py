@@ -1,4 +1,4 @@
-"""The Baseline: a dataset's reference profile for drift checks, with its JSON documents and binary storage."""
+"""The Baseline: a dataset's reference profile for drift checks, with its binary storage."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import numpy as np
 
 from .features import Feature, NumericFeature
 from .ks import ecdf_points
-from .monitor_json import constraints_document, statistics_document
 from .store import read_archive, write_archive
 
 
@@ -65,40 +64,6 @@ class Baseline:
         return (
             f"Baseline(n_rows={self.n_rows}, numeric={kinds.count('numeric')}, "
             f"categorical={kinds.count('categorical')})"
-        )
-
-    # ---------------------------------------------------------------- JSON summaries
-    def to_statistics(self) -> dict:
-        """Reference statistics in the layout of SageMaker Model Monitor's ``statistics.json``.
-
-        Returns
-        -------
-        dict
-            See :func:`~monitor_utils.drift.monitor_json.statistics_document`.
-        """
-        return statistics_document(self.features.values(), self.n_rows)
-
-    def to_constraints(
-        self,
-        *,
-        threshold: float = 0.05,
-        correction: str = "bh",
-        effect_size: str = "wasserstein",
-    ) -> dict:
-        """Constraints in the layout of SageMaker Model Monitor's ``constraints.json``.
-
-        Parameters
-        ----------
-        threshold, correction, effect_size
-            Drift settings recorded under ``monitoring_config.drift_detection``.
-
-        Returns
-        -------
-        dict
-            See :func:`~monitor_utils.drift.monitor_json.constraints_document`.
-        """
-        return constraints_document(
-            self.features.values(), threshold=threshold, correction=correction, effect_size=effect_size
         )
 
     # ---------------------------------------------------------------- binary storage

@@ -6,10 +6,10 @@ import datetime as dt
 
 import pandas as pd
 
-from .. import capture, drift, engine, outbox, publish, traffic, watermark, windows
+from .. import capture, drift, engine, model_monitor, outbox, publish, traffic, watermark, windows
 from .. import history as history_store
 from ..aws import Aws, put_json
-from ..baseline import PREDICTION, load_baseline, load_target_baseline
+from ..baseline import PREDICTION, load_baseline, load_target_baseline, store_drift_settings
 from ..config import Params
 from ..results import Series, StageResult, Verdict
 
@@ -18,14 +18,7 @@ STAGE = "drift"
 
 def detector_options(cfg: Params) -> dict:
     """detect_drift keyword options from the ``drift`` params section."""
-    d = cfg.drift
-    opts = {"threshold": d["alpha"], "correction": d["correction"], "effect_size": d["effect_size"],
-            "dataset_rule": d["dataset_rule"],
-            "dataset_threshold": max(1, int(round(d["dataset_threshold"]))) if d["dataset_rule"] == "count"
-            else d["dataset_threshold"]}
-    if d["min_effect"] > 0:
-        opts["min_effect"] = d["min_effect"]
-    return opts
+    return drift.detector_options(cfg.drift)
 
 
 def window_datums(cfg: Params, w: windows.Window, report: drift.DriftReport) -> list[dict]:
@@ -66,8 +59,13 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
     baseline, info = load_baseline(aws, cfg)
     history, feature_history = load_history(aws, cfg)
     opts = detector_options(cfg)
+    store_drift_settings(aws, cfg, opts)  # the settings this run really checks with, beside the baseline
+    mm_baseline = model_monitor.load_configured_baseline(aws, cfg)
+    mm_columns = None if mm_baseline is None else model_monitor.align_columns(
+        mm_baseline.feature_names, [f for f in baseline.feature_names if f != PREDICTION], PREDICTION)
     stats = publish.PublishStats()
     reports: dict[str, drift.DriftReport] = {}
+    mm_tables: dict[str, pd.DataFrame] = {}
     quarantined = 0
     busy: dict[str, float] = {}
     quiet: list[str] = []
@@ -82,7 +80,8 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
         uri = capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name, cfg.variant_name)
         datums, rows, feature_rows = [], [], []
         results = engine.run_windows(cfg, aws, engine.drift_window, todo, capture_uri=uri, features=features,
-                                     baseline=baseline, opts=opts, labels=labels, target_baseline=target_baseline)
+                                     baseline=baseline, opts=opts, labels=labels, target_baseline=target_baseline,
+                                     mm_baseline=mm_baseline, mm_columns=mm_columns)
         # a window where nothing was captured closes only if the endpoint had no traffic then
         no_traffic, busy = traffic.split_empty(aws, cfg, [w for w, res in zip(todo, results) if res["read_nothing"]])
         held = {label: f"{int(n)} invocation(s) but no Data Capture under {uri}/ (check capture_prefix)"
@@ -112,6 +111,12 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
                          "target_drift": None if target is None else target["drifted"],
                          "labelled_rows": 0 if target is None else target["rows"]})
             per_feature = report.table[["statistic", "p_adjusted", "effect", "drifted"]].astype({"drifted": bool})
+            mm_drift = res.get("baseline_drift")
+            if mm_drift is not None:  # Model Monitor's check against its baseline, beside the exact tests
+                mm_tables[w.label] = mm_drift
+                over = mm_drift[mm_drift["drifted"]].sort_values("distance", ascending=False)
+                rows[-1].update(baseline_drift_features=int(len(over)), baseline_drift_top=list(over.index[:5]))
+                per_feature["baseline_drift"] = mm_drift["distance"].reindex(per_feature.index)
             feature_rows += per_feature.rename_axis("feature").reset_index().assign(window=w.label).to_dict("records")
         stats, mine = watermark.publish_once(aws, cfg, mark, closing, datums, now, STAGE, held)
         reports = {label: r for label, r in reports.items() if label in set(mine)}
@@ -127,24 +132,31 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
     if todo:
         if reports:
             last_label = list(reports)[-1]
-            put_json(aws, cfg.bucket, cfg.key("drift", "windows", f"{last_label}.json"), reports[last_label].to_dict())
+            doc = reports[last_label].to_dict()
+            if last_label in mm_tables:
+                doc["model_monitor_baseline_drift"] = mm_tables[last_label].reset_index().to_dict("records")
+            put_json(aws, cfg.bucket, cfg.key("drift", "windows", f"{last_label}.json"), doc)
     checked = history.dropna(subset=["drift_detected"]) if len(history) else history
     latest = checked.iloc[-1].to_dict() if len(checked) else None
-    latest_report, latest_current = None, None
+    latest_report, latest_current, latest_mm = None, None, None
     if latest is not None:  # the newest window's full report and data, for the notebook's ECDFs and table
         w = windows.from_label(latest["window"], cfg.window)
         latest_current = window_records(aws, cfg, w, baseline)
         features = [f for f in baseline.feature_names if f != PREDICTION]
         latest_report = reports.get(w.label) or drift.detect_drift(
             baseline, latest_current[features + [PREDICTION]], **opts)
+        if mm_baseline is not None:
+            latest_mm = mm_tables[w.label] if w.label in mm_tables else model_monitor.baseline_drift(
+                mm_baseline, latest_current, mm_columns)
     record = {"windows_checked": list(reports), "windows_no_traffic": quiet, "windows_held_open": {**mark.held},
               "windows_left_to_another_run": elsewhere,
               "put_metric_data_calls": stats.calls, "datums_published": stats.datums,
               "datums_dropped_too_old": stats.dropped_too_old,
               "datums_outboxed": stats.outboxed, "outbox_delivered": backlog["delivered"],
-              "quarantined": quarantined, "options": opts, "baseline": info, "history": history, "latest": latest}
+              "quarantined": quarantined, "options": opts, "baseline": info, "history": history, "latest": latest,
+              "model_monitor": None if mm_baseline is None else mm_baseline.describe()}
     artefacts = {"feature_history": feature_history, "baseline_profile": baseline, "latest_report": latest_report,
-                 "latest_current": latest_current}
+                 "latest_current": latest_current, "latest_baseline_drift": latest_mm}
     threshold = opts["dataset_threshold"] if opts["dataset_rule"] == "count" else None
     return StageResult(record, artefacts, headline=headline(record), verdict=verdict(record),
                        series=Series.from_history(history, "drifted_features", "drifted features", threshold))
@@ -171,6 +183,13 @@ def verdict(record: dict) -> Verdict:
         text += " The predictions drifted too."
     if latest.get("target_drift"):
         text += " The labels that have arrived drifted (the songs' release years changed)."
+    mm = record.get("model_monitor")
+    mm_n = latest.get("baseline_drift_features")
+    if mm and mm_n is not None and not pd.isna(mm_n):
+        top = latest.get("baseline_drift_top")
+        top = ", ".join(str(f) for f in top) if isinstance(top, (list, tuple)) or hasattr(top, "tolist") else ""
+        text += (f" Against the Model Monitor baseline ({mm['comparison_method']} CDF distance over "
+                 f"{mm['comparison_threshold']}): {int(mm_n)} feature(s)" + (f", led by {top}." if mm_n else "."))
     if record["quarantined"]:
         text += f" {int(record['quarantined'])} capture line(s) were quarantined."
     return Verdict(text, bool(latest.get("drift_detected")) or bool(record["quarantined"]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from .. import baseline as baselines
-from .. import estimates
+from .. import drift, estimates
 from ..aws import Aws, ensure_bucket, ensure_log_group, ensure_subscription, ensure_topic, get_json, put_json
 from ..config import Params
 from ..results import StageResult, Verdict
@@ -21,6 +21,7 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
     -------
     StageResult
         Record keys: ``changes`` (what this run created; empty on a rerun), ``topic_arn``, ``baseline`` (where and what),
+        ``drift_settings`` (the drift checks' settings stored beside the baseline's Model Monitor files),
         ``deployment_config`` (the guardrails every deploy uses), ``loss_estimator`` (where the label-free
         estimator is stored and how it was calibrated; None without a labelled test split).
     """
@@ -43,6 +44,9 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
     profile, created = baselines.ensure_baseline(aws, cfg)
     if created:
         changes.append(f"built baseline {profile['uri']}")
+    settings, stored = baselines.store_drift_settings(aws, cfg, drift.detector_options(cfg.drift))
+    if stored:
+        changes.append(f"stored the drift settings (alpha {settings['alpha']}) as {profile['uri']}monitor_utils_drift.json")
     estimator, fitted = estimates.ensure_estimator(aws, cfg, now, baselines.feature_names(aws, cfg))
     if fitted:
         changes.append(f"fitted the label-free loss estimator {estimator['uri']} "
@@ -53,7 +57,8 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
     if get_json(aws, cfg.bucket, cfg.key(GUARDRAILS_KEY)) != guardrails:
         put_json(aws, cfg.bucket, cfg.key(GUARDRAILS_KEY), guardrails)
         changes.append("stored deployment guardrails (used by every deploy of the retraining stage)")
-    record = {"changes": changes, "topic_arn": topic_arn, "baseline": profile, "deployment_config": guardrails,
+    record = {"changes": changes, "topic_arn": topic_arn, "baseline": profile, "drift_settings": settings,
+              "deployment_config": guardrails,
               "log_group": cfg.log_group, "loss_estimator": estimator}
     return StageResult(record, headline={"changes": len(changes), "model": profile.get("model_version")},
                        verdict=verdict(record))

@@ -1,0 +1,19 @@
+"""SageMaker Model Monitor's data-quality files (statistics, constraints, violations) and its baselines as references."""
+
+from __future__ import annotations
+
+from .constraints import Constraints, FeatureConstraints, MonitoringConfig, constraints_document, read_constraints
+from .jackson import dumps, json_float, read_float
+from .reference import (ModelMonitorBaseline, align_columns, baseline_drift, configured_uris, drift_violations,
+                        load_configured_baseline, load_model_monitor_baseline, schedule_baseline_uris)
+from .statistics import DatasetStatistics, FeatureStatistics, inferred_type, read_statistics, statistics_document
+from .violations import Violation, read_violations, violations_document
+
+__all__ = [
+    "Constraints", "FeatureConstraints", "MonitoringConfig", "constraints_document", "read_constraints",
+    "dumps", "json_float", "read_float",
+    "ModelMonitorBaseline", "align_columns", "baseline_drift", "configured_uris", "drift_violations",
+    "load_configured_baseline", "load_model_monitor_baseline", "schedule_baseline_uris",
+    "DatasetStatistics", "FeatureStatistics", "inferred_type", "read_statistics", "statistics_document",
+    "Violation", "read_violations", "violations_document",
+]
