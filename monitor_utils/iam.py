@@ -45,7 +45,12 @@ TABLE: tuple[Row, ...] = (
     Row("s3:HeadBucket", "s3:ListBucket", _S3_BUCKET, "S3ListSuiteBucketUnderItsPrefixes"),
     Row("s3:ListObjectsV2", "s3:ListBucket", _S3_BUCKET, "S3ListSuiteBucketUnderItsPrefixes", _PREFIX),
     Row("s3:ListObjectsV2", "s3:ListBucket", _S3_BUCKET, "S3ListCaptureAndLabelPrefixes", _PREFIX),
+    # setup creates a missing bucket only with create_bucket (always in local mode), and secures it at once
     Row("s3:CreateBucket", "s3:CreateBucket", _S3_BUCKET, "S3CreateSuiteBucketWhenMissing"),
+    Row("s3:PutPublicAccessBlock", "s3:PutBucketPublicAccessBlock", _S3_BUCKET, "S3CreateSuiteBucketWhenMissing"),
+    Row("s3:PutBucketEncryption", "s3:PutEncryptionConfiguration", _S3_BUCKET, "S3CreateSuiteBucketWhenMissing"),
+    Row("s3:PutBucketPolicy", "s3:PutBucketPolicy", _S3_BUCKET, "S3CreateSuiteBucketWhenMissing"),
+    Row("s3:PutBucketVersioning", "s3:PutBucketVersioning", _S3_BUCKET, "S3CreateSuiteBucketWhenMissing"),
     Row("s3:GetObject", "s3:GetObject", _S3_OBJECT, "S3ReadWriteSuitePrefix"),
     Row("s3:PutObject", "s3:PutObject", _S3_OBJECT, "S3ReadWriteSuitePrefix"),
     Row("s3:GetObject", "s3:GetObject", _S3_OBJECT, "S3ReadCaptureLabelsDataAndLiveModel"),
@@ -144,6 +149,9 @@ TABLE: tuple[Row, ...] = (
         {"iam:PassedToService": "scheduler.amazonaws.com"}),
     Row("scheduler:UpdateSchedule", "iam:PassRole", "{Target.RoleArn}", "PassSchedulerRole",
         {"iam:PassedToService": "scheduler.amazonaws.com"}),
+    # KMS: a kms_key_id given as an alias is resolved to the key's ARN (CloudWatch Logs takes only ARNs)
+    Row("kms:DescribeKey", "kms:DescribeKey", "arn:{partition}:kms:{region}:{account}:key/*",
+        "KmsResolveConfiguredKeyAlias", {"kms:RequestAlias": "{KeyId}"}),
     # STS
     Row("sts:GetCallerIdentity", "sts:GetCallerIdentity", "*", "StsGetCallerIdentityNeedsNoPermission"),
     Row("sts:AssumeRole", "sts:AssumeRole", "{RoleArn}", "ForTheCallerNotThisRoleAssumeMonitoringRole"),
@@ -166,7 +174,7 @@ _IAM_SPECIAL = re.compile(r"[*?$]")  # IAM wildcards and policy variables: a par
 
 _LITERAL_PARAMS = ("bucket", "prefix", "endpoint_name", "variant_name", "namespace", "capture_prefix",
                    "ground_truth_prefix", "data_path", "sns_topic_name", "alert_emails", "log_group", "dashboard_name",
-                   "role_arn", "retraining.state_machine_role_arn", "retraining.scheduler_role_arn")
+                   "role_arn", "retraining.state_machine_role_arn", "retraining.scheduler_role_arn", "kms_key_id")
 
 
 def check_literal(values: dict[str, Any]) -> None:
@@ -199,7 +207,14 @@ def _features(cfg: Params) -> set[str]:
     on |= {"state_machine"} if state_machine else set()
     on |= {"schedule"} if not local and state_machine and r["schedule"] and r["scheduler_role_arn"] else set()
     on |= {"assume_role"} if not local and cfg.role_arn else set()
+    on |= {"create_bucket"} if local or cfg.create_bucket else set()
+    on |= {"kms_alias"} if kms_alias(cfg.kms_key_id) else set()
     return on
+
+
+def kms_alias(key_id: str) -> str:
+    """The alias name (``alias/...``) of a ``kms_key_id`` given as an alias or alias ARN, else ''."""
+    return key_id[key_id.index("alias/"):] if key_id.startswith("alias/") or ":alias/" in key_id else ""
 
 
 def _s3_locations(cfg: Params, model_data_urls: tuple[str, ...]) -> tuple[list, list]:
@@ -239,7 +254,7 @@ def _scopes(cfg: Params, account: str, sagemaker_role_arn: str, model_data_urls:
         "S3ListCaptureAndLabelPrefixes": Scope(
             tuple({"Bucket": b} for b in sorted({b for b, _ in listed if b != cfg.bucket})),
             {"StringLike": {"s3:prefix": sorted({k for b, k in listed if b != cfg.bucket})}}),
-        "S3CreateSuiteBucketWhenMissing": Scope(({"Bucket": cfg.bucket},)),
+        "S3CreateSuiteBucketWhenMissing": Scope(({"Bucket": cfg.bucket},), when="create_bucket"),
         "S3ReadWriteSuitePrefix": Scope(tuple({"Bucket": b, "Key": k} for b, k in rw)),
         "S3ReadCaptureLabelsDataAndLiveModel": Scope(tuple({"Bucket": b, "Key": k} for b, k in read)),
         "S3DeleteDeliveredOutboxItems": Scope(({"Bucket": cfg.bucket, "Key": cfg.key("outbox", "*")},)),
@@ -288,6 +303,8 @@ def _scopes(cfg: Params, account: str, sagemaker_role_arn: str, model_data_urls:
         "PassSchedulerRole": Scope(
             ({"Target.RoleArn": r["scheduler_role_arn"]},),
             {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}, when="schedule"),
+        "KmsResolveConfiguredKeyAlias": Scope(
+            ({},), {"StringEquals": {"kms:RequestAlias": kms_alias(cfg.kms_key_id)}}, when="kms_alias"),
         # GetCallerIdentity needs no permission; listed because the suite calls it (account id for ARNs)
         "StsGetCallerIdentityNeedsNoPermission": Scope(({},)),
         # belongs in the policy of the identity that starts the suite and assumes role_arn, not in the role's own
@@ -379,6 +396,10 @@ def policy(cfg: Params, account: str = "*", sagemaker_role_arn: str = "",
     if "assume_role" in features:
         notes.append("statement ForTheCallerNotThisRoleAssumeMonitoringRole belongs in the policy of the identity "
                      f"that runs the suite, which assumes {cfg.role_arn}; attach the rest to that role")
+    if cfg.kms_key_id:
+        notes.append(f"kms_key_id {cfg.kms_key_id}: its key policy must let this role use it (kms:GenerateDataKey, "
+                     f"kms:Decrypt), CloudWatch Logs (logs.{cfg.region}.amazonaws.com) encrypt the log group, and "
+                     "CloudWatch (cloudwatch.amazonaws.com) publish to the encrypted topic")
     if account == "*":
         notes.append("resource ARNs match any account ('*'); pass --account-id or --resolve-account to pin it")
     return {"Version": "2012-10-17", "Statement": statements}, notes
