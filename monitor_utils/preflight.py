@@ -41,8 +41,9 @@ def check_account(cfg: Params, aws: Aws) -> bool:
     except ClientError as exc:
         raise ParamsError(f"{cfg.origin('bucket')}: parameter 'bucket' is {cfg.bucket!r}, which this identity may not "
                           f"use (HeadBucket answered {error_code(exc) or exc}: the bucket belongs to another account, "
-                          "or the role lacks s3:ListBucket on it). Fix: check the name for a typo, or grant access "
-                          "(python -m monitor_utils iam-policy)") from None
+                          "the role lacks s3:ListBucket on it, or the credentials have expired). Fix: check the name "
+                          "for a typo, renew the credentials, or grant access (python -m monitor_utils iam-policy)"
+                          ) from None
     if not exists and not may_create_bucket(cfg):
         raise ParamsError(f"{cfg.origin('bucket')}: parameter 'bucket' is {cfg.bucket!r}, and no such bucket exists "
                           f"in region {cfg.region} (nothing was created). Fix: check the name for a typo; create the "
