@@ -143,10 +143,11 @@ def _aws_session(cfg: Params, retry: Config) -> boto3.Session:
     :class:`CredentialsError` here, not at a stage's first call."""
     try:
         session = new_session(profile_name=cfg.profile or None, region_name=cfg.region)
+        credentials = session.get_credentials()
     except ProfileNotFound:
         raise CredentialsError(f"{cfg.origin('profile')}: parameter 'profile' is {cfg.profile!r}, which no AWS "
                                f"config file defines. {credentials_help(cfg)}") from None
-    if session.get_credentials() is None:
+    if credentials is None:
         raise CredentialsError(f"no AWS credentials found (profile {cfg.profile or '(none)'}, role_arn "
                                f"{cfg.role_arn or '(none)'}). {credentials_help(cfg)}")
     if cfg.role_arn:
