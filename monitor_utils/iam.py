@@ -207,7 +207,7 @@ def _features(cfg: Params) -> set[str]:
     on |= {"state_machine"} if state_machine else set()
     on |= {"schedule"} if not local and state_machine and r["schedule"] and r["scheduler_role_arn"] else set()
     on |= {"assume_role"} if not local and cfg.role_arn else set()
-    on |= {"create_bucket"} if local or cfg.create_bucket else set()
+    on |= {"create_bucket"} if cfg.create_bucket else set()  # local mode's bucket is made by the simulated world
     on |= {"kms_alias"} if kms_alias(cfg.kms_key_id) else set()
     return on
 

@@ -153,3 +153,16 @@ def test_create_bucket_is_off_by_default_and_in_the_aws_example():
     assert config.defaults()["create_bucket"] is False
     example = yaml.safe_load((Path(__file__).resolve().parents[1] / "params" / "aws.example.yaml").read_text())
     assert example["create_bucket"] is False
+
+
+def test_the_policy_with_create_bucket_and_a_key_alias_stays_a_managed_policy(emulator, kms_alias):
+    from test_iam import denied
+
+    cfg = config.validate(aws_params(create_bucket=True, kms_key_id=kms_alias[0], alert_emails=["ops@example.com"],
+                                     metrics_transport="emf"))
+    policy, notes = iam.policy(cfg)
+    assert len(json.dumps(policy, separators=(",", ":"))) < 6144  # a managed policy's size limit
+    describe = iam.Call("kms", "DescribeKey", {"KeyId": kms_alias[0]})
+    assert denied(policy, [describe]) == []
+    assert denied(policy, [iam.Call("kms", "DescribeKey", {"KeyId": "alias/someone-elses"})])
+    assert any("logs." in n and "cloudwatch.amazonaws.com" in n for n in notes)
