@@ -166,3 +166,12 @@ def test_the_policy_with_create_bucket_and_a_key_alias_stays_a_managed_policy(em
     assert denied(policy, [describe]) == []
     assert denied(policy, [iam.Call("kms", "DescribeKey", {"KeyId": "alias/someone-elses"})])
     assert any("logs." in n and "cloudwatch.amazonaws.com" in n for n in notes)
+
+
+def test_an_unknown_key_alias_stops_setup_before_anything_is_created(emulator):
+    cfg = config.validate(aws_params(create_bucket=True, kms_key_id="alias/no-such-key"))
+    aws = connect(cfg)
+    before = account_state(aws)
+    with pytest.raises(config.ParamsError, match=r"parameter 'kms_key_id' is 'alias/no-such-key'.*nothing was created"):
+        setup.provision(cfg, aws)
+    assert account_state(aws) == before
