@@ -139,6 +139,33 @@ def test_an_unknown_profile_is_named(no_credentials, tmp_path, capsys):
     assert f"{f}: parameter 'profile' is 'monitoring-typo'" in err and "standard chain" in err
 
 
+ACCESS_DENIED = (b'<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>'
+                 b'<Code>AccessDenied</Code><Message>User is not authorized to perform: sts:AssumeRole</Message>'
+                 b'</Error><RequestId>1</RequestId></ErrorResponse>')
+
+
+def test_a_role_that_cannot_be_assumed_is_named(monkeypatch, tmp_path, capsys):
+    from monitor_utils import aws as aws_module
+
+    real = aws_module.new_session
+
+    def refusing_sts(**kwargs):  # STS answers AssumeRole as it does for a caller the role does not trust
+        session = real(**kwargs)
+        session.events.register("before-send.sts.AssumeRole", lambda request, **_: AWSResponse(
+            request.url, 403, {"Content-Type": "text/xml"}, _Raw(ACCESS_DENIED)))
+        return session
+
+    monkeypatch.setattr(aws_module, "new_session", refusing_sts)
+    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")):
+        monkeypatch.setenv(name, value)
+    f = tmp_path / "prod.yaml"
+    f.write_text("aws_mode: aws\nrole_arn: arn:aws:iam::123456789012:role/monitoring\n")
+    code, err = run_cli(capsys, "-f", str(f), "-p", "retries.max_attempts=1")
+    assert code == 2
+    assert f"{f}: parameter 'role_arn' is 'arn:aws:iam::123456789012:role/monitoring'" in err
+    assert "AccessDenied" in err and "trust policy" in err
+
+
 # --- errors in the run's records ------------------------------------------------------------------------------------
 
 HTML_500 = (b"<!doctype html>\n<html lang=en>\n<title>500 Internal Server Error</title>\n<h1>Internal Server Error</h1>\n"
