@@ -157,6 +157,12 @@ def _aws_session(cfg: Params, retry: Config) -> boto3.Session:
         except NoCredentialsError:
             raise CredentialsError(f"no AWS credentials to assume role_arn {cfg.role_arn} with. "
                                    f"{credentials_help(cfg)}") from None
+        except ClientError as exc:
+            raise CredentialsError(
+                f"{cfg.origin('role_arn')}: parameter 'role_arn' is {cfg.role_arn!r}, which these credentials could "
+                f"not assume ({error_code(exc)}: {exc.response.get('Error', {}).get('Message', '')}). Fix: allow "
+                "sts:AssumeRole on it in the caller's policy (python -m monitor_utils iam-policy notes the statement) "
+                "and trust the caller in the role's trust policy, or check the ARN for a typo") from None
         assumed = {"aws_access_key_id": creds["AccessKeyId"], "aws_secret_access_key": creds["SecretAccessKey"],
                    "aws_session_token": creds["SessionToken"]}
         session = new_session(region_name=cfg.region, **assumed)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
-from .aws import Aws, bucket_exists, error_code, split_s3_uri
+from .aws import Aws, bucket_exists, error_code, kms_key_arn, split_s3_uri
 from .config import Params, ParamsError
 
 SECURE_SETTINGS = "Block Public Access, default encryption, a TLS-only bucket policy and versioning"
@@ -48,6 +48,14 @@ def check_account(cfg: Params, aws: Aws) -> bool:
         raise ParamsError(f"{cfg.origin('bucket')}: parameter 'bucket' is {cfg.bucket!r}, and no such bucket exists "
                           f"in region {cfg.region} (nothing was created). Fix: check the name for a typo; create the "
                           f"bucket yourself; or set create_bucket: true to let setup create it with {SECURE_SETTINGS}")
+    if cfg.kms_key_id:
+        try:  # an alias is resolved (DescribeKey) before anything is encrypted with it
+            kms_key_arn(aws, cfg.kms_key_id)
+        except ClientError as exc:
+            raise ParamsError(f"{cfg.origin('kms_key_id')}: parameter 'kms_key_id' is {cfg.kms_key_id!r}, which KMS "
+                              f"does not know in region {cfg.region} ({error_code(exc) or exc}); nothing was created. "
+                              "Fix: give the key's ARN, id or alias (aws kms list-aliases), or leave it empty for "
+                              "SSE-S3 and the services' own keys") from None
     if cfg.data_path.startswith("s3://"):
         _check_object(cfg, aws, "data_path", cfg.data_path,
                       "give the S3 URI of YearPredictionMSD.txt or its .zip, or leave data_path empty to read "
