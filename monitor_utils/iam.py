@@ -45,7 +45,7 @@ TABLE: tuple[Row, ...] = (
     Row("s3:HeadBucket", "s3:ListBucket", _S3_BUCKET, "S3ListSuiteBucketUnderItsPrefixes"),
     Row("s3:ListObjectsV2", "s3:ListBucket", _S3_BUCKET, "S3ListSuiteBucketUnderItsPrefixes", _PREFIX),
     Row("s3:ListObjectsV2", "s3:ListBucket", _S3_BUCKET, "S3ListCaptureAndLabelPrefixes", _PREFIX),
-    # setup creates a missing bucket only with create_bucket (always in local mode), and secures it at once
+    # setup creates a missing bucket only with create_bucket (local mode: the simulated world makes it), secured at once
     Row("s3:CreateBucket", "s3:CreateBucket", _S3_BUCKET, "S3CreateSuiteBucketWhenMissing"),
     Row("s3:PutPublicAccessBlock", "s3:PutBucketPublicAccessBlock", _S3_BUCKET, "S3CreateSuiteBucketWhenMissing"),
     Row("s3:PutBucketEncryption", "s3:PutEncryptionConfiguration", _S3_BUCKET, "S3CreateSuiteBucketWhenMissing"),

@@ -175,3 +175,12 @@ def test_an_unknown_key_alias_stops_setup_before_anything_is_created(emulator):
     with pytest.raises(config.ParamsError, match=r"parameter 'kms_key_id' is 'alias/no-such-key'.*nothing was created"):
         setup.provision(cfg, aws)
     assert account_state(aws) == before
+
+
+def test_the_setup_notebook_is_given_create_bucket_and_the_key_by_the_runner(tmp_path):
+    from monitor_utils import assets, runner
+
+    nb = assets.notebooks_dir() / "00_setup.ipynb"
+    cfg = config.validate(aws_params(create_bucket=True, kms_key_id="alias/monitoring"))
+    values = runner.stage_parameters(cfg, runner.notebook_parameters(nb), tmp_path, nb)
+    assert values["create_bucket"] is True and values["kms_key_id"] == "alias/monitoring"
