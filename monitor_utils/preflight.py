@@ -1,4 +1,4 @@
-"""What must hold in the account before setup creates anything: the bucket exists (or may be created), data_path's object exists."""
+"""What must hold in the account before setup creates anything: the bucket (or create_bucket), the key alias, data_path's object."""
 
 from __future__ import annotations
 
@@ -16,12 +16,13 @@ def may_create_bucket(cfg: Params) -> bool:
 
 
 def check_account(cfg: Params, aws: Aws) -> bool:
-    """Check with HEAD requests only (nothing is created) that the run can start in this account.
+    """Check with read-only requests (HeadBucket, HeadObject, DescribeKey for a key alias: nothing is created) that
+    the run can start in this account.
 
     Parameters
     ----------
     cfg : Params
-        ``bucket``, ``create_bucket``, ``data_path`` and ``aws_mode`` are read.
+        ``bucket``, ``create_bucket``, ``kms_key_id``, ``data_path`` and ``aws_mode`` are read.
     aws : Aws
         Session of the account.
 
@@ -33,8 +34,9 @@ def check_account(cfg: Params, aws: Aws) -> bool:
     Raises
     ------
     ParamsError
-        The bucket is missing and ``create_bucket`` is false (aws mode), the bucket is another account's, or an
-        ``s3://`` ``data_path`` names no object: naming the key, where it was set, the value and the fix.
+        The bucket is missing and ``create_bucket`` is false (aws mode), the bucket is another account's, a key
+        alias names no key, or an ``s3://`` ``data_path`` names no object: naming the key, where it was set, the value
+        and the fix.
     """
     try:
         exists = bucket_exists(aws, cfg.bucket)
@@ -46,7 +48,7 @@ def check_account(cfg: Params, aws: Aws) -> bool:
                           ) from None
     if not exists and not may_create_bucket(cfg):
         raise ParamsError(f"{cfg.origin('bucket')}: parameter 'bucket' is {cfg.bucket!r}, and no such bucket exists "
-                          f"in region {cfg.region} (nothing was created). Fix: check the name for a typo; create the "
+                          f"(HeadBucket answered 404; nothing was created). Fix: check the name for a typo; create the "
                           f"bucket yourself; or set create_bucket: true to let setup create it with {SECURE_SETTINGS}")
     if cfg.kms_key_id:
         try:  # an alias is resolved (DescribeKey) before anything is encrypted with it
