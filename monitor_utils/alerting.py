@@ -9,6 +9,7 @@ import time
 import pandas as pd
 
 from . import alarms
+from .alarms.constants import OVERRIDABLE_FIELDS
 from .aws import Aws, ensure_subscription, ensure_topic, partition
 from .config import Params
 
@@ -77,7 +78,7 @@ def known_at(spec: dict, datapoint_time: dt.datetime, label_wait_days: int) -> d
     return datapoint_time
 
 
-OVERRIDABLE = ("Period", "EvaluationPeriods", "DatapointsToAlarm", "Threshold", "TreatMissingData", "ActionsEnabled")
+OVERRIDABLE = OVERRIDABLE_FIELDS
 
 
 def apply_overrides(specs: list[dict], overrides: dict, endpoint_name: str) -> list[dict]:

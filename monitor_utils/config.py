@@ -313,7 +313,7 @@ def validate(values: Mapping[str, Any], source: str = "params", origins: Mapping
     for key, check in params_checks.CHECKS:
         try:
             check(params)
-        except ParamsError as exc:
+        except ValueError as exc:
             raise ParamsError(f"{where(key)}: {exc}") from None
     return params
 
@@ -334,7 +334,7 @@ def check_files(params: Params) -> Params:
     for key, check in params_checks.FILE_CHECKS:
         try:
             check(params)
-        except ParamsError as exc:
+        except ValueError as exc:
             raise ParamsError(f"{params.origin(key)}: {exc}") from None
     return params
 

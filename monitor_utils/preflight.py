@@ -10,6 +10,27 @@ from .config import Params, ParamsError
 SECURE_SETTINGS = "Block Public Access, default encryption, a TLS-only bucket policy and versioning"
 
 
+def check_alarm_overrides(cfg: Params) -> None:
+    """Each alarm ``alarm_overrides`` changes is still a valid PutMetricAlarm request by CloudWatch's rules (and
+    botocore's model), checked without AWS before anything runs.
+
+    Raises
+    ------
+    ParamsError
+        Naming ``alarm_overrides``, where it was set, its value, the alarm, the field and the fix.
+    """
+    if not cfg.alarm_overrides:
+        return
+    from . import alarms, alerting
+
+    try:
+        alerting.alarm_specs(cfg, "arn:aws:sns:us-east-1:000000000000:check")  # a placeholder: only the fields count
+    except alarms.AlarmSpecError as exc:
+        reason = str(exc).removeprefix("alarm_overrides: ")
+        raise ParamsError(f"{cfg.origin('alarm_overrides')}: parameter 'alarm_overrides' is "
+                          f"{dict(cfg.alarm_overrides)!r}: {reason}") from None
+
+
 def may_create_bucket(cfg: Params) -> bool:
     """Setup may create a missing bucket: ``create_bucket`` in aws mode, always in local mode (its simulated account)."""
     return cfg.create_bucket or cfg.aws_mode == "local"

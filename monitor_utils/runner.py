@@ -186,7 +186,8 @@ def run(files: list[str] = (), overrides: list[str] = (), stages: str | None = N
         notebooks_dir: Path | None = None, progress: Callable[[str], None] | None = None) -> tuple[int, Path]:
     """Run the suite; return (exit code, run folder).
 
-    Parameters are merged and validated before anything runs; in aws mode the account is checked too
+    Parameters are merged and validated before anything runs (overridden alarms by CloudWatch's rules too:
+    :func:`preflight.check_alarm_overrides`); in aws mode the account is checked too
     (:func:`preflight.check_account`: credentials, the bucket, an ``s3://`` ``data_path``), so a bad parameter
     raises :class:`config.ParamsError` (exit code 2) before anything is created. In local mode the emulator is started,
     the simulated world built, and stopped at the end. Each notebook gets only the parameters it declares
@@ -194,9 +195,10 @@ def run(files: list[str] = (), overrides: list[str] = (), stages: str | None = N
     dashboard and retraining, unless ``parallel_stages`` is false. The run stops after the first failed stage (and the one running beside it).
     """
     cfg = config.load(files, overrides)
-    if cfg.aws_mode == "aws":  # what setup would find missing, found before any stage starts (HEAD requests only)
-        from . import preflight
+    from . import preflight
 
+    preflight.check_alarm_overrides(cfg)
+    if cfg.aws_mode == "aws":  # what setup would find missing, found before any stage starts (read-only requests)
         preflight.check_account(cfg, connect(cfg))
     with run_lock(cfg, cfg.lock_wait_seconds):
         return _run(cfg, files, overrides, stages, output, notebooks_dir, progress)

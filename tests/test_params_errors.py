@@ -59,6 +59,32 @@ def test_a_bad_override_exits_2_naming_p(tmp_path, capsys, override, key, value)
     assert not (tmp_path / "run").exists()
 
 
+def test_the_alarms_params_know_are_the_alarms_the_suite_puts():
+    from monitor_utils.alarms.constants import SUITE_ALARMS
+
+    cfg = config.validate({"endpoint_name": "ep"})
+    assert [s["AlarmName"] for s in alerting.alarm_specs(cfg, "arn:aws:sns:us-east-1:1:t")] == \
+        [f"ep-{k}" for k in SUITE_ALARMS]
+
+
+@pytest.mark.parametrize("overrides, why", [({"rmse_max": {"Threshold": 8}}, "unknown alarm 'rmse_max'; alarms are rmse, r2"),
+                                             ({"rmse": {"Statistic": "Average"}}, "field 'Statistic' of alarm 'rmse'"),
+                                             ({"rmse": 8}, "alarm 'rmse' must map PutMetricAlarm fields")])
+def test_notebook_parameters_check_alarm_names_and_fields_too(overrides, why):
+    with pytest.raises(config.ParamsError, match=f"notebook parameters: parameter 'alarm_overrides' is .*{why}"):
+        config.from_namespace({"alarm_overrides": overrides})
+
+
+def test_an_overridden_alarm_is_checked_by_cloudwatchs_rules_before_a_run(tmp_path, capsys):
+    f = tmp_path / "prod.yaml"
+    f.write_text("alarm_overrides:\n  error-rate: {Period: 60, EvaluationPeriods: 1441}\n")
+    assert config.load([f]).alarm_overrides  # names and fields are fine: only CloudWatch's rules reject it
+    code, err = run_cli(capsys, "-f", str(f), "--output", str(tmp_path / "run"))
+    assert code == 2
+    assert f"{f}: parameter 'alarm_overrides'" in err and "exceeds 86400 s" in err
+    assert not (tmp_path / "run").exists()
+
+
 def test_valid_dates_and_feature_segments_still_pass(tmp_path):
     f = tmp_path / "p.yaml"
     f.write_text("now: 2028-02-29\nsegment_columns: [timbre_avg_01, prediction]\nworld:\n  broken_feature: "
