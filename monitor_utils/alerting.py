@@ -9,7 +9,8 @@ import time
 import pandas as pd
 
 from . import alarms
-from .aws import Aws, ensure_subscription, ensure_topic
+from .alarms.constants import OVERRIDABLE_FIELDS
+from .aws import Aws, ensure_subscription, ensure_topic, partition
 from .config import Params
 
 DAY, HOUR = 86_400, 3_600
@@ -86,7 +87,7 @@ def known_at(spec: dict, datapoint_time: dt.datetime, label_wait_days: int) -> d
     return datapoint_time
 
 
-OVERRIDABLE = ("Period", "EvaluationPeriods", "DatapointsToAlarm", "Threshold", "TreatMissingData", "ActionsEnabled")
+OVERRIDABLE = OVERRIDABLE_FIELDS
 
 
 def apply_overrides(specs: list[dict], overrides: dict, endpoint_name: str) -> list[dict]:
@@ -202,16 +203,39 @@ def put_alarms(aws: Aws, specs: list[dict]) -> list[str]:
     return changed
 
 
-def ensure_paging(aws: Aws, cfg: Params) -> tuple[str, list[str]]:
-    """The alert topic with a policy letting CloudWatch publish, and its e-mail subscriptions (none duplicated)."""
-    topic_arn = ensure_topic(aws, cfg.sns_topic_name)
+def alarm_arns(cfg: Params, topic_arn: str, region: str, account: str) -> list[str]:
+    """ARNs of every alarm the suite puts (those only real CloudWatch evaluates included)."""
+    names = [s["AlarmName"] for s in alarm_specs(cfg, topic_arn)]
+    names += [composite_spec(cfg, topic_arn)["AlarmName"], anomaly_spec(cfg, topic_arn)["AlarmName"]]
+    return [f"arn:{partition(region)}:cloudwatch:{region}:{account}:alarm:{n}" for n in names]
+
+
+def topic_policy(cfg: Params, topic_arn: str, region: str, account: str) -> dict:
+    """The alert topic's policy: CloudWatch may publish to it only for the suite's own alarms in this account
+    (``aws:SourceAccount`` and ``aws:SourceArn``: no other account's alarm can page through it)."""
+    return {"Version": "2012-10-17", "Statement": [{
+        "Sid": "AllowCloudWatchAlarmsOfThisSuite", "Effect": "Allow",
+        "Principal": {"Service": "cloudwatch.amazonaws.com"}, "Action": "sns:Publish", "Resource": topic_arn,
+        "Condition": {"StringEquals": {"aws:SourceAccount": account},
+                      "ArnLike": {"aws:SourceArn": alarm_arns(cfg, topic_arn, region, account)}}}]}
+
+
+def ensure_topic_policy(aws: Aws, cfg: Params, topic_arn: str) -> bool:
+    """Set :func:`topic_policy` on the topic unless it is already there; return True when it was set."""
     sns = aws.client("sns")
-    policy = {"Version": "2012-10-17", "Statement": [{
-        "Sid": "AllowCloudWatchAlarms", "Effect": "Allow", "Principal": {"Service": "cloudwatch.amazonaws.com"},
-        "Action": "sns:Publish", "Resource": topic_arn}]}
+    policy = topic_policy(cfg, topic_arn, aws.region, aws.account_id)
     current = sns.get_topic_attributes(TopicArn=topic_arn)["Attributes"].get("Policy")
-    if not current or json.loads(current) != policy:
-        sns.set_topic_attributes(TopicArn=topic_arn, AttributeName="Policy", AttributeValue=json.dumps(policy))
+    if current and json.loads(current) == policy:
+        return False
+    sns.set_topic_attributes(TopicArn=topic_arn, AttributeName="Policy", AttributeValue=json.dumps(policy))
+    return True
+
+
+def ensure_paging(aws: Aws, cfg: Params) -> tuple[str, list[str]]:
+    """The alert topic with a policy letting CloudWatch publish (:func:`topic_policy`), and its e-mail
+    subscriptions (none duplicated)."""
+    topic_arn = ensure_topic(aws, cfg.sns_topic_name)
+    ensure_topic_policy(aws, cfg, topic_arn)
     subs = [ensure_subscription(aws, topic_arn, "email", e) for e in cfg.alert_emails]
     return topic_arn, subs
 

@@ -12,11 +12,11 @@ from typing import Any, Iterator
 import boto3
 import numpy as np
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, NoCredentialsError, ProfileNotFound
 from botocore.utils import parse_timestamp as botocore_parse_timestamp
 from dateutil.tz import tzutc
 
-from .config import Params
+from .config import Params, ParamsError
 
 LOCAL_ENDPOINT_ENV = "MONITOR_UTILS_LOCAL_ENDPOINT"
 DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
@@ -125,6 +125,50 @@ def inject_throttling(session: boto3.Session, fraction: float, seed: int) -> dic
     return injected
 
 
+class CredentialsError(ParamsError):
+    """aws mode found no credentials (or not the named profile): the message says where they come from."""
+
+
+def credentials_help(cfg: Params) -> str:
+    """Where aws mode takes credentials from, for an error message."""
+    return ("aws mode takes credentials from the params key `profile` (a named profile in ~/.aws/config), else the "
+            "standard chain: the environment (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE), "
+            "~/.aws/credentials and ~/.aws/config, then the instance or task role (EC2, ECS, SageMaker); with "
+            "`role_arn` set, those credentials assume that role. Fix: configure one of them (e.g. `aws configure` "
+            f"or `aws sso login`), or set `profile` in {cfg.origin('profile')}")
+
+
+def _aws_session(cfg: Params, retry: Config) -> boto3.Session:
+    """The aws-mode session: ``profile`` or the standard chain, then ``role_arn`` assumed; missing credentials raise
+    :class:`CredentialsError` here, not at a stage's first call."""
+    try:
+        session = new_session(profile_name=cfg.profile or None, region_name=cfg.region)
+        credentials = session.get_credentials()
+    except ProfileNotFound:
+        raise CredentialsError(f"{cfg.origin('profile')}: parameter 'profile' is {cfg.profile!r}, which no AWS "
+                               f"config file defines. {credentials_help(cfg)}") from None
+    if credentials is None:
+        raise CredentialsError(f"no AWS credentials found (profile {cfg.profile or '(none)'}, role_arn "
+                               f"{cfg.role_arn or '(none)'}). {credentials_help(cfg)}")
+    if cfg.role_arn:
+        try:
+            creds = session.client("sts", config=retry).assume_role(
+                RoleArn=cfg.role_arn, RoleSessionName="msd-monitoring")["Credentials"]
+        except NoCredentialsError:
+            raise CredentialsError(f"no AWS credentials to assume role_arn {cfg.role_arn} with. "
+                                   f"{credentials_help(cfg)}") from None
+        except ClientError as exc:
+            raise CredentialsError(
+                f"{cfg.origin('role_arn')}: parameter 'role_arn' is {cfg.role_arn!r}, which these credentials could "
+                f"not assume ({error_code(exc)}: {exc.response.get('Error', {}).get('Message', '')}). Fix: allow "
+                "sts:AssumeRole on it in the caller's policy (python -m monitor_utils iam-policy notes the statement) "
+                "and trust the caller in the role's trust policy, or check the ARN for a typo") from None
+        assumed = {"aws_access_key_id": creds["AccessKeyId"], "aws_secret_access_key": creds["SecretAccessKey"],
+                   "aws_session_token": creds["SessionToken"]}
+        session = new_session(region_name=cfg.region, **assumed)
+    return session
+
+
 def connect(cfg: Params, endpoint_url: str | None = None, *, faults: bool = True) -> Aws:
     """Open a session for ``cfg``: dummy credentials on the local emulator, the credential chain in aws mode.
 
@@ -147,13 +191,7 @@ def connect(cfg: Params, endpoint_url: str | None = None, *, faults: bool = True
         if faults and cfg.faults["throttle_fraction"] > 0:
             aws.faults_injected = inject_throttling(session, cfg.faults["throttle_fraction"], cfg.seed)
         return aws
-    session = new_session(profile_name=cfg.profile or None, region_name=cfg.region)
-    if cfg.role_arn:
-        creds = session.client("sts", config=retry).assume_role(
-            RoleArn=cfg.role_arn, RoleSessionName="msd-monitoring")["Credentials"]
-        assumed = {"aws_access_key_id": creds["AccessKeyId"], "aws_secret_access_key": creds["SecretAccessKey"],
-                   "aws_session_token": creds["SessionToken"]}
-        session = new_session(region_name=cfg.region, **assumed)
+    session = _aws_session(cfg, retry)
     return Aws(session, "aws", cfg.region, os.environ.get("AWS_ENDPOINT_URL") or None, retry, kms_key_id=cfg.kms_key_id)
 
 
@@ -177,18 +215,88 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def ensure_bucket(aws: Aws, bucket: str) -> bool:
-    """Create ``bucket`` when missing; return True when it was created."""
-    s3 = aws.client("s3")
+def bucket_exists(aws: Aws, bucket: str) -> bool:
+    """True when ``bucket`` exists and this session may use it (HeadBucket); False when it does not exist.
+
+    Raises
+    ------
+    ClientError
+        Any other answer, e.g. 403 for a bucket that exists but is not this account's.
+    """
     try:
-        s3.head_bucket(Bucket=bucket)
-        return False
+        aws.client("s3").head_bucket(Bucket=bucket)
+        return True
     except ClientError as exc:
-        if error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
-            raise
+        if error_code(exc) in ("404", "NoSuchBucket", "NotFound"):
+            return False
+        raise
+
+
+def create_bucket(aws: Aws, bucket: str) -> None:
+    """CreateBucket in the session's region (no settings of its own: see :func:`create_secure_bucket`)."""
     kwargs = {} if aws.region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": aws.region}}
-    s3.create_bucket(Bucket=bucket, **kwargs)
+    aws.client("s3").create_bucket(Bucket=bucket, **kwargs)
+
+
+def ensure_bucket(aws: Aws, bucket: str) -> bool:
+    """Create ``bucket`` when missing, as a plain bucket (the simulated world's, which stands for one the user
+    already has; setup creates :func:`create_secure_bucket`); return True when it was created."""
+    if bucket_exists(aws, bucket):
+        return False
+    create_bucket(aws, bucket)
     return True
+
+
+def tls_only_policy(bucket: str, region: str) -> dict:
+    """A bucket policy denying every request to ``bucket`` and its objects that does not come over TLS."""
+    arn = f"arn:{partition(region)}:s3:::{bucket}"
+    return {"Version": "2012-10-17", "Statement": [{
+        "Sid": "DenyRequestsWithoutTls", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+        "Resource": [arn, f"{arn}/*"], "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}
+
+
+def create_secure_bucket(aws: Aws, bucket: str) -> list[str]:
+    """Create ``bucket`` secured by its own settings, not the account's defaults: Block Public Access (all four),
+    default encryption (SSE-KMS with the configured key, else SSE-S3), a TLS-only bucket policy and versioning.
+
+    Returns
+    -------
+    list[str]
+        The settings applied, in order.
+
+    Raises
+    ------
+    RuntimeError
+        A setting could not be applied after the bucket was created: names the bucket, what was applied and what
+        is missing (the bucket is left for the user to finish or delete; a rerun finds it and does not create it).
+    """
+    s3 = aws.client("s3")
+    create_bucket(aws, bucket)
+    rule = ({"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": aws.kms_key_id},
+             "BucketKeyEnabled": True} if aws.kms_key_id else
+            {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}})
+    steps = [
+        ("Block Public Access", lambda: s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True})),
+        (f"default encryption ({'SSE-KMS' if aws.kms_key_id else 'SSE-S3'})",
+         lambda: s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [rule]})),
+        ("TLS-only bucket policy", lambda: s3.put_bucket_policy(
+            Bucket=bucket, Policy=json.dumps(tls_only_policy(bucket, aws.region)))),
+        ("versioning", lambda: s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})),
+    ]
+    done: list[str] = []
+    for name, apply in steps:
+        try:
+            apply()
+        except Exception as exc:  # noqa: BLE001 - re-raised with what is left to do
+            missing = [n for n, _ in steps if n not in done]
+            raise RuntimeError(f"created bucket {bucket} but could not apply {name}: {exc}. Applied: "
+                               f"{', '.join(done) or 'nothing'}; missing: {', '.join(missing)}. Fix: grant the "
+                               f"permission (python -m monitor_utils iam-policy) and apply the missing settings, or "
+                               f"delete the empty bucket and rerun") from exc
+        done.append(name)
+    return done
 
 
 def put_bytes(aws: Aws, bucket: str, key: str, body: bytes, content_type: str = "application/octet-stream") -> None:
@@ -314,11 +422,22 @@ def get_frame(aws: Aws, bucket: str, key: str):
 
 # --- idempotent ensure-helpers ------------------------------------------------------------------
 
+def kms_key_arn(aws: Aws, key_id: str) -> str:
+    """The ARN of a KMS key given as an ARN, a key id or an alias (an alias is resolved with DescribeKey):
+    CloudWatch Logs takes only a key ARN."""
+    if key_id.startswith("arn:") and ":key/" in key_id:
+        return key_id
+    if key_id.startswith("alias/") or ":alias/" in key_id:  # an alias is the account's own: asked by its name
+        return aws.client("kms").describe_key(KeyId=key_id[key_id.index("alias/"):])["KeyMetadata"]["Arn"]
+    return f"arn:{partition(aws.region)}:kms:{aws.region}:{aws.account_id}:key/{key_id}"
+
+
 def ensure_log_group(aws: Aws, name: str, retention_days: int = 90) -> bool:
-    """Create the log group unless it exists; return True when created."""
+    """Create the log group unless it exists (encrypted with the configured KMS key, if any); return True when created."""
     logs = aws.client("logs")
+    kms = {"kmsKeyId": kms_key_arn(aws, aws.kms_key_id)} if aws.kms_key_id else {}
     try:
-        logs.create_log_group(logGroupName=name)
+        logs.create_log_group(logGroupName=name, **kms)
         created = True
     except ClientError as exc:
         if error_code(exc) != "ResourceAlreadyExistsException":

@@ -136,6 +136,8 @@ def _workflow(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps({"definition": workflow.definition(cfg), "input": workflow.execution_input(cfg)}, indent=2))
+    for warning in workflow_warnings(cfg):
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -190,6 +192,22 @@ def _schedule(args) -> int:
             return 1
     print(json.dumps(result, indent=2))
     return 0
+
+
+WORKFLOW_JOB_SETTINGS = {
+    "retraining.state_machine_role_arn": "the state machine is not created without it",
+    "retraining.job_role_arn": "the workflow's SageMaker training and processing jobs run with this role",
+    "retraining.image_uri": "the workflow's jobs run in this SageMaker scikit-learn framework image",
+}
+
+
+def workflow_warnings(cfg) -> list[str]:
+    """In aws mode, one warning per empty job setting of the retraining workflow (the definition printed holds
+    empty strings where they go)."""
+    if cfg.aws_mode != "aws":
+        return []
+    return [f"{key} is empty ({why}); set it in {cfg.origin(key)}" for key, why in WORKFLOW_JOB_SETTINGS.items()
+            if not cfg.retraining[key.split(".", 1)[1]]]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,6 +47,7 @@ SCHEMA: dict[str, Param | Section] = {
     "profile": Param(str, "", "named AWS profile for aws mode (empty means the standard credential chain)"),
     "role_arn": Param(str, "", "IAM role to assume in aws mode (empty means none)", pattern=r"^(|arn:aws[a-z-]*:iam::\d{12}:role/.+)$"),
     "bucket": Param(str, "msd-monitoring-local", "S3 bucket holding capture, ground truth, baselines, models and state", pattern=r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$"),
+    "create_bucket": Param(bool, False, "aws mode: create the bucket when it is missing (Block Public Access, default encryption, a TLS-only policy and versioning); false means a missing bucket is an error before anything is created. Local mode always creates its bucket"),
     "prefix": Param(str, "msd-year", "key prefix inside the bucket", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-/]*$"),
     "endpoint_name": Param(str, "msd-year-predictor", "SageMaker endpoint being monitored", pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"),
     "variant_name": Param(str, "AllTraffic", "production variant of the endpoint", pattern=_NAME),
@@ -167,6 +168,14 @@ def defaults() -> dict[str, Any]:
 class Params(dict):
     """Validated parameters with attribute access (``p.region``, ``p.drift.alpha``) and derived values."""
 
+    _origins: dict[str, str] = {}
+    _source: str = "params"
+
+    def origin(self, key: str) -> str:
+        """Where ``key`` (dotted for a section's key) was set: a params file, ``-p``, or the sources it was loaded
+        from when it keeps its default (named in error messages)."""
+        return _origin_of(self._origins, key, self._source)
+
     def __getattr__(self, name: str) -> Any:
         try:
             value = self[name]
@@ -256,7 +265,8 @@ def _check_now(value: str) -> None:
         try:
             parse_time(value)
         except ValueError as exc:
-            raise ParamsError(f"parameter 'now' is {value!r}: {exc}; use ISO 8601 like 2026-11-28T00:00:00Z") from None
+            raise ParamsError(f"parameter 'now' is {value!r}, not a valid time ({exc}); use ISO 8601 UTC like "
+                              "2026-11-28T00:00:00Z or 2026-11-28, or leave it empty for the real clock") from None
 
 
 def _check_timezone(value: str) -> None:
@@ -269,8 +279,12 @@ def _check_timezone(value: str) -> None:
                           "use e.g. UTC or Europe/Berlin") from None
 
 
-def validate(values: Mapping[str, Any], source: str = "params") -> Params:
-    """Check every key and value against SCHEMA and fill defaults.
+def _origin_of(origins: Mapping[str, str], key: str, source: str) -> str:
+    return origins.get(key) or origins.get(key.split(".", 1)[0]) or source
+
+
+def validate(values: Mapping[str, Any], source: str = "params", origins: Mapping[str, str] | None = None) -> Params:
+    """Check every key and value against SCHEMA and the rest of the suite (:mod:`params_checks`), and fill defaults.
 
     Parameters
     ----------
@@ -278,6 +292,9 @@ def validate(values: Mapping[str, Any], source: str = "params") -> Params:
         Parameters, sections as nested mappings.
     source : str
         Where the values came from, named in error messages.
+    origins : Mapping[str, str], optional
+        Where each key (dotted for a section's key) was set, when the values were merged from several sources
+        (:func:`load`): an error names the file (or ``-p``) that set the bad value.
 
     Returns
     -------
@@ -289,50 +306,96 @@ def validate(values: Mapping[str, Any], source: str = "params") -> Params:
     ParamsError
         Naming the unknown key and the accepted keys, or the bad value and why.
     """
+    origins = dict(origins or {})
+    where = lambda key: _origin_of(origins, key, source)  # noqa: E731
     out = defaults()
     for name, value in values.items():
         spec = SCHEMA.get(name)
         if spec is None:
-            raise ParamsError(f"{source}: unknown parameter '{name}'; accepted parameters: {_accepted(SCHEMA)}")
+            raise ParamsError(f"{where(name)}: unknown parameter '{name}'; accepted parameters: {_accepted(SCHEMA)}")
         if isinstance(spec, Section):
             if value is None:
                 continue
             if not isinstance(value, Mapping):
-                raise ParamsError(f"{source}: parameter '{name}' must be a mapping of {_accepted(spec.params)}")
+                raise ParamsError(f"{where(name)}: parameter '{name}' must be a mapping of {_accepted(spec.params)}")
             for sub, subvalue in value.items():
                 if sub not in spec.params:
-                    raise ParamsError(
-                        f"{source}: unknown parameter '{name}.{sub}'; accepted keys of '{name}': {_accepted(spec.params)}"
-                    )
+                    raise ParamsError(f"{where(f'{name}.{sub}')}: unknown parameter '{name}.{sub}'; accepted keys of "
+                                      f"'{name}': {_accepted(spec.params)}")
                 try:
                     out[name][sub] = _coerce(f"{name}.{sub}", spec.params[sub], subvalue)
                 except ParamsError as exc:
-                    raise ParamsError(f"{source}: {exc}") from None
+                    raise ParamsError(f"{where(f'{name}.{sub}')}: {exc}") from None
         else:
             try:
                 out[name] = _coerce(name, spec, value)
             except ParamsError as exc:
-                raise ParamsError(f"{source}: {exc}") from None
-    try:
-        _check_now(out["now"])
-        _check_timezone(out["suite_schedule"]["timezone"])
-    except ParamsError as exc:
-        raise ParamsError(f"{source}: {exc}") from None
+                raise ParamsError(f"{where(name)}: {exc}") from None
+    for key, check in (("now", lambda: _check_now(out["now"])),
+                       ("suite_schedule.timezone", lambda: _check_timezone(out["suite_schedule"]["timezone"]))):
+        try:
+            check()
+        except ParamsError as exc:
+            raise ParamsError(f"{where(key)}: {exc}") from None
     if out["max_label_wait_days"] < out["label_wait_days"]:
-        raise ParamsError(f"{source}: parameter 'max_label_wait_days' is {out['max_label_wait_days']}, below "
-                          f"label_wait_days ({out['label_wait_days']}); a window cannot stop waiting for labels before "
-                          "it starts waiting: raise max_label_wait_days or lower label_wait_days")
-    return Params(out)
+        raise ParamsError(f"{where('max_label_wait_days')}: parameter 'max_label_wait_days' is "
+                          f"{out['max_label_wait_days']}, below label_wait_days ({out['label_wait_days']}); a window "
+                          "cannot stop waiting for labels before it starts waiting: raise max_label_wait_days or lower "
+                          "label_wait_days")
+    params = Params(out)
+    params._origins, params._source = origins, source
+    from . import params_checks  # checks against the alarms, the capture's columns and the schema's features
+
+    for key, check in params_checks.CHECKS:
+        try:
+            check(params)
+        except ValueError as exc:
+            raise ParamsError(f"{where(key)}: {exc}") from None
+    return params
+
+
+def check_files(params: Params) -> Params:
+    """Check the parameters that name files on this machine (``data_path``); return ``params``.
+
+    :func:`load` and :func:`from_namespace` call it; :func:`validate` alone does not, because the retraining
+    workflow's jobs validate the run's parameters on another machine.
+
+    Raises
+    ------
+    ParamsError
+        Naming the key, where it was set, the value and the fix.
+    """
+    from . import params_checks
+
+    for key, check in params_checks.FILE_CHECKS:
+        try:
+            check(params)
+        except ValueError as exc:
+            raise ParamsError(f"{params.origin(key)}: {exc}") from None
+    return params
+
+
+class _TextDatesLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that dates and times stay text: ``now: 2026-02-30`` would raise inside the
+    loader (an impossible date), and a valid one would come back as a date object; every time parameter is text,
+    checked by :func:`validate` with the key and file named."""
+
+
+_TextDatesLoader.add_constructor("tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node))
+
+
+def _load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_TextDatesLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-    """Parse ``KEY=VALUE`` from the command line; VALUE is read as YAML (numbers, booleans, lists)."""
+    """Parse ``KEY=VALUE`` from the command line; VALUE is read as YAML (numbers, booleans, lists; dates stay text)."""
     if "=" not in text:
         raise ParamsError(f"-p {text!r}: expected KEY=VALUE, e.g. -p scenario=stable or -p drift.alpha=0.01")
     key, raw = text.split("=", 1)
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+        value = _load_yaml(raw) if raw.strip() else ""
+    except (yaml.YAMLError, ValueError):
         value = raw
     return key.strip(), value
 
@@ -353,7 +416,7 @@ def read_params_file(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ParamsError(f"params file {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = _load_yaml(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ParamsError(f"params file {path} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
@@ -388,21 +451,35 @@ def load(files: Iterable[str | Path] = (), overrides: Iterable[str] = ()) -> Par
     """
     merged: dict[str, Any] = {}
     sources = []
+    origins: dict[str, str] = {}
     for f in files:
-        merged = merge(merged, read_params_file(f))
+        data = read_params_file(f)
+        merged = merge(merged, data)
         sources.append(str(f))
+        _note_origins(origins, data, str(f))
     over: dict[str, Any] = {}
     for text in overrides:
         key, value = parse_override(text)
         _set_dotted(over, key, value)
+    _note_origins(origins, over, "-p")
     merged = merge(merged, over)
-    return validate(merged, source=" + ".join(sources + (["-p"] if over else [])) or "params")
+    source = " + ".join(sources + (["-p"] if over else [])) or "params"
+    return check_files(validate(merged, source=source, origins=origins))
+
+
+def _note_origins(origins: dict[str, str], data: Mapping, source: str) -> None:
+    """Record ``source`` as where each key of ``data`` was set (a section's keys dotted)."""
+    for key, value in data.items():
+        origins[str(key)] = source
+        if isinstance(value, Mapping):
+            for sub in value:
+                origins[f"{key}.{sub}"] = source
 
 
 def from_namespace(namespace: Mapping[str, Any]) -> Params:
     """Build parameters from a notebook's globals: every schema key defined there is taken, the rest default."""
     values = {k: namespace[k] for k in SCHEMA if k in namespace}
-    return validate(values, source="notebook parameters")
+    return check_files(validate(values, source="notebook parameters"))
 
 
 def parse_time(value: str | dt.datetime) -> dt.datetime:

@@ -45,7 +45,12 @@ TABLE: tuple[Row, ...] = (
     Row("s3:HeadBucket", "s3:ListBucket", _S3_BUCKET, "S3ListSuiteBucketUnderItsPrefixes"),
     Row("s3:ListObjectsV2", "s3:ListBucket", _S3_BUCKET, "S3ListSuiteBucketUnderItsPrefixes", _PREFIX),
     Row("s3:ListObjectsV2", "s3:ListBucket", _S3_BUCKET, "S3ListCaptureAndLabelPrefixes", _PREFIX),
+    # setup creates a missing bucket only with create_bucket (local mode: the simulated world makes it), secured at once
     Row("s3:CreateBucket", "s3:CreateBucket", _S3_BUCKET, "S3CreateSuiteBucketWhenMissing"),
+    Row("s3:PutPublicAccessBlock", "s3:PutBucketPublicAccessBlock", _S3_BUCKET, "S3CreateSuiteBucketWhenMissing"),
+    Row("s3:PutBucketEncryption", "s3:PutEncryptionConfiguration", _S3_BUCKET, "S3CreateSuiteBucketWhenMissing"),
+    Row("s3:PutBucketPolicy", "s3:PutBucketPolicy", _S3_BUCKET, "S3CreateSuiteBucketWhenMissing"),
+    Row("s3:PutBucketVersioning", "s3:PutBucketVersioning", _S3_BUCKET, "S3CreateSuiteBucketWhenMissing"),
     Row("s3:GetObject", "s3:GetObject", _S3_OBJECT, "S3ReadWriteSuitePrefix"),
     Row("s3:PutObject", "s3:PutObject", _S3_OBJECT, "S3ReadWriteSuitePrefix"),
     Row("s3:GetObject", "s3:GetObject", _S3_OBJECT, "S3ReadCaptureLabelsDataAndLiveModel"),
@@ -150,6 +155,9 @@ TABLE: tuple[Row, ...] = (
         {"iam:PassedToService": "scheduler.amazonaws.com"}),
     Row("scheduler:UpdateSchedule", "iam:PassRole", "{Target.RoleArn}", "PassSchedulerRole",
         {"iam:PassedToService": "scheduler.amazonaws.com"}),
+    # KMS: a kms_key_id given as an alias is resolved to the key's ARN (CloudWatch Logs takes only ARNs)
+    Row("kms:DescribeKey", "kms:DescribeKey", "arn:{partition}:kms:{region}:{account}:key/*",
+        "KmsResolveConfiguredKeyAlias", {"kms:RequestAlias": "{KeyId}"}),
     # STS
     Row("sts:GetCallerIdentity", "sts:GetCallerIdentity", "*", "StsGetCallerIdentityNeedsNoPermission"),
     Row("sts:AssumeRole", "sts:AssumeRole", "{RoleArn}", "ForTheCallerNotThisRoleAssumeMonitoringRole"),
@@ -172,7 +180,7 @@ _IAM_SPECIAL = re.compile(r"[*?$]")  # IAM wildcards and policy variables: a par
 
 _LITERAL_PARAMS = ("bucket", "prefix", "endpoint_name", "variant_name", "namespace", "capture_prefix",
                    "ground_truth_prefix", "data_path", "sns_topic_name", "alert_emails", "log_group", "dashboard_name",
-                   "role_arn", "retraining.state_machine_role_arn", "retraining.scheduler_role_arn",
+                   "role_arn", "retraining.state_machine_role_arn", "retraining.scheduler_role_arn", "kms_key_id",
                    "model_monitor.statistics_uri", "model_monitor.constraints_uri", "model_monitor.schedule_name")
 
 
@@ -209,7 +217,14 @@ def _features(cfg: Params) -> set[str]:
     on |= {"lease"} if not local and cfg.run_lease else set()
     on |= {"model_monitor_schedule"} if cfg.model_monitor["schedule_name"] and not cfg.model_monitor["statistics_uri"] \
         else set()
+    on |= {"create_bucket"} if cfg.create_bucket else set()  # local mode's bucket is made by the simulated world
+    on |= {"kms_alias"} if kms_alias(cfg.kms_key_id) else set()
     return on
+
+
+def kms_alias(key_id: str) -> str:
+    """The alias name (``alias/...``) of a ``kms_key_id`` given as an alias or alias ARN, else ''."""
+    return key_id[key_id.index("alias/"):] if key_id.startswith("alias/") or ":alias/" in key_id else ""
 
 
 def _s3_locations(cfg: Params, model_data_urls: tuple[str, ...]) -> tuple[list, list]:
@@ -250,7 +265,7 @@ def _scopes(cfg: Params, account: str, sagemaker_role_arn: str, model_data_urls:
         "S3ListCaptureAndLabelPrefixes": Scope(
             tuple({"Bucket": b} for b in sorted({b for b, _ in listed if b != cfg.bucket})),
             {"StringLike": {"s3:prefix": sorted({k for b, k in listed if b != cfg.bucket})}}),
-        "S3CreateSuiteBucketWhenMissing": Scope(({"Bucket": cfg.bucket},)),
+        "S3CreateSuiteBucketWhenMissing": Scope(({"Bucket": cfg.bucket},), when="create_bucket"),
         "S3ReadWriteSuitePrefix": Scope(tuple({"Bucket": b, "Key": k} for b, k in rw)),
         "S3ReadCaptureLabelsDataAndLiveModel": Scope(tuple({"Bucket": b, "Key": k} for b, k in read)),
         "S3DeleteDeliveredOutboxItems": Scope(({"Bucket": cfg.bucket, "Key": cfg.key("outbox", "*")},)),
@@ -306,6 +321,8 @@ def _scopes(cfg: Params, account: str, sagemaker_role_arn: str, model_data_urls:
         "PassSchedulerRole": Scope(
             ({"Target.RoleArn": r["scheduler_role_arn"]},),
             {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}, when="schedule"),
+        "KmsResolveConfiguredKeyAlias": Scope(
+            ({},), {"StringEquals": {"kms:RequestAlias": kms_alias(cfg.kms_key_id)}}, when="kms_alias"),
         # GetCallerIdentity needs no permission; listed because the suite calls it (account id for ARNs)
         "StsGetCallerIdentityNeedsNoPermission": Scope(({},)),
         # belongs in the policy of the identity that starts the suite and assumes role_arn, not in the role's own
@@ -397,6 +414,10 @@ def policy(cfg: Params, account: str = "*", sagemaker_role_arn: str = "",
     if "assume_role" in features:
         notes.append("statement ForTheCallerNotThisRoleAssumeMonitoringRole belongs in the policy of the identity "
                      f"that runs the suite, which assumes {cfg.role_arn}; attach the rest to that role")
+    if cfg.kms_key_id:
+        notes.append(f"kms_key_id {cfg.kms_key_id}: its key policy must let this role use it (kms:GenerateDataKey, "
+                     f"kms:Decrypt), CloudWatch Logs (logs.{cfg.region}.amazonaws.com) encrypt the log group, and "
+                     "CloudWatch (cloudwatch.amazonaws.com) publish to the encrypted topic")
     if account == "*":
         notes.append("resource ARNs match any account ('*'); pass --account-id or --resolve-account to pin it")
     if "model_monitor_schedule" in _features(cfg):

@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import re
 import secrets
 import sys
 import threading
@@ -70,9 +71,26 @@ def stage_parameters(cfg: config.Params, declared: dict[str, dict], run_dir: Pat
     return to_jsonable(values)
 
 
+_HTML_START = re.compile(r"<(!doctype\b|html\b|head\b|body\b)", re.IGNORECASE)
+_HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+MAX_ERROR_CHARS = 2000
+
+
+def plain_error(message: str) -> str:
+    """An error message fit for the run's records: an HTML body (a proxy's or a server's 500 page, which botocore puts
+    in a ClientError's message) is cut down to the text before it and the page's title or status line."""
+    start = _HTML_START.search(message)
+    if start:
+        head = message[:start.start()].rstrip(" :\n")
+        title = _HTML_TITLE.search(message)
+        status = " ".join(title.group(1).split()) if title else "an HTML page"
+        message = f"{head}: {status} (HTML body left out)" if head else f"{status} (HTML body left out)"
+    return message if len(message) <= MAX_ERROR_CHARS else message[:MAX_ERROR_CHARS] + " [...]"
+
+
 def _error_of(exc: BaseException) -> str:
     ename, evalue = getattr(exc, "ename", None), getattr(exc, "evalue", None)
-    return f"{ename}: {evalue}" if ename else f"{type(exc).__name__}: {exc}"
+    return plain_error(f"{ename}: {evalue}" if ename else f"{type(exc).__name__}: {exc}")
 
 
 @contextlib.contextmanager
@@ -189,7 +207,10 @@ def run(files: list[str] = (), overrides: list[str] = (), stages: str | None = N
         wait_for_lease: bool = False) -> tuple[int, Path]:
     """Run the suite; return (exit code, run folder).
 
-    Parameters are merged and validated before anything runs. In local mode the emulator is started,
+    Parameters are merged and validated before anything runs (overridden alarms by CloudWatch's rules too:
+    :func:`preflight.check_alarm_overrides`); in aws mode the account is checked too
+    (:func:`preflight.check_account`: credentials, the bucket, an ``s3://`` ``data_path``), so a bad parameter
+    raises :class:`config.ParamsError` (exit code 2) before anything is created. In local mode the emulator is started,
     the simulated world built, and stopped at the end. Each notebook gets only the parameters it declares
     and a per-cell timeout of ``stage_timeout_seconds``. Metrics and drift run at the same time, and so do the
     dashboard and retraining, unless ``parallel_stages`` is false. The run stops after the first failed stage (and the one running beside it).
@@ -198,6 +219,11 @@ def run(files: list[str] = (), overrides: list[str] = (), stages: str | None = N
     :class:`monitor_utils.lease.LeaseHeld` is raised before anything runs, unless ``wait_for_lease``.
     """
     cfg = config.load(files, overrides)
+    from . import preflight
+
+    preflight.check_alarm_overrides(cfg)
+    if cfg.aws_mode == "aws":  # what setup would find missing, found before any stage starts (read-only requests)
+        preflight.check_account(cfg, connect(cfg))
     if output and output.startswith("s3://"):
         return _run_to_s3(cfg, files, overrides, stages, output, notebooks_dir, progress, wait_for_lease)
     return _run_locked(cfg, files, overrides, stages, output, notebooks_dir, progress, wait_for_lease)

@@ -56,8 +56,10 @@ def test_overrides_from_params_change_the_spec():
     ({"r2": {"TreatMissingData": "sometimes"}}, "TreatMissingData"),
 ])
 def test_bad_overrides_fail_before_any_call(overrides, message):
+    cfg = config.validate({})
+    cfg["alarm_overrides"] = overrides  # past the params checks (tests/test_params_errors.py): the specs reject it too
     with pytest.raises(alarms.AlarmSpecError, match=message):
-        alerting.alarm_specs(config.validate({"alarm_overrides": overrides}), TOPIC)
+        alerting.alarm_specs(cfg, TOPIC)
 
 
 def test_aws_only_alarms_are_valid_requests():

@@ -10,6 +10,7 @@ import pytest
 
 from conftest import MECHANICS
 from monitor_utils import alerting, config, stages, watermark, windows
+from monitor_utils.aws import connect
 
 
 def _samples_per_window(aws, cfg, metric: str, now: dt.datetime) -> pd.Series:
@@ -306,11 +307,15 @@ def test_emf_windows_older_than_the_log_services_14_days_are_counted_dropped(mak
     assert result["datums_dropped_too_old"] > 0
 
 
-def test_kms_key_encrypts_the_topic_and_the_objects_written(make_world):
-    cfg, aws, now = make_world(scenario="stable", kms_key_id="alias/msd-monitoring", **MECHANICS)
+def test_kms_key_encrypts_the_topic_and_the_objects_written(make_world, emulator):
+    kms = connect(config.validate({}), emulator.url).client("kms")  # setup resolves the alias: it must exist
+    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    alias = f"alias/msd-monitoring-{key_id[:8]}"
+    kms.create_alias(AliasName=alias, TargetKeyId=key_id)
+    cfg, aws, now = make_world(scenario="stable", kms_key_id=alias, **MECHANICS)
     setup = stages.run("00_setup", cfg, aws, now)
     attrs = aws.client("sns").get_topic_attributes(TopicArn=setup["topic_arn"])["Attributes"]
-    assert attrs.get("KmsMasterKeyId") == "alias/msd-monitoring"
+    assert attrs.get("KmsMasterKeyId") == alias
     key = setup["baseline"]["uri"].split(f"s3://{cfg.bucket}/")[1] + "info.json"
     head = aws.client("s3").head_object(Bucket=cfg.bucket, Key=key)
     assert head["ServerSideEncryption"] == "aws:kms"

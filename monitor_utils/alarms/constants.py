@@ -116,3 +116,10 @@ EVALUATION_RANGE_RULE = (
     "multiplied by EvaluationPeriods can't be more than 604,800 seconds. For alarms with a period of less than "
     "one hour (3,600 seconds), the total evaluation period can't be longer than one day (86,400 seconds).\""
 )
+
+
+SUITE_ALARMS = ("rmse", "r2", "estimated-rmse", "data-drift", "heartbeat", "error-rate", "latency-p99")
+"""The suite's alarms by the key ``alarm_overrides`` names them with (each alarm is ``<endpoint_name>-<key>``)."""
+OVERRIDABLE_FIELDS = ("Period", "EvaluationPeriods", "DatapointsToAlarm", "Threshold", "TreatMissingData",
+                      "ActionsEnabled")
+"""PutMetricAlarm fields ``alarm_overrides`` may change."""

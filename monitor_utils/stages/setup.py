@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+from .. import alerting, estimates, preflight
 from .. import baseline as baselines
-from .. import drift, estimates
-from ..aws import Aws, ensure_bucket, ensure_log_group, ensure_subscription, ensure_topic, get_json, put_json
+from .. import drift
+from ..aws import (Aws, create_secure_bucket, ensure_log_group, ensure_subscription, ensure_topic, get_json, partition,
+                   put_json)
 from ..config import Params
 from ..results import StageResult, Verdict
 from ..registry import deployment_config, validate_update_endpoint
@@ -25,22 +27,7 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
         ``deployment_config`` (the guardrails every deploy uses), ``loss_estimator`` (where the label-free
         estimator is stored and how it was calibrated; None without a labelled test split).
     """
-    changes = []
-    if ensure_bucket(aws, cfg.bucket):
-        changes.append(f"created bucket {cfg.bucket}")
-    if ensure_log_group(aws, cfg.log_group):
-        changes.append(f"created log group {cfg.log_group}")
-    expected_arn = f"arn:aws:sns:{aws.region}:{aws.account_id}:{cfg.sns_topic_name}"
-    try:  # looked up by its own ARN: no account-wide ListTopics permission needed
-        aws.client("sns").get_topic_attributes(TopicArn=expected_arn)
-        existed = True
-    except aws.client("sns").exceptions.NotFoundException:
-        existed = False
-    topic_arn = ensure_topic(aws, cfg.sns_topic_name)
-    if not existed:
-        changes.append(f"created SNS topic {cfg.sns_topic_name}")
-    for email in cfg.alert_emails:
-        ensure_subscription(aws, topic_arn, "email", email)
+    changes, topic_arn = provision(cfg, aws)
     profile, created = baselines.ensure_baseline(aws, cfg)
     if created:
         changes.append(f"built baseline {profile['uri']}")
@@ -62,6 +49,44 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
               "log_group": cfg.log_group, "loss_estimator": estimator}
     return StageResult(record, headline={"changes": len(changes), "model": profile.get("model_version")},
                        verdict=verdict(record))
+
+
+def provision(cfg: Params, aws: Aws) -> tuple[list[str], str]:
+    """The account's side of setup: first the checks that create nothing (:func:`preflight.check_account`), then the
+    bucket when missing (created secure: :func:`create_secure_bucket`), the log group (KMS-encrypted with
+    ``kms_key_id``), the alert topic with a policy admitting only the suite's alarms, and its e-mail subscriptions.
+
+    Returns
+    -------
+    tuple[list[str], str]
+        What this call created or changed (empty on a rerun), and the topic's ARN.
+
+    Raises
+    ------
+    ParamsError
+        Before anything is created: the bucket is missing and may not be created, or ``data_path`` names no object.
+    """
+    changes = []
+    if not preflight.check_account(cfg, aws):
+        applied = create_secure_bucket(aws, cfg.bucket)
+        changes.append(f"created bucket {cfg.bucket} ({', '.join(applied)})")
+    if ensure_log_group(aws, cfg.log_group):
+        changes.append(f"created log group {cfg.log_group}" + (" (KMS-encrypted)" if cfg.kms_key_id else ""))
+    expected_arn = f"arn:{partition(aws.region)}:sns:{aws.region}:{aws.account_id}:{cfg.sns_topic_name}"
+    try:  # looked up by its own ARN: no account-wide ListTopics permission needed
+        aws.client("sns").get_topic_attributes(TopicArn=expected_arn)
+        existed = True
+    except aws.client("sns").exceptions.NotFoundException:
+        existed = False
+    topic_arn = ensure_topic(aws, cfg.sns_topic_name)
+    if not existed:
+        changes.append(f"created SNS topic {cfg.sns_topic_name}")
+    if alerting.ensure_topic_policy(aws, cfg, topic_arn):
+        changes.append(f"set the policy of SNS topic {cfg.sns_topic_name} (CloudWatch may publish only for the "
+                       "suite's alarms in this account)")
+    for email in cfg.alert_emails:
+        ensure_subscription(aws, topic_arn, "email", email)
+    return changes, topic_arn
 
 
 def verdict(record: dict) -> Verdict:
