@@ -221,6 +221,8 @@ def run(files: list[str] = (), overrides: list[str] = (), stages: str | None = N
     cfg = config.load(files, overrides)
     from . import preflight
 
+    if output and output.startswith("s3://"):
+        _check_s3_output(cfg, output)
     preflight.check_alarm_overrides(cfg)
     if cfg.aws_mode == "aws":  # what setup would find missing, found before any stage starts (read-only requests)
         preflight.check_account(cfg, connect(cfg))
@@ -239,22 +241,26 @@ def _run_locked(cfg: config.Params, files, overrides, stages, output, notebooks_
             return _run(cfg, files, overrides, stages, output, notebooks_dir, progress, run_id, held)
 
 
-def _run_to_s3(cfg: config.Params, files, overrides, stages, output: str, notebooks_dir, progress,
-               wait_for_lease: bool = False) -> tuple[int, Path]:
-    """``--output s3://BUCKET/PREFIX/``: run into a temporary folder, then upload the records to
-    ``PREFIX/<run_id>/`` and the index to ``PREFIX/latest/index.html``; returns (exit code, that folder). The folder
-    is removed once uploaded (a failed upload leaves it, says where, and exits 1)."""
-    import re
-    import shutil
-    import tempfile
-
-    from .records import RECORDS_URI_ENV, upload_run
-
+def _check_s3_output(cfg: config.Params, output: str) -> None:
+    """``--output s3://...`` names a bucket and is given in aws mode; else :class:`RunnerError`."""
     if not re.fullmatch(r"s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?", output):
         raise RunnerError(f"--output {output!r} is not an S3 prefix; use s3://BUCKET/PREFIX/runs/")
     if cfg.aws_mode != "aws":
         raise RunnerError("--output s3://... needs aws_mode: aws (local mode's S3 ends with its run); "
                           "give a folder instead")
+
+
+def _run_to_s3(cfg: config.Params, files, overrides, stages, output: str, notebooks_dir, progress,
+               wait_for_lease: bool = False) -> tuple[int, Path]:
+    """``--output s3://BUCKET/PREFIX/``: run into a temporary folder, then upload the records to
+    ``PREFIX/<run_id>/`` and the index to ``PREFIX/latest/index.html``; returns (exit code, that folder). The folder
+    is removed once uploaded (a failed upload leaves it, says where, and exits 1)."""
+    import shutil
+    import tempfile
+
+    from .records import RECORDS_URI_ENV, upload_run
+
+    _check_s3_output(cfg, output)
     say = progress or _print_line
     records = output.rstrip("/") + "/"
     folder = Path(tempfile.mkdtemp(prefix="monitor-utils-run-"))

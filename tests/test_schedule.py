@@ -17,7 +17,7 @@ import yaml
 from botocore.validate import ParamValidator
 
 from monitor_utils import alarms, alerting, api_model, cli, config, iam_schedule, iam_workflow, local_processing, records
-from monitor_utils import runner
+from monitor_utils import preflight, runner
 from monitor_utils import suite_schedule as ss
 from monitor_utils import world
 from monitor_utils.aws import connect, service_model
@@ -249,7 +249,7 @@ def test_output_to_s3_needs_aws_mode_and_an_s3_prefix():
 
 
 def test_a_failed_upload_keeps_the_records_on_disk(monkeypatch, tmp_path, capsys):
-    def fake_run(cfg, files, overrides, stages, output, notebooks_dir, progress):
+    def fake_run(cfg, files, overrides, stages, output, notebooks_dir, progress, *lease):
         folder = Path(output)
         (folder / "summary.json").write_text(json.dumps({"run_id": "20261128T000000Z-abcd", "status": "ok"}))
         return 0, folder
@@ -260,6 +260,8 @@ def test_a_failed_upload_keeps_the_records_on_disk(monkeypatch, tmp_path, capsys
     monkeypatch.setattr(runner, "_run", fake_run)
     monkeypatch.setattr(records, "upload_run", failing_upload)
     monkeypatch.setattr(runner, "connect", lambda cfg: None)
+    monkeypatch.setattr(preflight, "check_account", lambda cfg, aws: None)  # no account behind this test
+    monkeypatch.setattr(runner, "run_lease", lambda *a: contextlib.nullcontext(None))
     monkeypatch.chdir(tmp_path)
     code, folder = runner.run([], ["aws_mode=aws", "now=" + NOW], output="s3://bucket-x/runs/")
     assert code == 1 and (folder / "summary.json").exists()
