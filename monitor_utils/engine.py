@@ -46,7 +46,8 @@ def metrics_window(aws: Aws, w: windows.Window, *, capture_uri: str, features: S
     rows = capture.join_ground_truth(batch.records[keep], labels)  # the metrics need no feature they do not cut by
     faults = len(batch.quarantined) + (label_faults or {}).get(w.label, 0)
     row, segments = evaluate_window(w, rows, faults, list(segment_columns))
-    row.update(requests=batch.requests, input_only=batch.input_only, output_only=batch.output_only)
+    row.update(requests=batch.requests, input_only=batch.input_only, output_only=batch.output_only,
+               **batch.line_counts())
     return {**out, "row": row, "segments": segments, "quarantined": batch.quarantined}
 
 
@@ -65,9 +66,12 @@ def target_drift(target_baseline: drift.Baseline | None, current: pd.DataFrame, 
 
 def drift_window(aws: Aws, w: windows.Window, *, capture_uri: str, features: Sequence[str], baseline: drift.Baseline,
                  opts: dict, labels: pd.DataFrame | None = None, target_baseline: drift.Baseline | None = None) -> dict:
-    """Drift of one window against the baseline: its report (None without traffic), target drift, rows, unreadable lines."""
+    """Drift of one window against the baseline: its report (None without traffic), target drift, rows, unreadable
+    lines, the line accounting (``lines``, ``lines_read``, ``lines_quarantined``, ``lines_outside``) and the
+    feature values captured missing (``missing_values``, per feature with any)."""
     current, batch = read_window(aws, capture_uri, w, features, labels)
-    out = {"rows": int(len(current)), "quarantined": len(batch.quarantined), "report": None, "target": None}
+    out = {"rows": int(len(current)), "quarantined": len(batch.quarantined), "report": None, "target": None,
+           "missing_values": dict(batch.missing_values), **batch.line_counts()}
     if len(current):
         out["report"] = drift.detect_drift(baseline, current[list(features) + [PREDICTION]], **opts)
         out["target"] = target_drift(target_baseline, current, opts)

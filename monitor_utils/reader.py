@@ -116,6 +116,11 @@ def not_text(body: bytes) -> str | None:
     return None
 
 
+def not_text_entry(key: str, body: bytes, what: str) -> dict:
+    """The one quarantine entry of an object that is not text (line 0): its size, what it looks like, its first bytes."""
+    return {"key": key, "line": 0, "reason": f"{what}, not JSON Lines ({len(body):,} bytes)", "text": body[:64].hex(" ")}
+
+
 def reason(exc: Exception) -> str:
     """The quarantine reason of a failure to read one line."""
     if isinstance(exc, payloads.BodyError):
@@ -221,7 +226,8 @@ class Parsed:
         return pd.concat([frame.reset_index(drop=True), pd.DataFrame(matrix, columns=list(features), copy=False)], axis=1)
 
 
-def _quarantine(key: str, n: int, why: str, line: bytes | str) -> dict:
+def quarantine_entry(key: str, n: int, why: str, line: bytes | str) -> dict:
+    """A quarantined line: its file, 1-based line number, reason and its own text (its first ``TEXT_LIMIT`` bytes)."""
     raw = line.encode("utf-8", "surrogatepass") if isinstance(line, str) else line
     return {"key": key, "line": n, "reason": why, "text": raw[:TEXT_LIMIT].decode("utf-8", "replace")}
 
@@ -248,7 +254,7 @@ def parse_lines(key: str, numbered: Sequence[tuple[int, bytes | str]], window: w
 
     def fault(n: int, why: str, line: bytes | str) -> None:  # a line no window's time claims: its partition's
         if mine:
-            out.quarantined.append(_quarantine(key, n, why, line))
+            out.quarantined.append(quarantine_entry(key, n, why, line))
         else:
             out.outside += 1
 
@@ -286,7 +292,7 @@ def parse_lines(key: str, numbered: Sequence[tuple[int, bytes | str]], window: w
             if inference_id is not None and not isinstance(inference_id, str):
                 raise payloads.BodyError(f"eventMetadata.inferenceId is {str(inference_id)[:40]!r}, not a string")
         except Exception as exc:  # noqa: BLE001
-            out.quarantined.append(_quarantine(key, n, reason(exc), line))
+            out.quarantined.append(quarantine_entry(key, n, reason(exc), line))
             continue
         out.captured[what] += 1
         if what != "output":
@@ -372,8 +378,7 @@ def parse_object(key: str, body: bytes, window: windows.Window, features: Sequen
     if what is not None:
         out = Parsed(lines=1)
         if owned(key, window):
-            out.quarantined.append({"key": key, "line": 0, "reason": f"{what}, not JSON Lines ({len(body):,} bytes)",
-                                    "text": body[:64].hex(" ")})
+            out.quarantined.append(not_text_entry(key, body, what))
         else:
             out.outside = 1
         return out

@@ -14,6 +14,7 @@ from ..config import Params
 from ..results import Series, StageResult, Verdict
 
 STAGE = "drift"
+LINE_KEYS = ("lines", "lines_read", "lines_quarantined", "lines_outside", "missing_values")  # per window record
 
 
 def detector_options(cfg: Params) -> dict:
@@ -82,9 +83,10 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
                                      baseline=baseline, opts=opts, labels=labels, target_baseline=target_baseline)
         for w, res in zip(todo, results):  # one window at a time: memory follows the window, not the backlog
             quarantined += res["quarantined"]
+            lines = {k: res[k] for k in LINE_KEYS}
             if res["report"] is None:
                 rows.append({"window": w.label, "end": w.end, "rows": 0, "drift_detected": None,
-                             "reason": "no captured traffic in this window"})
+                             "reason": "no captured traffic in this window", **lines})
                 continue
             report, target = res["report"], res["target"]
             reports[w.label] = report
@@ -97,7 +99,7 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
                          "drift_share": report.drift_share, "top_features": feats[:5],
                          "prediction_drift": bool(report.table.loc[PREDICTION, "drifted"]),
                          "target_drift": None if target is None else target["drifted"],
-                         "labelled_rows": 0 if target is None else target["rows"]})
+                         "labelled_rows": 0 if target is None else target["rows"], **lines})
             per_feature = report.table[["statistic", "p_adjusted", "effect", "drifted"]].astype({"drifted": bool})
             feature_rows += per_feature.rename_axis("feature").reset_index().assign(window=w.label).to_dict("records")
         labels = [w.label for w in todo]

@@ -109,12 +109,12 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
         every = sorted({w.label: w for w in todo + est_todo}.values(), key=lambda w: w.start)
         features = feature_names(aws, cfg)
         uri = capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name, cfg.variant_name)
-        labels, gt_bad_by_window = None, {}
+        labels, gt_bad_by_window, label_lines = None, {}, {}
         if todo:
-            labels, gt_bad = capture.read_ground_truth(aws, cfg.ground_truth_uri, todo[0].start,
-                                                       now + dt.timedelta(hours=1))
-            bad = list(gt_bad)
-            gt_bad_by_window = _count_by_window(cfg, gt_bad)
+            label_batch = capture.read_labels(aws, cfg.ground_truth_uri, todo[0].start, now + dt.timedelta(hours=1))
+            labels, bad = label_batch.labels, list(label_batch.quarantined)
+            gt_bad_by_window = _count_by_window(cfg, bad)
+            label_lines = label_batch.by_window(cfg.window)
         datums, est_datums, seg_frames = [], [], []
         results = engine.run_windows(cfg, aws, engine.metrics_window, every, capture_uri=uri, features=features,
                                      labels=labels, label_faults=gt_bad_by_window, segment_columns=cfg.segment_columns,
@@ -127,6 +127,7 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
                 continue
             bad += res["quarantined"]
             row, segments = res["row"], res["segments"]
+            row.update(label_lines.get(w.label) or dict.fromkeys(capture.LABEL_KEYS.values(), 0))
             new_rows.append(row)
             seg_frames.append(segments)
             datums += window_datums(cfg, w, row, segments)
