@@ -464,7 +464,7 @@ class LossEstimator:
         X = _finite_matrix(current, self.features, "current window", missing=True)
         p = _finite_matrix(current, [self.prediction], "current window")[:, 0]
         Z = self._impute((X - self.mu) / self.sd)
-        return self.mu + self.sd * Z, Z, p
+        return np.where(np.isnan(X), self.mu + self.sd * Z, X), Z, p
 
     def _impute(self, Z: np.ndarray) -> np.ndarray:
         """Missing standardised values replaced by their expectation given the record's other values under the
