@@ -396,16 +396,23 @@ def parse_object(key: str, body: bytes, window: windows.Window, features: Sequen
                 out.add(parse_lines(key, [(n, line)], window, features, rank))
         numbered = text
         body = b"\n".join(line for _, line in numbered)
+    out.add(_columnar(key, body, numbered, window, features, rank))
+    out.quarantined.sort(key=lambda q: q["line"])  # in line order, as the per-line pass gives them
+    return out
+
+
+def _columnar(key: str, body: bytes, numbered: list[tuple[int, bytes]] | None, window: windows.Window,
+              features: Sequence[str], rank: int) -> Parsed:
+    """The columnar pass over an object of UTF-8 text (its non-blank lines ``numbered`` when already split)."""
+    out = Parsed()
     try:
         table = pa_json.read_json(io.BytesIO(body), read_options=READ_OPTIONS, parse_options=PARSE_OPTIONS)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        out.add(parse_lines(key, numbered if numbered is not None else split_lines(body), window, features, rank))
-        return out
+        return parse_lines(key, numbered if numbered is not None else split_lines(body), window, features, rank)
     if numbered is None:
         numbered = split_lines(body)
     if len(table) != len(numbered):  # a line pyarrow read as several records: read them one by one
-        out.add(parse_lines(key, numbered, window, features, rank))
-        return out
+        return parse_lines(key, numbered, window, features, rank)
     out.lines += len(numbered)
     rows = table.to_struct_array().combine_chunks()
     event, inference = _field(rows, "eventMetadata", "eventId"), _field(rows, "eventMetadata", "inferenceId")
