@@ -234,3 +234,18 @@ def _store_quarantine(aws: Aws, cfg: Params, bad: list[dict], todo: list[windows
         body = "\n".join(json.dumps(b) for b in bad).encode()
         put_bytes(aws, cfg.bucket, cfg.key("quarantine", STAGE, f"{todo[0].label}_{todo[-1].label}.jsonl"), body,
                   "application/jsonl")
+
+
+READ_COLUMNS = ["window", "lines", "lines_read", "lines_quarantined", "lines_outside", "requests", "captured",
+                "input_only", "output_only", "label_lines", "label_lines_read", "label_lines_quarantined"]
+
+
+def read_table(history: pd.DataFrame | list[dict]) -> pd.DataFrame:
+    """What each window read, by window: its capture lines and how each was accounted for (read, quarantined,
+    outside), ``accounted`` (lines == read + quarantined + outside), the requests and records read, and the
+    ground-truth lines of its partitions; windows recorded before lines were counted show blanks."""
+    frame = pd.DataFrame(history).reindex(columns=READ_COLUMNS).set_index("window")
+    counts = frame.astype("Float64").astype("Int64")
+    parts = counts["lines_read"] + counts["lines_quarantined"] + counts["lines_outside"]
+    counts.insert(4, "accounted", (counts["lines"] == parts).astype("boolean"))
+    return counts.rename(columns={"captured": "records"})
