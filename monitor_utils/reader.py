@@ -361,6 +361,14 @@ def _outside(window: windows.Window, hour: dt.datetime | None, t_ns: np.ndarray)
     return (first <= _ns(hour)) & (_ns(hour) <= last)
 
 
+def _plain_lines(body: bytes, rows: int) -> bool:
+    """True when the object's lines are its rows one for one without splitting it: no blank line, no line that
+    starts with whitespace (found with fast byte searches) and as many rows as lines."""
+    if body[:1] in (b"", b" ", b"\t", b"\r", b"\n") or any(p in body for p in (b"\n\n", b"\n ", b"\n\t", b"\n\r")):
+        return False
+    return rows == body.count(b"\n") + (not body.endswith(b"\n"))
+
+
 def parse_object(key: str, body: bytes, window: windows.Window, features: Sequence[str], rank: int) -> Parsed:
     """Records of one capture object in ``window``, and the account of each of its lines (see :class:`Parsed`).
 
@@ -396,6 +404,8 @@ def parse_object(key: str, body: bytes, window: windows.Window, features: Sequen
                 out.add(parse_lines(key, [(n, line)], window, features, rank))
         numbered = text
         body = b"\n".join(line for _, line in numbered)
+        if body.startswith(BOM):  # not the object's own start (that one split_lines dropped): pyarrow must not skip it
+            body = b"\n" + body
     out.add(_columnar(key, body, numbered, window, features, rank))
     out.quarantined.sort(key=lambda q: q["line"])  # in line order, as the per-line pass gives them
     return out
@@ -409,11 +419,11 @@ def _columnar(key: str, body: bytes, numbered: list[tuple[int, bytes]] | None, w
         table = pa_json.read_json(io.BytesIO(body), read_options=READ_OPTIONS, parse_options=PARSE_OPTIONS)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         return parse_lines(key, numbered if numbered is not None else split_lines(body), window, features, rank)
-    if numbered is None:
+    if numbered is None and not _plain_lines(body, len(table)):
         numbered = split_lines(body)
-    if len(table) != len(numbered):  # a line pyarrow read as several records: read them one by one
+    if numbered is not None and len(table) != len(numbered):  # a line pyarrow read as several: one by one
         return parse_lines(key, numbered, window, features, rank)
-    out.lines += len(numbered)
+    out.lines += len(table)
     rows = table.to_struct_array().combine_chunks()
     event, inference = _field(rows, "eventMetadata", "eventId"), _field(rows, "eventMetadata", "inferenceId")
     stamps = _field(rows, "eventMetadata", "inferenceTime")
@@ -447,7 +457,8 @@ def _columnar(key: str, body: bytes, numbered: list[tuple[int, bytes]] | None, w
         fast[idx[~sized]] = False
         idx = idx[sized]
         if len(idx):
-            lines = np.fromiter((n for n, _ in numbered), dtype=np.int64, count=len(numbered))[idx]
+            lines = idx + 1 if numbered is None else np.fromiter(
+                (n for n, _ in numbered), dtype=np.int64, count=len(numbered))[idx]
             inf = _take(inference, idx).to_numpy(zero_copy_only=False)
             out.blocks.append(Block(_take(event, idx).to_numpy(zero_copy_only=False).astype(object),
                                     np.array([v if v else None for v in inf], dtype=object), t_ns[idx], rank + lines,
@@ -455,6 +466,7 @@ def _columnar(key: str, body: bytes, numbered: list[tuple[int, bytes]] | None, w
             out.captured["both"] += len(idx)
     slow = np.flatnonzero(~fast & ~outside)
     if len(slow):
+        numbered = numbered or split_lines(body)
         rest = parse_lines(key, [numbered[i] for i in slow], window, features, rank)
         rest.lines = 0  # counted above with the object's lines
         out.add(rest)

@@ -38,6 +38,9 @@ FEATURE_LITERALS = {"csv": {"nan": "read", "NaN": "read", "inf": "quarantine", "
 SCORE_LITERALS = {"csv": ["nan", "inf", "-Infinity", "high"], "json": ["NaN", "Infinity", "null", '"x"']}
 
 
+GOOD = C.capture_line([1.0, 2.0, 3.0, 4.0, 5.0], 1999.0, "g", None, "2026-11-28T10:30:00Z", "csv", FEATURES).encode()
+
+
 @dataclass
 class Line:
     """One generated line: its bytes, the records it holds, and what the readers must make of it."""
@@ -221,6 +224,7 @@ def _check(body: bytes, lines: list[Line]) -> None:
 @example((b"", []))
 @example((b"\xef\xbb\xbf", []))
 @example((b"\n\r\n \n", []))
+@example((R.BOM + b"\xff{}\n" + R.BOM + GOOD + b"\n", []))  # found: a BOM not at the object's start, once a bad line went
 def test_every_line_is_read_quarantined_or_outside_exactly_once(obj):
     _check(*obj)
 
