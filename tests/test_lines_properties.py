@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import example, given, note, strategies as st
 
 from monitor_utils import capture as C, payloads as P, reader as R, windows as W
@@ -41,6 +42,16 @@ SCORE_LITERALS = {"csv": ["nan", "inf", "-Infinity", "high"], "json": ["NaN", "I
 GOOD = C.capture_line([1.0, 2.0, 3.0, 4.0, 5.0], 1999.0, "g", None, "2026-11-28T10:30:00Z", "csv", FEATURES).encode()
 
 
+TALLY = {"objects": 0, "lines": 0, "read": 0, "quarantined": 0, "window passes": 0}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def tally():
+    """Objects and lines the module's examples generated (printed with ``-s``: the issue note's figures)."""
+    yield
+    print("\nproperty tests:", ", ".join(f"{v:,} {k}" for k, v in TALLY.items()))
+
+
 @dataclass
 class Line:
     """One generated line: its bytes, the records it holds, and what the readers must make of it."""
@@ -54,6 +65,11 @@ class Line:
 
     def __repr__(self) -> str:
         return f"Line({self.data[:160]!r}...{len(self.data)} bytes, {self.event_id!r}, {self.records}, {self.expect!r})"
+
+
+def rare(n: int) -> st.SearchStrategy[bool]:
+    """True about once in ``n + 1`` draws (hypothesis favours small integers, so not ``integers(0, n) == 0``)."""
+    return st.sampled_from([False] * n + [True])
 
 
 def _replace_in_side(side: dict, old: str, new: str) -> bool:
@@ -77,13 +93,13 @@ def good_line(draw, n: int) -> Line:
     scores = np.array(draw(st.lists(st.floats(1900, 2030), min_size=k, max_size=k)))
     expect, missing = "read", 0
     kind = "csv" if fmt in ("csv", "csv_batch", "base64") else "json"
-    value_mutation = draw(st.sampled_from([None] * 6 + ["feature", "score"]))
+    value_mutation = draw(st.sampled_from([None] * 8 + ["feature", "score"]))
     if value_mutation == "feature":
         rows[draw(st.integers(0, k - 1)), draw(st.integers(0, len(FEATURES) - 1))] = SENTINEL
     elif value_mutation == "score":
         scores[0] = SCORE
-    minutes = draw(st.one_of(st.integers(-60, 119), st.integers(-60, 119),
-                             st.sampled_from([-24 * 60, -180, 300, 365 * 24 * 60 * 40])))
+    far = draw(rare(9))  # a time no window reads with the partition
+    minutes = draw(st.sampled_from([-24 * 60, -180, 300, 365 * 24 * 60 * 40]) if far else st.integers(-60, 119))
     when = HOUR + dt.timedelta(minutes=minutes, seconds=draw(st.integers(0, 59)),
                                microseconds=draw(st.sampled_from([0, 0, 1, 999_999])))
     stamp = W.iso(when) if when.microsecond == 0 else when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -101,7 +117,7 @@ def good_line(draw, n: int) -> Line:
                                                        else "json"]))
         assert _replace_in_side(out, f"{SCORE:.4f}", literal) or _replace_in_side(out, repr(SCORE), literal)
         expect = "quarantine"
-    time_mutation = draw(st.sampled_from([None] * 8 + ["missing", "garbage", "number"]))
+    time_mutation = draw(st.sampled_from([None] * 20 + ["missing", "garbage", "number"]))
     if time_mutation == "missing":
         del rec["eventMetadata"]["inferenceTime"]
     elif time_mutation:
@@ -115,10 +131,10 @@ def good_line(draw, n: int) -> Line:
         event_id = f"e{sep}{n}"
         rec["eventMetadata"]["eventId"] = event_id
         rec["eventMetadata"]["customAttributes"] = f"a{sep}b"
-    if draw(st.integers(0, 60)) == 0:  # a huge line (pyarrow's block is 1 MB)
+    if draw(rare(60)):  # a huge line (pyarrow's block is 1 MB)
         rec["padding"] = "x" * draw(st.sampled_from([5_000, 1_100_000]))
     text = json.dumps(rec, ensure_ascii=draw(st.booleans()))
-    if draw(st.integers(0, 10)) == 0:
+    if draw(rare(10)):
         text += "\r"  # CRLF
     return Line(text.encode(), event_id, k, expect, missing * (expect == "read"))
 
@@ -157,17 +173,17 @@ def capture_object(draw) -> tuple[bytes, list[Line]]:
     for i, line in enumerate(lines):
         line.number = b"".join(parts).count(b"\n") + 1
         parts.append(line.data)
-        if i < len(lines) - 1 and draw(st.integers(0, 12)) == 0:  # joined with the next: two records, one line
+        if i < len(lines) - 1 and draw(rare(12)):  # joined with the next: two records, one line
             line.expect = lines[i + 1].expect = "any"
             continue
         parts.append(b"\n")
         parts.append(draw(st.sampled_from([b""] * 8 + [b"\n", b"   \n", b"\t\r\n"])))
     body = b"".join(parts)
-    if draw(st.integers(0, 8)) == 0:
+    if draw(rare(8)):
         body = R.BOM + body  # a BOM at the start of the object is dropped
-    if draw(st.integers(0, 8)) == 0 and body.endswith(b"\n"):
+    if draw(rare(8)) and body.endswith(b"\n"):
         body = body[:-1]  # no final newline
-    if draw(st.integers(0, 40)) == 0:
+    if draw(rare(40)):
         body = gzip.compress(body)
         for line in lines:
             line.expect = "any"
@@ -200,6 +216,9 @@ def _check(body: bytes, lines: list[Line]) -> None:
     note(f"body={body[:2000]!r}")
     parsed = [both_passes(body, w) for w in WINDOWS]
     total = reference_lines(body)
+    for k, v in (("objects", 1), ("lines", total), ("read", sum(p.lines_read for p in parsed)),
+                 ("quarantined", sum(len(p.quarantined) for p in parsed)), ("window passes", len(WINDOWS))):
+        TALLY[k] += v
     # exactly once across the windows that read the object: each line read or quarantined by one of them
     assert sum(p.lines_read + len(p.quarantined) for p in parsed) == total
     where = [(q["line"], i) for i, p in enumerate(parsed) for q in p.quarantined]
