@@ -362,11 +362,16 @@ def _outside(window: windows.Window, hour: dt.datetime | None, t_ns: np.ndarray)
 
 
 def _plain_lines(body: bytes, rows: int) -> bool:
-    """True when the object's lines are its rows one for one without splitting it: no blank line, no line that
-    starts with whitespace (found with fast byte searches) and as many rows as lines."""
-    if body[:1] in (b"", b" ", b"\t", b"\r", b"\n") or any(p in body for p in (b"\n\n", b"\n ", b"\n\t", b"\n\r")):
+    """True when the object's lines are its rows one for one, found without splitting it: no blank line, no line
+    that starts with whitespace, and as many rows as lines (one vectorised pass over the bytes)."""
+    if body[:1] in (b"", b" ", b"\t", b"\r", b"\n"):
         return False
-    return rows == body.count(b"\n") + (not body.endswith(b"\n"))
+    data = np.frombuffer(body, dtype=np.uint8)
+    breaks = np.flatnonzero(data == 10)
+    after = data[breaks[breaks < len(data) - 1] + 1]
+    if ((after == 10) | (after == 32) | (after == 9) | (after == 13)).any():
+        return False
+    return rows == len(breaks) + (not body.endswith(b"\n"))
 
 
 def parse_object(key: str, body: bytes, window: windows.Window, features: Sequence[str], rank: int) -> Parsed:
