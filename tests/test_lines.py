@@ -263,3 +263,29 @@ def test_the_window_records_account_for_every_line_of_every_object_they_read(s3)
                                   baseline=drift.build_baseline(pd.DataFrame(X, columns=D.FEATURES).assign(**{PREDICTION: 1990.0})),
                                   opts={})
     assert drifted["missing_values"] == {D.FEATURES[2]: 1} and drifted["lines"] == 10
+
+
+def test_ground_truth_lines_are_counted_per_window_by_partition(s3):
+    uri = f"s3://{BUCKET}/every-label/ground-truth"
+    bucket, prefix = aws.split_s3_uri(uri)
+
+    def put(hour: dt.datetime, name: str, body: bytes) -> None:
+        aws.put_bytes(s3, bucket, W.partition_prefix(prefix, hour) + name, body)
+
+    put(HOUR, "a.jsonl", body_of([C.ground_truth_line("a", 1990), b"\xff\xfe", "", C.ground_truth_line("b", [1991, 1992])]))
+    put(HOUR + dt.timedelta(hours=1), "b.jsonl", body_of([C.ground_truth_line("c\u2028", 1993), '{"torn":']))
+    put(HOUR + dt.timedelta(hours=25), "c.jsonl", gzip.compress(b"{}\n"))
+    batch = C.read_labels(s3, uri, HOUR, HOUR + dt.timedelta(days=2))
+    assert list(batch.labels["join_key"]) == ["a", "b", "b", "c\u2028"]
+    assert [(q["line"], q["reason"][:24]) for q in batch.quarantined] == [
+        (2, "line is not UTF-8 at byt"), (2, "JSONDecodeError: Expecti"), (0, "gzip data, not JSON Line")]
+    assert batch.by_window("hourly") == {
+        "2026-11-28T10": {"label_lines": 3, "label_lines_read": 2, "label_lines_quarantined": 1},
+        "2026-11-28T11": {"label_lines": 2, "label_lines_read": 1, "label_lines_quarantined": 1},
+        "2026-11-29T11": {"label_lines": 1, "label_lines_read": 0, "label_lines_quarantined": 1}}
+    assert batch.by_window("daily") == {
+        "2026-11-28": {"label_lines": 5, "label_lines_read": 3, "label_lines_quarantined": 2},
+        "2026-11-29": {"label_lines": 1, "label_lines_read": 0, "label_lines_quarantined": 1}}
+    labels, quarantined = C.read_ground_truth(s3, uri, HOUR, HOUR + dt.timedelta(days=2))
+    pd.testing.assert_frame_equal(labels, batch.labels)
+    assert quarantined == batch.quarantined
