@@ -1,8 +1,4 @@
-"""Capture objects parsed into records: a columnar pass (pyarrow) per object, a per-line pass for what it cannot prove.
-
-Every non-blank line of an object a window reads is accounted for exactly once: read (its records kept),
-quarantined (file, line, reason, its own text) or outside the window (it belongs to another window).
-"""
+"""Capture objects parsed into records, every line accounted for: a columnar pass (pyarrow), a per-line pass for the rest."""
 
 from __future__ import annotations
 
