@@ -289,3 +289,17 @@ def test_ground_truth_lines_are_counted_per_window_by_partition(s3):
     labels, quarantined = C.read_ground_truth(s3, uri, HOUR, HOUR + dt.timedelta(days=2))
     pd.testing.assert_frame_equal(labels, batch.labels)
     assert quarantined == batch.quarantined
+
+
+def test_the_metrics_report_table_shows_the_accounting_and_blanks_for_older_windows():
+    from monitor_utils.stages.metrics import read_table
+
+    history = [{"window": "2026-11-27", "requests": 9, "captured": 12, "input_only": 0, "output_only": 0},
+               {"window": "2026-11-28", "lines": 11, "lines_read": 9, "lines_quarantined": 1, "lines_outside": 1,
+                "requests": 9, "captured": 12, "input_only": 1, "output_only": 0, "label_lines": 8,
+                "label_lines_read": 8, "label_lines_quarantined": 0}]
+    table = read_table(history)
+    assert table.loc["2026-11-28", "accounted"] == True and table.loc["2026-11-28", "records"] == 12  # noqa: E712
+    assert pd.isna(table.loc["2026-11-27", "lines"]) and pd.isna(table.loc["2026-11-27", "accounted"])
+    history[1]["lines"] = 12
+    assert read_table(history).loc["2026-11-28", "accounted"] == False  # noqa: E712

@@ -14,7 +14,7 @@ from ..config import Params
 from ..results import Series, StageResult, Verdict
 
 STAGE = "drift"
-LINE_KEYS = ("lines", "lines_read", "lines_quarantined", "lines_outside", "missing_values")  # per window record
+WINDOW_COUNTS = ("lines", "lines_read", "lines_quarantined", "lines_outside", "missing_values")  # per window record
 
 
 def detector_options(cfg: Params) -> dict:
@@ -83,7 +83,7 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
                                      baseline=baseline, opts=opts, labels=labels, target_baseline=target_baseline)
         for w, res in zip(todo, results):  # one window at a time: memory follows the window, not the backlog
             quarantined += res["quarantined"]
-            lines = {k: res[k] for k in LINE_KEYS}
+            lines = {k: res[k] for k in WINDOW_COUNTS}
             if res["report"] is None:
                 rows.append({"window": w.label, "end": w.end, "rows": 0, "drift_detected": None,
                              "reason": "no captured traffic in this window", **lines})
