@@ -3,13 +3,14 @@
 One day of single-record CSV invocations is written to the emulator (24 hourly objects), then, in the same
 run, timed: the floor of fetching the bytes (listing and fetching every object concurrently), the floor of
 parsing the same number of floats from one CSV buffer (pyarrow), the previous reader (one ``json.loads`` and
-string split per line, kept here verbatim in effect so the ratio stays measurable) and today's columnar
-``read_capture``. ``--engines`` also times the candidate columnar engines on the bytes of one day (pyarrow's
+string split per line, kept here verbatim in effect so the ratio stays measurable), ``read_capture`` as it was
+before every line was accounted for (the package at git ``--before``, default the commit before issue 22, loaded
+from git into a package of its own) and today's columnar ``read_capture``, which must be at least as fast. ``--engines`` also times the candidate columnar engines on the bytes of one day (pyarrow's
 JSON reader, polars' NDJSON reader, orjson per line; each followed by one vectorised numeric parse), those
 that import. Local mode keeps what it read (``object_cache``); the timed reads keep nothing, as in aws mode, so they
 time the reader and not the kept copy (which is timed on a line of its own). Machines are shared and noisy: read
 the ratios, not the seconds.
-Run: python bench/ingest.py [--records 100000] [--repeats 3] [--engines]
+Run: python bench/ingest.py [--records 100000] [--repeats 3] [--engines] [--before 0caf036]
 """
 
 from __future__ import annotations
@@ -18,9 +19,17 @@ import argparse
 import datetime as dt
 import io
 import json
+import importlib
 import logging
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pandas as pd
@@ -33,6 +42,23 @@ from monitor_utils import capture, config, data, local, object_cache, windows
 from monitor_utils.aws import connect, ensure_bucket, get_bytes, split_s3_uri
 
 START = dt.datetime(2026, 1, 5, tzinfo=dt.timezone.utc)
+BEFORE = "0caf036"  # the commit before issue 22 (every captured line accounted for)
+
+
+def package_at(ref: str, folder: Path) -> ModuleType:
+    """``monitor_utils`` as it was at git ``ref``, extracted into ``folder`` and imported as ``monitor_utils_<ref>``."""
+    repo = Path(__file__).resolve().parent.parent
+    archive = subprocess.run(["git", "-C", str(repo), "archive", "--format=tar", ref, "monitor_utils"], check=True,
+                             capture_output=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(folder, filter="data")
+    name = "monitor_utils_" + "".join(c if c.isalnum() else "_" for c in ref)
+    (folder / "monitor_utils").rename(folder / name)
+    sys.path.insert(0, str(folder))
+    try:
+        return importlib.import_module(f"{name}.capture")
+    finally:
+        sys.path.remove(str(folder))
 
 
 def fetch_all(aws, uri: str, day: windows.Window) -> list[bytes]:
@@ -131,7 +157,18 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=100_000)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--engines", action="store_true", help="also time the candidate columnar engines")
+    ap.add_argument("--before", default=BEFORE, help="git ref of the read_capture to compare with")
     args = ap.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    try:
+        before_capture = package_at(args.before, folder)
+        run(args, before_capture)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, before_capture: ModuleType) -> None:
+    """Write one day of capture to the emulator and time the readers on it (see the module docstring)."""
     rng = np.random.default_rng(1)
     x = data.generate(args.records, seed=5)[data.FEATURES].to_numpy()
     seconds = np.sort(rng.uniform(0, 86_400, args.records))
@@ -149,10 +186,14 @@ def main() -> None:
         uri = capture.capture_uri_for(cfg.capture_uri, "bench", "AllTraffic")
         capture.write_hourly(aws, uri, pd.Series(times), lines, "cap")
         day = windows.Window(START, START + dt.timedelta(days=1))
-        got = capture.read_capture(aws, uri, day).records
+        got = capture.read_capture(aws, uri, day)
         before = previous_read_capture(aws, uri, day)
-        assert len(got) == len(before) == args.records, (len(got), len(before), args.records)
-        pd.testing.assert_frame_equal(got, before, check_dtype=False)  # the same records, to the bit
+        assert len(got.records) == len(before) == args.records, (len(got.records), len(before), args.records)
+        pd.testing.assert_frame_equal(got.records, before, check_dtype=False)  # the same records, to the bit
+        assert got.lines == got.lines_read == args.records and got.lines_outside == 0  # every line accounted for
+        before_cache = sys.modules[before_capture.__name__.rsplit(".", 1)[0] + ".object_cache"]
+        before_cache.enabled = lambda aws: False  # the package before keeps nothing either
+        pd.testing.assert_frame_equal(before_capture.read_capture(aws, uri, day).records, got.records)
 
         n = args.records
         kept = best(lambda: capture.read_capture(aws, uri, day), args.repeats)  # local mode's copy, read again
@@ -162,7 +203,11 @@ def main() -> None:
             fetch = best(lambda: fetch_all(aws, uri, day), args.repeats)
             parse = best(lambda: parse_floor(floats, len(data.FEATURES)), args.repeats)
             previous = best(lambda: previous_read_capture(aws, uri, day), args.repeats)
-            current = best(lambda: capture.read_capture(aws, uri, day), args.repeats)
+            earlier, current = [], []
+            for _ in range(args.repeats):  # interleaved: both see the same load on a shared machine
+                earlier.append(best(lambda: before_capture.read_capture(aws, uri, day), 1))
+                current.append(best(lambda: capture.read_capture(aws, uri, day), 1))
+            earlier, current = min(earlier), min(current)
         finally:
             object_cache.enabled = keeps
         print(f"one day of {n:,} single-record CSV invocations (24 objects) on the local emulator, records/s:")
@@ -170,8 +215,10 @@ def main() -> None:
         print(f"  floor: parse {n * len(data.FEATURES):,} floats from one buffer {n / parse:>12,.0f}")
         print(f"  floor: both, one after the other   {n / (fetch + parse):>12,.0f}")
         print(f"  previous reader (per line)         {n / previous:>12,.0f}")
+        print(f"  read_capture at {args.before} (before) {n / earlier:>12,.0f}")
         print(f"  read_capture (columnar)            {n / current:>12,.0f}")
         print(f"  read_capture, local mode's kept copy {n / kept:>10,.0f}  (a window read again, objects unchanged)")
+        print(f"ratio read_capture / read_capture at {args.before} = {earlier / current:.2f}x (>= 1: no slower)")
         print(f"ratio read_capture / previous reader = {previous / current:.2f}x; "
               f"read_capture takes {current / (fetch + parse):.2f}x the time of fetch + parse floors")
         if args.engines:

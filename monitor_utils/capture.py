@@ -105,6 +105,12 @@ class CaptureBatch:
         Capture lines (requests) in the window that were read.
     input_only, output_only : int
         Requests captured with only their input, or only their output (CaptureMode).
+    lines : int
+        Non-blank lines of the objects read (an object that is not text counts as one line); each is exactly one
+        of ``lines_read`` (== ``requests``), ``lines_quarantined`` (== ``len(quarantined)``) and ``lines_outside``
+        (it belongs to another window that reads its object too, and is accounted there).
+    missing_values : dict[str, int]
+        Feature values captured as ``null`` or ``NaN`` (kept as NaN), per feature with any.
     """
 
     records: pd.DataFrame
@@ -113,6 +119,24 @@ class CaptureBatch:
     requests: int = 0
     input_only: int = 0
     output_only: int = 0
+    lines: int = 0
+    lines_outside: int = 0
+    missing_values: dict = field(default_factory=dict)
+
+    @property
+    def lines_read(self) -> int:
+        """Lines whose records were kept."""
+        return self.requests
+
+    @property
+    def lines_quarantined(self) -> int:
+        """Lines quarantined by this window."""
+        return len(self.quarantined)
+
+    def line_counts(self) -> dict[str, int]:
+        """``lines``, ``lines_read``, ``lines_quarantined``, ``lines_outside``: the window record's accounting."""
+        return {"lines": self.lines, "lines_read": self.lines_read, "lines_quarantined": self.lines_quarantined,
+                "lines_outside": self.lines_outside}
 
 
 MONTH_LISTING_DAYS = 7  # a read spanning this many days lists whole month partitions: fewer, fuller listings
@@ -167,34 +191,13 @@ def objects_between(aws: Aws, base_uri: str, first_hour: dt.datetime, end: dt.da
 def window_objects(aws: Aws, capture_uri: str, window: windows.Window) -> list[object_cache.Listed]:
     """The capture objects :func:`read_capture` reads for ``window``: files are partitioned by write hour, so a
     record near an hour's end may sit in the next hour's file; the hour before the window and after it are read too."""
-    return objects_between(aws, capture_uri, windows.floor(window.start, "hourly") - dt.timedelta(hours=1),
-                           window.end + dt.timedelta(hours=1))
+    return objects_between(aws, capture_uri, windows.floor(window.start, "hourly") - reader.READ_MARGIN,
+                           window.end + reader.READ_MARGIN)
 
 
 def keys_between(aws: Aws, base_uri: str, first_hour: dt.datetime, end: dt.datetime) -> list[str]:
     """Keys of :func:`objects_between`."""
     return [o.key for o in objects_between(aws, base_uri, first_hour, end)]
-
-
-def _read_lines(aws: Aws, bucket: str, objects: Sequence[object_cache.Listed], workers: int = FETCH_WORKERS
-                ) -> Iterator[list[tuple[str, int, str | UnicodeDecodeError]]]:
-    """Per object, in the order given: (key, line number, text) of its lines; a file that is not UTF-8 gives one
-    entry holding its decode error instead of text. Objects are fetched concurrently and handed over one at a
-    time, so only a few bodies are held at once."""
-    with ThreadPoolExecutor(workers) as pool:
-        for key, body in zip((o.key for o in objects), pool.map(lambda o: object_cache.fetch(aws, bucket, o), objects)):
-            try:
-                text = body.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield [(key, 0, exc)]
-                continue
-            yield [(key, n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
-
-
-def _text(line: str | UnicodeDecodeError) -> str:
-    if isinstance(line, UnicodeDecodeError):
-        raise payloads.BodyError(f"file is not UTF-8 ({line})")
-    return line
 
 
 def capture_uri_for(capture_base: str, endpoint_name: str, variant_name: str) -> str:
@@ -221,9 +224,11 @@ def read_capture(aws: Aws, capture_uri: str, window: windows.Window, features: S
     Returns
     -------
     CaptureBatch
-        Records, and requests that cannot be read whole (bad JSON, unknown encoding, a header row, wrong
-        feature count, input and output counts that disagree) in ``quarantined`` with file, line and reason:
-        never dropped silently and never fatal. The rest of a file is read.
+        Records, and requests that cannot be read whole (bad JSON, a line that is not UTF-8, unknown encoding, a
+        header row, wrong feature count, an infinite value, input and output counts that disagree, a missing time
+        or one no window would read) in ``quarantined`` with file, line, reason and the line's text: never
+        dropped silently and never fatal. The rest of a file is read. Every non-blank line of every object read
+        is counted once: read, quarantined or outside the window (``CaptureBatch.line_counts``).
     """
     features = list(features or FEATURES)
     bucket, _ = split_s3_uri(capture_uri)
@@ -239,21 +244,60 @@ def read_capture(aws: Aws, capture_uri: str, window: windows.Window, features: S
             for part in pool.map(fetch_and_parse, enumerate(objects)):
                 parsed.add(part)
         c = parsed.captured
-        return CaptureBatch(parsed.frame(features), parsed.quarantined, len(objects), requests=sum(c.values()),
-                            input_only=c["input"], output_only=c["output"])
+        return CaptureBatch(parsed.frame(features), parsed.quarantined, len(objects), requests=parsed.lines_read,
+                            input_only=c["input"], output_only=c["output"], lines=parsed.lines,
+                            lines_outside=parsed.outside, missing_values=parsed.missing)
 
     detail = f"{windows.iso(window.start)}|{windows.iso(window.end)}|{','.join(features)}"
     return object_cache.parsed(aws, "capture", objects, detail, parse, PARSER_CODE)
 
 
-def read_ground_truth(aws: Aws, ground_truth_uri: str, start: dt.datetime, end: dt.datetime
-                      ) -> tuple[pd.DataFrame, list[dict]]:
-    """Labels collected in [start, end): one row per labelled record (join_key, record_index, year), plus
-    the ground-truth lines that could not be read (quarantined with file, line and reason).
+@dataclass
+class LabelBatch:
+    """Labels read from ground-truth objects, the lines that could not be read, and every object's line counts.
 
-    ``eventMetadata.eventId`` is the capture's inferenceId, else its eventId. A label for a multi-record
-    request (``{"instances": [{"label": y}, ...]}``) gives one row per position. When a record is labelled
-    more than once, the latest label (by collection hour, then file and line order) wins.
+    Attributes
+    ----------
+    labels : pd.DataFrame
+        One row per labelled record: join_key, record_index, year.
+    quarantined : list[dict]
+        Unreadable lines: key, line, reason and the line's text.
+    counts : pd.DataFrame
+        Per object: key, hour (its partition), lines (non-blank), lines_read, lines_quarantined; every line of
+        an object is read or quarantined (ground truth has no time of its own to be outside of).
+    """
+
+    labels: pd.DataFrame
+    quarantined: list[dict] = field(default_factory=list)
+    counts: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=LABEL_COUNTS))
+
+    def by_window(self, cadence: str) -> dict[str, dict[str, int]]:
+        """``label_lines``, ``label_lines_read``, ``label_lines_quarantined`` per window label (``cadence``: hourly or
+        daily), by the partition hour of the object holding the lines."""
+        out: dict[str, dict[str, int]] = {}
+        for row in self.counts.itertuples(index=False):
+            if row.hour is None or pd.isna(row.hour):
+                continue
+            tally = out.setdefault(windows.containing(row.hour, cadence).label, dict.fromkeys(LABEL_KEYS.values(), 0))
+            for column, name in LABEL_KEYS.items():
+                tally[name] += int(getattr(row, column))
+        return out
+
+
+LABEL_COUNTS = ["key", "hour", "lines", "lines_read", "lines_quarantined"]
+LABEL_KEYS = {"lines": "label_lines", "lines_read": "label_lines_read", "lines_quarantined": "label_lines_quarantined"}
+
+
+def read_labels(aws: Aws, ground_truth_uri: str, start: dt.datetime, end: dt.datetime) -> LabelBatch:
+    """Labels collected in [start, end) (the hour partitions of the range): one row per labelled record, the
+    ground-truth lines that could not be read (quarantined with file, line, reason and text), and per object its
+    lines and how each was accounted for.
+
+    Lines are ``\\n``-separated as in capture (:func:`reader.split_lines`); a line that is not UTF-8 is quarantined
+    alone, an object that is not text is one entry. ``eventMetadata.eventId`` is the capture's inferenceId, else
+    its eventId. A label for a multi-record request (``{"instances": [{"label": y}, ...]}``) gives one row per
+    position. When a record is labelled more than once, the latest label (by collection hour, then file and
+    line order) wins.
     """
     bucket, _ = split_s3_uri(ground_truth_uri)
     objects = objects_between(aws, ground_truth_uri, windows.floor(start, "hourly"), end)
@@ -261,25 +305,60 @@ def read_ground_truth(aws: Aws, ground_truth_uri: str, start: dt.datetime, end: 
                                lambda: _parse_ground_truth(aws, bucket, objects), PARSER_CODE)
 
 
-def _parse_ground_truth(aws: Aws, bucket: str, objects: Sequence[object_cache.Listed]
-                        ) -> tuple[pd.DataFrame, list[dict]]:
-    keys, positions, years, quarantined = [], [], [], []
-    for key, n, line in (entry for lines in _read_lines(aws, bucket, objects) for entry in lines):
+def read_ground_truth(aws: Aws, ground_truth_uri: str, start: dt.datetime, end: dt.datetime
+                      ) -> tuple[pd.DataFrame, list[dict]]:
+    """Labels collected in [start, end): one row per labelled record (join_key, record_index, year), plus
+    the ground-truth lines that could not be read (quarantined with file, line and reason); see :func:`read_labels`."""
+    batch = read_labels(aws, ground_truth_uri, start, end)
+    return batch.labels, batch.quarantined
+
+
+def parse_label_lines(key: str, body: bytes) -> tuple[list[str], list[int], list[np.ndarray], list[dict], int]:
+    """(join keys, positions, label arrays, quarantined lines, lines counted) of one ground-truth object."""
+    keys: list[str] = []
+    positions: list[int] = []
+    years: list[np.ndarray] = []
+    what = reader.not_text(body)
+    if what is not None:
+        return keys, positions, years, [reader.not_text_entry(key, body, what)], 1
+    quarantined, numbered = [], reader.split_lines(body)
+    for n, raw in numbered:
         try:
-            rec = json.loads(_text(line))
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise payloads.BodyError(f"line is not UTF-8 at byte {exc.start}") from None
+            rec = json.loads(line)
+            if not isinstance(rec, dict):
+                raise payloads.BodyError(f"line is a JSON {type(rec).__name__}, not a ground-truth record")
             event_id = rec["eventMetadata"]["eventId"]
             if not isinstance(event_id, str) or not event_id:
                 raise payloads.BodyError("eventMetadata.eventId is empty")
             labels = payloads.parse_labels(rec["groundTruthData"])
         except Exception as exc:  # noqa: BLE001
-            quarantined.append({"key": key, "line": n, "reason": reader.reason(exc), "text": str(line)[:2000]})
+            quarantined.append(reader.quarantine_entry(key, n, reader.reason(exc), raw))
             continue
         keys += [event_id] * len(labels)
         positions += range(len(labels))
         years.append(labels)
+    return keys, positions, years, quarantined, len(numbered)
+
+
+def _parse_ground_truth(aws: Aws, bucket: str, objects: Sequence[object_cache.Listed]) -> LabelBatch:
+    keys, positions, years, quarantined, counts = [], [], [], [], []
+    with ThreadPoolExecutor(FETCH_WORKERS) as pool:
+        bodies = pool.map(lambda o: object_cache.fetch(aws, bucket, o), objects)
+        for obj, body in zip(objects, bodies):
+            k, p, y, bad, lines = parse_label_lines(obj.key, body)
+            keys += k
+            positions += p
+            years += y
+            quarantined += bad
+            counts.append((obj.key, partition_hour(obj.key), lines, lines - len(bad), len(bad)))
     gt = pd.DataFrame({"join_key": pd.Series(keys, dtype=object), "record_index": np.asarray(positions, dtype=int),
                        "year": np.concatenate(years) if years else np.empty(0)})
-    return gt.drop_duplicates(["join_key", "record_index"], keep="last").reset_index(drop=True), quarantined
+    gt = gt.drop_duplicates(["join_key", "record_index"], keep="last").reset_index(drop=True)
+    return LabelBatch(gt, quarantined, pd.DataFrame(counts, columns=LABEL_COUNTS))
 
 
 def join_ground_truth(records: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:

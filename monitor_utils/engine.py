@@ -48,7 +48,8 @@ def metrics_window(aws: Aws, w: windows.Window, *, capture_uri: str, features: S
     rows = capture.join_ground_truth(batch.records[keep], labels)  # the metrics need no feature they do not cut by
     faults = len(batch.quarantined) + (label_faults or {}).get(w.label, 0)
     row, segments = evaluate_window(w, rows, faults, list(segment_columns))
-    row.update(requests=batch.requests, input_only=batch.input_only, output_only=batch.output_only)
+    row.update(requests=batch.requests, input_only=batch.input_only, output_only=batch.output_only,
+               **batch.line_counts())
     return {**out, "row": row, "segments": segments, "quarantined": batch.quarantined}
 
 
@@ -70,11 +71,14 @@ def drift_window(aws: Aws, w: windows.Window, *, capture_uri: str, features: Seq
                  mm_baseline: model_monitor.ModelMonitorBaseline | None = None,
                  mm_columns: dict[str, str] | None = None) -> dict:
     """Drift of one window against the baseline: its report (None without traffic), target drift, rows, unreadable
-    lines, and with a Model Monitor baseline (``mm_columns``: its features -> window columns) its
+    lines, the line accounting (``lines``, ``lines_read``, ``lines_quarantined``, ``lines_outside``), the feature
+    values captured missing (``missing_values``, per feature with any), whether nothing was captured
+    (``read_nothing``), and with a Model Monitor baseline (``mm_columns``: its features -> window columns) its
     ``baseline_drift`` table (:func:`model_monitor.baseline_drift`)."""
     current, batch = read_window(aws, capture_uri, w, features, labels)
     out = {"rows": int(len(current)), "quarantined": len(batch.quarantined), "report": None, "target": None,
-           "read_nothing": not batch.requests and not batch.quarantined, "baseline_drift": None}
+           "read_nothing": not batch.requests and not batch.quarantined, "baseline_drift": None,
+           "missing_values": dict(batch.missing_values), **batch.line_counts()}
     if len(current):
         out["report"] = drift.detect_drift(baseline, current[list(features) + [PREDICTION]], **opts)
         out["target"] = target_drift(target_baseline, current, opts)

@@ -26,12 +26,13 @@ def _check_columns(frame: pd.DataFrame, wanted: list[str], what: str) -> None:
         raise ValueError(f"{what}: missing column(s) {shown}{more}")
 
 
-def _finite_matrix(frame: pd.DataFrame, columns: list[str], what: str) -> np.ndarray:
+def _finite_matrix(frame: pd.DataFrame, columns: list[str], what: str, missing: bool = False) -> np.ndarray:
+    """The columns as floats; raises on non-numeric or non-finite values (NaN allowed with ``missing``)."""
     try:
         values = frame[columns].to_numpy(dtype=float)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{what}: non-numeric values in {columns[:5]}... ({exc})") from None
-    bad = ~np.isfinite(values)
+    bad = np.isinf(values) if missing else ~np.isfinite(values)
     if bad.any():
         cols = [columns[j] for j in np.flatnonzero(bad.any(axis=0))]
         raise ValueError(f"{what}: {int(bad.any(axis=1).sum())} record(s) with missing or infinite values "
@@ -460,9 +461,30 @@ class LossEstimator:
         _check_columns(current, self.features + [self.prediction], "current window")
         if len(current) == 0:
             raise ValueError("current window: no records; an empty window has no estimate")
-        X = _finite_matrix(current, self.features, "current window")
+        X = _finite_matrix(current, self.features, "current window", missing=True)
         p = _finite_matrix(current, [self.prediction], "current window")[:, 0]
-        return X, (X - self.mu) / self.sd, p
+        Z = self._impute((X - self.mu) / self.sd)
+        return np.where(np.isnan(X), self.mu + self.sd * Z, X), Z, p
+
+    def _impute(self, Z: np.ndarray) -> np.ndarray:
+        """Missing standardised values replaced by their expectation given the record's other values under the
+        reference's Gaussian model (precision matrix Theta: z_M = -Theta_MM^-1 Theta_MO z_O); such a value agrees
+        with the others, so it neither adds error nor looks like a broken feature. A record with no value left
+        gets the reference mean."""
+        gone = np.isnan(Z)
+        if not gone.any():
+            return Z
+        Z = Z.copy()
+        patterns, which = np.unique(gone[gone.any(axis=1)], axis=0, return_inverse=True)
+        rows = np.flatnonzero(gone.any(axis=1))
+        for k, pattern in enumerate(patterns):
+            r, m = rows[which.ravel() == k], np.flatnonzero(pattern)
+            o = np.flatnonzero(~pattern)
+            if len(o) == 0:
+                Z[np.ix_(r, m)] = 0.0
+                continue
+            Z[np.ix_(r, m)] = -np.linalg.solve(self.theta[np.ix_(m, m)], self.theta[np.ix_(m, o)] @ Z[np.ix_(r, o)].T).T
+        return Z
 
     def _run(self, current: pd.DataFrame) -> tuple[dict[str, Any], dict[str, Any]]:
         with threadpool_limits(1):  # a window is small: threads cost more than they save
@@ -482,7 +504,8 @@ class LossEstimator:
                "estimated_rmse_high": float(hi[0]),
                "estimated_mae": max(self.mae_factor * parts["dle_mae"] + parts["correction_mae"], 0.0),
                "outside_support": float(outside.mean()),
-               "records": int(len(p))}
+               "records": int(len(p)),
+               "missing_values": int(np.isnan(current[self.features].to_numpy(dtype=float)).sum())}
         return out, parts
 
     def estimate(self, current: pd.DataFrame) -> dict[str, Any]:
@@ -498,12 +521,14 @@ class LossEstimator:
         dict[str, Any]
             ``estimated_rmse``, ``estimated_rmse_low``, ``estimated_rmse_high`` (interval for the realized RMSE at
             ``level``), ``estimated_mae``, ``outside_support`` (share of records with any feature outside the
-            reference's [min, max]; estimates are weaker there) and ``records``.
+            reference's [min, max]; estimates are weaker there), ``records`` and ``missing_values`` (feature
+            values given as NaN: each is replaced by its expectation given the record's other features).
 
         Raises
         ------
         ValueError
-            Naming missing columns or non-finite values, or for an empty window.
+            Naming missing columns, infinite feature values or predictions that are not finite, or for an empty
+            window.
         """
         return self._run(current)[0]
 

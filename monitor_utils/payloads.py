@@ -19,6 +19,11 @@ class BodyError(ValueError):
 _CSV_SPLIT = re.compile(r"[,\n]")
 
 
+def lines(text: str) -> list[str]:
+    """The lines of a body: split at ``\n`` only, a trailing ``\r`` stripped (no other character ends a line)."""
+    return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
+
+
 def decode(side: dict) -> str:
     """The body text of one ``captureData`` side or ``groundTruthData`` (BASE64 decoded; CSV and JSON as stored).
 
@@ -97,14 +102,17 @@ def _json_records(obj: Any) -> list:
     raise BodyError(f"JSON request is a {type(obj).__name__}, not records")
 
 
-def _numeric(rows: list[list], where: str) -> np.ndarray:
+def _numeric(rows: list[list], where: str, features: Sequence[str]) -> np.ndarray:
     try:
         return np.array(rows, dtype=float).reshape(len(rows), -1)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         for i, row in enumerate(rows):
             for j, v in enumerate(row):
                 try:
                     float(v if v is not None else "nan")
+                except OverflowError:
+                    raise BodyError(f"{where} record {i} feature {features[j]!r} is {str(v)[:40]}, out of float "
+                                    "range") from None
                 except (TypeError, ValueError):
                     hint = " (a header row captured as data?)" if isinstance(v, str) and re.search(r"[A-Za-z_]", v) else ""
                     raise BodyError(f"{where} record {i} value {j} is {str(v)[:40]!r}, not a number{hint}") from None
@@ -134,25 +142,25 @@ def parse_input(side: dict, features: Sequence[str]) -> np.ndarray:
                     return np.array(cells, dtype=float).reshape(1, -1)
                 except ValueError:
                     pass  # the general path below names the bad value
-        lines = [line for line in text.splitlines() if line.strip()]
-        if not lines:
+        kept = [line for line in lines(text) if line.strip()]
+        if not kept:
             raise BodyError("request body is empty")
-        rows = [line.split(",") for line in lines]
+        rows = [line.split(",") for line in kept]
         for i, row in enumerate(rows):
             if len(row) != len(features):
                 raise BodyError(f"CSV row {i} has {len(row)} values, the baseline has {len(features)}")
         if rows[0][0].strip() == features[0] or rows[0][0].strip().strip('"') == features[0]:
             raise BodyError("CSV row 0 is a header row captured as data (it names the features)")
-        return _numeric(rows, "CSV")
+        return _numeric(rows, "CSV", features)
     if kind == "jsonlines":
-        items = [_load_json(line, f"JSON Lines record {i}") for i, line in enumerate(text.splitlines()) if line.strip()]
+        items = [_load_json(line, f"JSON Lines record {i}") for i, line in enumerate(lines(text)) if line.strip()]
         rows = [_row(item, features, f"JSON Lines record {i}") for i, item in enumerate(items)]
     else:
         records = _json_records(_load_json(text, "request"))
         rows = [_row(item, features, f"JSON record {i}") for i, item in enumerate(records)]
     if not rows:
         raise BodyError("request holds no records")
-    return _numeric(rows, "JSON")
+    return _numeric(rows, "JSON", features)
 
 
 def _score(item: Any, where: str) -> float:
@@ -164,7 +172,10 @@ def _score(item: Any, where: str) -> float:
     if isinstance(item, list) and len(item) == 1:
         return _score(item[0], where)
     if _is_number(item):
-        return float(item)
+        try:
+            return float(item)
+        except OverflowError:
+            raise BodyError(f"{where} is {str(item)[:40]}, out of float range") from None
     raise BodyError(f"{where} is {str(item)[:40]!r}, not a score")
 
 
@@ -192,7 +203,7 @@ def parse_output(side: dict) -> np.ndarray:
             raise BodyError(f"CSV response {text.strip()[:60]!r} is not a list of scores") from None
     elif kind == "jsonlines":
         scores = [_score(_load_json(line, f"JSON Lines response {i}"), f"JSON Lines response {i}")
-                  for i, line in enumerate(text.splitlines()) if line.strip()]
+                  for i, line in enumerate(lines(text)) if line.strip()]
     else:
         obj = _load_json(text, "response")
         if isinstance(obj, dict) and "predictions" in obj:
@@ -217,7 +228,11 @@ def _label(item: Any, where: str) -> float:
             item = float(item)
         except ValueError:
             raise BodyError(f"{where} is {item[:40]!r}, not a number") from None
-    if not _is_number(item) or not math.isfinite(item):
+    try:
+        finite = _is_number(item) and math.isfinite(item)
+    except OverflowError:
+        finite = False
+    if not finite:
         raise BodyError(f"{where} is {str(item)[:40]!r}, not a finite number")
     return float(item)
 

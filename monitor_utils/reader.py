@@ -1,4 +1,4 @@
-"""Capture objects parsed into records: a columnar pass (pyarrow) per object, a per-line pass for what it cannot prove."""
+"""Capture objects parsed into records, every line accounted for: a columnar pass (pyarrow), a per-line pass for the rest."""
 
 from __future__ import annotations
 
@@ -16,7 +16,13 @@ import pyarrow.json as pa_json
 
 from . import payloads, windows
 
-TEXT_LIMIT = 2000  # characters of an unreadable line kept beside its reason
+TEXT_LIMIT = 1024  # bytes of an unreadable line kept beside its reason
+READ_MARGIN = dt.timedelta(hours=1)  # a window reads the hour partitions this far either side of it
+BLANK = b" \t\r"  # a line of only these bytes is blank (JSON whitespace; a line break is only \n)
+BOM = b"\xef\xbb\xbf"  # dropped at the start of an object (a file saved by a Windows editor)
+NOT_TEXT = ((b"\x1f\x8b", "gzip data"), (b"PK\x03\x04", "a zip archive"), (b"BZh", "bzip2 data"),
+            (b"\xfd7zXZ\x00", "xz data"), (b"\x28\xb5\x2f\xfd", "zstd data"), (b"PAR1", "Parquet data"),
+            (b"\x89PNG", "a PNG image"), (b"%PDF", "a PDF document"))
 _SIDE = pa.struct([("observedContentType", pa.string()), ("data", pa.string()), ("encoding", pa.string())])
 # only the fields the columnar pass reads, all as text (pyarrow would otherwise turn inferenceTime into timestamps)
 CAPTURE_SCHEMA = pa.schema([
@@ -26,12 +32,26 @@ CAPTURE_SCHEMA = pa.schema([
 READ_OPTIONS = pa_json.ReadOptions(use_threads=True)
 # a value pyarrow's cast reads exactly as Python's float() does (pyarrow accepts a subset of what float() does)
 PLAIN_NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+# the inferenceTime SageMaker writes: the columnar pass reads only these (pandas and fromisoformat agree on them)
+PLAIN_TIME = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$"
 PARSE_OPTIONS = pa_json.ParseOptions(explicit_schema=CAPTURE_SCHEMA, unexpected_field_behavior="ignore")
+_HOUR_NS = 3_600_000_000_000
 
 
 def parse_time(text: str) -> dt.datetime:
-    """``inferenceTime`` (``YYYY-MM-DDTHH:MM:SSZ``, with or without fractional seconds) as aware UTC."""
-    t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    """``inferenceTime`` (``YYYY-MM-DDTHH:MM:SSZ``, with or without fractional seconds) as aware UTC.
+
+    Raises
+    ------
+    payloads.BodyError
+        For a value that is not a string holding an ISO 8601 time.
+    """
+    if not isinstance(text, str):
+        raise payloads.BodyError(f"inferenceTime is {str(text)[:40]!r}, not an ISO 8601 time")
+    try:
+        t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise payloads.BodyError(f"inferenceTime {text[:40]!r} is not an ISO 8601 time") from None
     return t.replace(tzinfo=dt.timezone.utc) if t.tzinfo is None else t.astimezone(dt.timezone.utc)
 
 
@@ -50,6 +70,53 @@ def owned(key: str, window: windows.Window) -> bool:
     return hour is None or window.start <= hour < window.end
 
 
+def reads(window: windows.Window, hour: dt.datetime) -> bool:
+    """True when ``window`` lists the partition starting at ``hour``: its own hours and ``READ_MARGIN`` either side."""
+    first = windows.floor(window.start, "hourly") - READ_MARGIN
+    return first <= hour <= windows.floor(window.end + READ_MARGIN - dt.timedelta(microseconds=1), "hourly")
+
+
+def belonging(window: windows.Window, t: dt.datetime) -> windows.Window:
+    """The window of ``window``'s length and grid that holds ``t``."""
+    step = window.end - window.start
+    start = window.start + ((t - window.start) // step) * step
+    return windows.Window(start, start + step)
+
+
+def split_lines(body: bytes) -> list[tuple[int, bytes]]:
+    """The non-blank lines of an object as (1-based line number, bytes).
+
+    Lines are the bytes between ``\n`` (SageMaker's JSON Lines): a trailing ``\r`` is stripped and nothing else
+    splits a line (not U+2028, U+2029 or U+0085 inside a string). A line of spaces, tabs and ``\r`` only is
+    blank. A UTF-8 byte order mark at the start of the object is dropped.
+    """
+    if body.startswith(BOM):
+        body = body[len(BOM):]
+    out = []
+    for n, line in enumerate(body.split(b"\n"), 1):
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if line.strip(BLANK):
+            out.append((n, line))
+    return out
+
+
+def not_text(body: bytes) -> str | None:
+    """What an object looks like when it is not JSON Lines text at all ('gzip data', ...), else None."""
+    for magic, what in NOT_TEXT:
+        if body.startswith(magic):
+            return what
+    head = body[:1024].lstrip(BOM + BLANK + b"\n")
+    if head[:1] != b"{" and b"\x00" in head:
+        return "binary data"
+    return None
+
+
+def not_text_entry(key: str, body: bytes, what: str) -> dict:
+    """The one quarantine entry of an object that is not text (line 0): its size, what it looks like, its first bytes."""
+    return {"key": key, "line": 0, "reason": f"{what}, not JSON Lines ({len(body):,} bytes)", "text": body[:64].hex(" ")}
+
+
 def reason(exc: Exception) -> str:
     """The quarantine reason of a failure to read one line."""
     if isinstance(exc, payloads.BodyError):
@@ -61,7 +128,8 @@ def reason(exc: Exception) -> str:
 
 def parse_request(rec: dict, features: Sequence[str]) -> tuple[np.ndarray, np.ndarray, str]:
     """(features, predictions, what was captured: input, output or both) of one parsed capture line; both sides
-    must agree on the record count."""
+    must agree on the record count. Missing feature values (``null``, ``NaN``) are NaN; a value that is infinite
+    or out of float range quarantines the request, naming the feature."""
     sides = rec["captureData"]
     if not isinstance(sides, dict):
         raise payloads.BodyError("'captureData' is not an object")
@@ -70,6 +138,11 @@ def parse_request(rec: dict, features: Sequence[str]) -> tuple[np.ndarray, np.nd
         raise payloads.BodyError("captureData holds neither endpointInput nor endpointOutput")
     x = payloads.parse_input(inp, features) if inp is not None else None
     y = payloads.parse_output(out) if out is not None else None
+    if x is not None:
+        bad = np.isinf(x)
+        if bad.any():
+            i, j = (int(v[0]) for v in np.nonzero(bad))
+            raise payloads.BodyError(f"record {i} feature {features[j]!r} is {x[i, j]}: not a finite number")
     if x is not None and y is not None and len(x) != len(y):
         raise payloads.BodyError(f"input has {len(x)} records, output has {len(y)} predictions")
     if x is None:
@@ -94,11 +167,20 @@ class Block:
 
 @dataclass
 class Parsed:
-    """What one or more capture objects hold for a window: blocks of records, request counts, unreadable lines."""
+    """What one or more capture objects hold for a window: blocks of records, request counts, unreadable lines,
+    and the accounting of every non-blank line: ``lines == lines_read + lines_quarantined + outside``."""
 
     blocks: list[Block] = field(default_factory=list)
     captured: dict = field(default_factory=lambda: {"input": 0, "output": 0, "both": 0})
     quarantined: list = field(default_factory=list)
+    lines: int = 0
+    outside: int = 0
+    missing: dict = field(default_factory=dict)
+
+    @property
+    def lines_read(self) -> int:
+        """Lines whose records were kept (one request each)."""
+        return sum(self.captured.values())
 
     def add(self, other: "Parsed") -> None:
         """Append another pass's records and counts."""
@@ -106,6 +188,10 @@ class Parsed:
         self.quarantined += other.quarantined
         for k, v in other.captured.items():
             self.captured[k] += v
+        self.lines += other.lines
+        self.outside += other.outside
+        for k, v in other.missing.items():
+            self.missing[k] = self.missing.get(k, 0) + v
 
     def frame(self, features: Sequence[str]) -> pd.DataFrame:
         """One row per record, sorted by inference time, join key and position (ties: file and line order)."""
@@ -136,34 +222,85 @@ class Parsed:
         return pd.concat([frame.reset_index(drop=True), pd.DataFrame(matrix, columns=list(features), copy=False)], axis=1)
 
 
-def parse_lines(key: str, numbered: list[tuple[int, str]], window: windows.Window, features: Sequence[str],
-                rank: int) -> Parsed:
-    """The per-line pass: each line read whole with :func:`parse_request`, failures quarantined with their reason."""
+def quarantine_entry(key: str, n: int, why: str, line: bytes | str) -> dict:
+    """A quarantined line: its file, 1-based line number, reason and its own text (its first ``TEXT_LIMIT`` bytes)."""
+    raw = line.encode("utf-8", "surrogatepass") if isinstance(line, str) else line
+    return {"key": key, "line": n, "reason": why, "text": raw[:TEXT_LIMIT].decode("utf-8", "replace")}
+
+
+def _far(t: dt.datetime, hour: dt.datetime) -> str:
+    hours = (t - hour) / dt.timedelta(hours=1)
+    return (f"inferenceTime {windows.iso(t)} is {hours:+.1f} h from its partition {hour:%Y/%m/%d/%H}: no window "
+            "reads both (a client clock off?)")
+
+
+def parse_lines(key: str, numbered: Sequence[tuple[int, bytes | str]], window: windows.Window,
+                features: Sequence[str], rank: int) -> Parsed:
+    """The per-line pass: each line read whole with :func:`parse_request`, failures quarantined with their reason.
+
+    Every line is accounted for once. A line whose ``inferenceTime`` lies in ``window`` is read, or quarantined
+    with its reason. A line of another window is outside, when that window reads this object too; a line
+    without a usable time (not UTF-8, not JSON, no or a bad time) or a time so far from the object's partition
+    hour that no window reads both is quarantined by the window owning the partition, and outside for the others.
+    """
     out = Parsed()
+    hour, mine = partition_hour(key), owned(key, window)
     cols: dict[str, list] = {"event_id": [], "inference_id": [], "time_ns": [], "rank": [], "sizes": [], "x": [], "y": []}
+    missing = np.zeros(len(features), dtype=np.int64)
+
+    def fault(n: int, why: str, line: bytes | str) -> None:  # a line no window's time claims: its partition's
+        if mine:
+            out.quarantined.append(quarantine_entry(key, n, why, line))
+        else:
+            out.outside += 1
+
     for n, line in numbered:
+        out.lines += 1
+        if isinstance(line, bytes):
+            try:
+                line = line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                fault(n, f"line is not UTF-8 at byte {exc.start}", line)
+                continue
         try:
             rec = json.loads(line)
+            if not isinstance(rec, dict):
+                raise payloads.BodyError(f"line is a JSON {type(rec).__name__}, not a capture record")
             meta = rec["eventMetadata"]
+            if not isinstance(meta, dict):
+                raise payloads.BodyError("'eventMetadata' is not an object")
             t = parse_time(meta["inferenceTime"])
-            if not (window.start <= t < window.end):
-                continue
-            x, y, what = parse_request(rec, features)
-            event_id = meta["eventId"]
-            if not isinstance(event_id, str) or not event_id:
-                raise payloads.BodyError("eventMetadata.eventId is empty")
         except Exception as exc:  # noqa: BLE001 - every failure is quarantined with its reason
-            if owned(key, window):  # else a neighbouring hour's file: that window's run quarantines it, once
-                out.quarantined.append({"key": key, "line": n, "reason": reason(exc), "text": line[:TEXT_LIMIT]})
+            fault(n, reason(exc), line)
+            continue
+        if not (window.start <= t < window.end):
+            if hour is None or reads(belonging(window, t), hour):
+                out.outside += 1  # its own window reads this object and accounts for it
+            else:
+                fault(n, _far(t, hour), line)
+            continue
+        try:
+            x, y, what = parse_request(rec, features)
+            event_id = meta.get("eventId")
+            if not isinstance(event_id, str) or not event_id:
+                raise payloads.BodyError("eventMetadata.eventId is missing or empty")
+            inference_id = meta.get("inferenceId") or None
+            if inference_id is not None and not isinstance(inference_id, str):
+                raise payloads.BodyError(f"eventMetadata.inferenceId is {str(inference_id)[:40]!r}, not a string")
+        except Exception as exc:  # noqa: BLE001
+            out.quarantined.append(quarantine_entry(key, n, reason(exc), line))
             continue
         out.captured[what] += 1
-        for name, value in (("event_id", event_id), ("inference_id", meta.get("inferenceId") or None),
+        if what != "output":
+            missing += np.isnan(x).sum(axis=0)
+        for name, value in (("event_id", event_id), ("inference_id", inference_id),
                             ("time_ns", pd.Timestamp(t).value), ("rank", rank + n), ("sizes", len(y)), ("x", x), ("y", y)):
             cols[name].append(value)
     if cols["sizes"]:
         out.blocks.append(Block(np.asarray(cols["event_id"], dtype=object), np.asarray(cols["inference_id"], dtype=object),
                                 np.asarray(cols["time_ns"], dtype=np.int64), np.asarray(cols["rank"], dtype=np.int64),
                                 np.asarray(cols["sizes"], dtype=np.int64), np.vstack(cols["x"]), np.concatenate(cols["y"])))
+    out.missing = {features[j]: int(v) for j, v in enumerate(missing) if v}
     return out
 
 
@@ -197,50 +334,112 @@ def _floats(cells: pa.ListArray, width: int) -> tuple[np.ndarray, np.ndarray]:
         return ok, pc.cast(keep.flatten(), pa.float64()).to_numpy().reshape(-1, width)
 
 
-def _numbered(text: str) -> list[tuple[int, str]]:
-    return [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
-
-
 def _take(values: pa.Array, idx: np.ndarray) -> pa.Array:
     return values if len(idx) == len(values) else pc.take(values, pa.array(idx))
 
 
+def _ns(t: dt.datetime) -> int:
+    return pd.Timestamp(t).value
+
+
+def _outside(window: windows.Window, hour: dt.datetime | None, t_ns: np.ndarray) -> np.ndarray:
+    """For times (ns) outside ``window``: whether the window of the same grid holding each reads ``hour``'s object
+    (as :func:`reads` of :func:`belonging`, vectorised)."""
+    if hour is None:
+        return np.ones(len(t_ns), dtype=bool)
+    step, origin = _ns(window.end) - _ns(window.start), _ns(window.start)
+    start = origin + ((t_ns - origin) // step) * step
+    end = start + step
+    margin = READ_MARGIN // dt.timedelta(microseconds=1) * 1000
+    first = start - start % _HOUR_NS - margin
+    last = end + margin - 1
+    last = last - last % _HOUR_NS
+    return (first <= _ns(hour)) & (_ns(hour) <= last)
+
+
+def _plain_lines(body: bytes, rows: int) -> bool:
+    """True when the object's lines are its rows one for one, found without splitting it: no blank line, no line
+    that starts with whitespace, and as many rows as lines (one vectorised pass over the bytes)."""
+    if body[:1] in (b"", b" ", b"\t", b"\r", b"\n"):
+        return False
+    data = np.frombuffer(body, dtype=np.uint8)
+    breaks = np.flatnonzero(data == 10)
+    after = data[breaks[breaks < len(data) - 1] + 1]
+    if ((after == 10) | (after == 32) | (after == 9) | (after == 13)).any():
+        return False
+    return rows == len(breaks) + (not body.endswith(b"\n"))
+
+
 def parse_object(key: str, body: bytes, window: windows.Window, features: Sequence[str], rank: int) -> Parsed:
-    """Records of one capture object in ``window``.
+    """Records of one capture object in ``window``, and the account of each of its lines (see :class:`Parsed`).
 
     The object is read as a table with pyarrow's JSON reader; requests whose both sides are single-row CSV (the
     common case) are split and converted to floats in one vectorised pass. Every other request (JSON, JSON Lines,
-    BASE64, multi-row CSV, a missing side), and every request of an object the columnar pass cannot read whole
-    (a torn line, a value that is not a number), goes through :func:`parse_lines`, which names the reason of
-    each unreadable line. ``rank`` orders this object's requests before the next object's.
+    BASE64, multi-row CSV, a missing side, a missing or non-finite value, a time that is not SageMaker's plain
+    form), and every request of an object the columnar pass cannot read whole (a torn line, two records on one
+    line), goes through :func:`parse_lines`, which names the reason of each unreadable line: both passes give the
+    same records, counts and quarantine. A line that is not UTF-8 is quarantined alone and the rest of the object
+    still goes through the columnar pass; an object that is not text at all (gzip, an image) is one quarantine
+    entry naming its size and what it looks like (counted as one line). ``rank`` orders this object's requests
+    before the next object's.
     """
-    try:
-        body.decode("utf-8")  # the text itself is kept only where a line must be read on its own
-    except UnicodeDecodeError as exc:
-        out = Parsed()
+    what = not_text(body)
+    if what is not None:
+        out = Parsed(lines=1)
         if owned(key, window):
-            out.quarantined.append({"key": key, "line": 0, "reason": f"file is not UTF-8 ({exc})", "text": str(exc)})
+            out.quarantined.append(not_text_entry(key, body, what))
+        else:
+            out.outside = 1
         return out
+    out, numbered = Parsed(), None
+    try:
+        body.decode("utf-8")  # the common case: the whole object is text
+    except UnicodeDecodeError:  # the lines that are not go to the per-line pass alone, the rest stays columnar
+        numbered = split_lines(body)
+        text = []
+        for n, line in numbered:
+            try:
+                line.decode("utf-8")
+                text.append((n, line))
+            except UnicodeDecodeError:
+                out.add(parse_lines(key, [(n, line)], window, features, rank))
+        numbered = text
+        body = b"\n".join(line for _, line in numbered)
+        if body.startswith(BOM):  # not the object's own start (that one split_lines dropped): pyarrow must not skip it
+            body = b"\n" + body
+    out.add(_columnar(key, body, numbered, window, features, rank))
+    out.quarantined.sort(key=lambda q: q["line"])  # in line order, as the per-line pass gives them
+    return out
+
+
+def _columnar(key: str, body: bytes, numbered: list[tuple[int, bytes]] | None, window: windows.Window,
+              features: Sequence[str], rank: int) -> Parsed:
+    """The columnar pass over an object of UTF-8 text (its non-blank lines ``numbered`` when already split)."""
+    out = Parsed()
     try:
         table = pa_json.read_json(io.BytesIO(body), read_options=READ_OPTIONS, parse_options=PARSE_OPTIONS)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        return parse_lines(key, _numbered(body.decode("utf-8")), window, features, rank)
-    numbered = None
-    if len(table) != body.count(b"\n") + (not body.endswith(b"\n")):  # blank lines, or other line breaks
-        numbered = _numbered(body.decode("utf-8"))
-        if len(table) != len(numbered):  # lines split otherwise than str.splitlines does: read them one by one
-            return parse_lines(key, numbered, window, features, rank)
+        return parse_lines(key, numbered if numbered is not None else split_lines(body), window, features, rank)
+    if numbered is None and not _plain_lines(body, len(table)):
+        numbered = split_lines(body)
+    if numbered is not None and len(table) != len(numbered):  # a line pyarrow read as several: one by one
+        return parse_lines(key, numbered, window, features, rank)
+    out.lines += len(table)
     rows = table.to_struct_array().combine_chunks()
     event, inference = _field(rows, "eventMetadata", "eventId"), _field(rows, "eventMetadata", "inferenceId")
-    times = pd.to_datetime(pd.Series(_field(rows, "eventMetadata", "inferenceTime").to_numpy(zero_copy_only=False)),
-                           utc=True, format="ISO8601", errors="coerce")
+    stamps = _field(rows, "eventMetadata", "inferenceTime")
+    plain = pc.fill_null(pc.match_substring_regex(stamps, PLAIN_TIME), False).to_numpy(zero_copy_only=False)
+    times = pd.to_datetime(pd.Series(stamps.to_numpy(zero_copy_only=False)).where(plain), utc=True,
+                           format="ISO8601", errors="coerce")
     known = times.notna().to_numpy()
     t_ns = np.where(known, times.dt.tz_convert(None).to_numpy(dtype="datetime64[ns]").view(np.int64), 0)
-    inside = known & (t_ns >= pd.Timestamp(window.start).value) & (t_ns < pd.Timestamp(window.end).value)
+    inside = known & (t_ns >= _ns(window.start)) & (t_ns < _ns(window.end))
+    outside = known & ~inside
+    outside[outside] = _outside(window, partition_hour(key), t_ns[outside])  # else quarantined line by line
+    out.outside += int(outside.sum())
     fast = inside & (pc.fill_null(pc.greater(pc.utf8_length(event), 0), False).to_numpy(zero_copy_only=False))
     fast &= _csv_side(_field(rows, "captureData", "endpointInput"), False)
     fast &= _csv_side(_field(rows, "captureData", "endpointOutput"), True)
-    out = Parsed()
     idx = np.flatnonzero(fast)
     if len(idx):
         cells = pc.split_pattern(_take(_field(rows, "captureData", "endpointInput", "data"), idx), ",")
@@ -252,21 +451,24 @@ def parse_object(key: str, body: bytes, window: windows.Window, features: Sequen
                         pa.float64()).to_numpy(zero_copy_only=False)
         except pa.ArrowInvalid:  # a response that is not a plain number: the per-line pass names it
             sized[:], x, y = False, x[:0], np.empty(0)
-        finite = np.isfinite(y)
-        if not finite.all():  # per-line pass: "not finite"
+        finite = np.isfinite(y) & np.isfinite(x).all(axis=1)
+        if not finite.all():  # missing or non-finite values: the per-line pass counts or names them
             sized[np.flatnonzero(sized)[~finite]] = False
             x, y = x[finite], y[finite]
         fast[idx[~sized]] = False
         idx = idx[sized]
         if len(idx):
-            lines = idx + 1 if numbered is None else np.asarray([n for n, _ in numbered], dtype=np.int64)[idx]
+            lines = idx + 1 if numbered is None else np.fromiter(
+                (n for n, _ in numbered), dtype=np.int64, count=len(numbered))[idx]
             inf = _take(inference, idx).to_numpy(zero_copy_only=False)
             out.blocks.append(Block(_take(event, idx).to_numpy(zero_copy_only=False).astype(object),
                                     np.array([v if v else None for v in inf], dtype=object), t_ns[idx], rank + lines,
                                     np.ones(len(idx), dtype=np.int64), x, y))
             out.captured["both"] += len(idx)
-    slow = np.flatnonzero(~fast & ~(known & ~inside))  # known-time rows outside the window are skipped
+    slow = np.flatnonzero(~fast & ~outside)
     if len(slow):
-        numbered = numbered or _numbered(body.decode("utf-8"))
-        out.add(parse_lines(key, [numbered[i] for i in slow], window, features, rank))
+        numbered = numbered or split_lines(body)
+        rest = parse_lines(key, [numbered[i] for i in slow], window, features, rank)
+        rest.lines = 0  # counted above with the object's lines
+        out.add(rest)
     return out

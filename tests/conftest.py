@@ -9,10 +9,18 @@ import shutil
 import tempfile
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from monitor_utils import config, local, world
 from monitor_utils.aws import connect
 from monitor_utils.context import run_clock
+
+# property tests (tests/test_lines_properties.py): a few hundred examples each in `make test`, thousands with
+# `--hypothesis-profile=long`; nothing is written to an example database (failures found are kept as @example)
+_HYPOTHESIS = dict(deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile("default", max_examples=150, **_HYPOTHESIS)
+settings.register_profile("long", max_examples=4000, **_HYPOTHESIS)
+settings.load_profile("default")  # the plugin loads --hypothesis-profile after this file
 
 WORLD_END = "2026-11-28T00:00:00Z"
 _ids = itertools.count(1)

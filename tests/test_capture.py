@@ -252,7 +252,7 @@ def malformed_lines(rows) -> dict[str, tuple[str, str]]:
         "nan-prediction": (json.dumps(nan_pred), "not finite"),
         "bad-time": (json.dumps(bad_time), "yesterday"),
         "no-capture-data": (json.dumps(no_capture), "captureData"),
-        "not-an-object": ("[1, 2, 3]", "TypeError"),
+        "not-an-object": ("[1, 2, 3]", "not a capture record"),
     }
 
 
@@ -269,11 +269,11 @@ def test_malformed_lines_are_quarantined_with_reason(s3, base, rows):
     for q, (name, (line, word)) in zip(batch.quarantined, bad.items()):
         assert q["key"] == key
         assert q["line"] == lines.index(line) + 1, name
-        assert q["text"] == line[:2000], name
+        assert q["text"] == line[:1024], name
         assert word in q["reason"], (name, q["reason"])
 
 
-def test_non_utf8_file_is_quarantined(s3, base, rows):
+def test_a_non_utf8_line_is_quarantined_alone(s3, base, rows):
     hour = t(2026, 11, 28, 10)
     good = C.capture_line(vec(rows.iloc[0]), 2000.0, "good", None, "2026-11-28T10:30:00Z")
     put_lines(s3, base, hour, "10-00-000-good.jsonl", [good])
@@ -281,9 +281,9 @@ def test_non_utf8_file_is_quarantined(s3, base, rows):
     bad_key = W.partition_prefix(key, hour) + "20-00-000-latin1.jsonl"
     aws.put_bytes(s3, bucket, bad_key, good.encode() + b"\n\xff\xfe caf\xe9\n")
     batch = C.read_capture(s3, base, W.Window(hour, hour + HOUR))
-    assert list(batch.records["event_id"]) == ["good"]
-    assert len(batch.quarantined) == 1
-    assert batch.quarantined[0]["key"] == bad_key and "UTF-8" in batch.quarantined[0]["reason"]
+    assert list(batch.records["event_id"]) == ["good", "good"]  # the rest of the object is read
+    assert len(batch.quarantined) == 1 and batch.quarantined[0]["line"] == 2
+    assert batch.quarantined[0]["key"] == bad_key and "line is not UTF-8 at byte 0" == batch.quarantined[0]["reason"]
     assert batch.files == 2
 
 

@@ -10,7 +10,8 @@ from monitor_utils import data, model
 from monitor_utils.estimation import LossEstimator
 
 CHUNK = 400
-KEYS = {"estimated_rmse", "estimated_rmse_low", "estimated_rmse_high", "estimated_mae", "outside_support", "records"}
+KEYS = {"estimated_rmse", "estimated_rmse_low", "estimated_rmse_high", "estimated_mae", "outside_support", "records",
+        "missing_values"}
 
 
 def rmse(frame: pd.DataFrame) -> float:
@@ -103,7 +104,7 @@ def test_clear_errors(world):
     with pytest.raises(ValueError, match="no records"):
         est.estimate(window.iloc[:0])
     bad = window.copy()
-    bad.loc[bad.index[0], "timbre_avg_05"] = np.nan
+    bad.loc[bad.index[0], "timbre_avg_05"] = np.inf  # a missing value (NaN) is filled in; infinity is an error
     with pytest.raises(ValueError, match="timbre_avg_05"):
         est.estimate(bad)
     with pytest.raises(RuntimeError, match="not fitted"):

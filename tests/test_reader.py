@@ -76,7 +76,8 @@ def test_every_shape_and_every_fault_in_one_object():
              json.dumps(no_output), json.dumps(empty_id), outside, naive, line(32), "   ", line(33)]
     got = assert_same(("\n".join(lines) + "\n").encode())
     reasons = [q["reason"] for q in got.quarantined]
-    assert len(reasons) == 5 and "header row" in reasons[0] and "89 values" in reasons[3], reasons
+    assert len(reasons) == 6 and "header row" in reasons[0] and "89 values" in reasons[3], reasons
+    assert "partition 2026/11/28/10: no window reads both" in reasons[5]  # 12:00 is read by windows from 11:00
     assert {"input": 1} == {k: v for k, v in got.captured.items() if k == "input"}
     rec = got.frame(D.FEATURES).set_index("event_id")
     assert rec.loc["ev-21", D.FEATURES[0]] == X[21][0] and np.isnan(rec.loc["ev-23", D.FEATURES[0]])  # read by float()
@@ -89,19 +90,23 @@ def test_a_torn_line_sends_the_object_to_the_per_line_pass():
     assert [q["line"] for q in got.quarantined] == [3] and "JSONDecodeError" in got.quarantined[0]["reason"]
 
 
-def test_a_neighbouring_hour_file_reports_nothing_of_its_own():
+def test_a_neighbouring_hour_file_line_is_accounted_by_the_window_of_its_time():
     late = line(1, minute=59)
     bad = edit(line(2, minute=59), "endpointOutput", data="nan")
     next_hour = "p/datacapture/ep/AllTraffic/2026/11/28/11/00-00-000-y.jsonl"
-    got = assert_same((late + "\n" + bad + "\n").encode(), key=next_hour)
-    assert got.quarantined == [] and got.captured["both"] == 1
+    body = (late + "\n" + bad + "\n").encode()
+    got = assert_same(body, key=next_hour)
+    assert [q["line"] for q in got.quarantined] == [2] and got.captured["both"] == 1 and got.outside == 0
+    owner = W.Window(WINDOW.end, WINDOW.end + dt.timedelta(hours=1))  # the partition's window: both lines are outside
+    other = assert_same(body, window=owner, key=next_hour)
+    assert (other.lines, other.outside, other.quarantined, other.lines_read) == (2, 2, [], 0)
 
 
 @pytest.mark.parametrize("body", [b"", b"\n\n", b"\xff\xfe caf\xe9\n", b"[1, 2, 3]\n"])
 def test_degenerate_objects(body):
     got = R.parse_object(KEY, body, WINDOW, D.FEATURES, 0)
     if body.strip() and body.startswith(b"["):
-        assert "TypeError" in got.quarantined[0]["reason"]
+        assert "not a capture record" in got.quarantined[0]["reason"]
     elif body.startswith(b"\xff"):
         assert "UTF-8" in got.quarantined[0]["reason"]
     else:

@@ -14,6 +14,7 @@ from ..config import Params
 from ..results import Series, StageResult, Verdict
 
 STAGE = "drift"
+WINDOW_COUNTS = ("lines", "lines_read", "lines_quarantined", "lines_outside", "missing_values")  # per window record
 
 
 def detector_options(cfg: Params) -> dict:
@@ -92,11 +93,12 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
                 continue
             closing.append(w)
             quarantined += res["quarantined"]
+            lines = {k: res[k] for k in WINDOW_COUNTS}
             if res["report"] is None:
                 rows.append({"window": w.label, "end": w.end, "rows": 0, "drift_detected": None,
                              "closed_as": "no traffic" if w.label in no_traffic else "nothing readable",
                              "reason": "no traffic in this window (the endpoint's Invocations were 0)"
-                             if w.label in no_traffic else "no readable captured record in this window"})
+                             if w.label in no_traffic else "no readable captured record in this window", **lines})
                 continue
             report, target = res["report"], res["target"]
             reports[w.label] = report
@@ -109,7 +111,7 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
                          "drift_share": report.drift_share, "top_features": feats[:5],
                          "prediction_drift": bool(report.table.loc[PREDICTION, "drifted"]),
                          "target_drift": None if target is None else target["drifted"],
-                         "labelled_rows": 0 if target is None else target["rows"]})
+                         "labelled_rows": 0 if target is None else target["rows"], **lines})
             per_feature = report.table[["statistic", "p_adjusted", "effect", "drifted"]].astype({"drifted": bool})
             mm_drift = res.get("baseline_drift")
             if mm_drift is not None:  # Model Monitor's check against its baseline, beside the exact tests

@@ -106,12 +106,12 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
         every = sorted({w.label: w for w in todo + est_todo}.values(), key=lambda w: w.start)
         features = feature_names(aws, cfg)
         uri = capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name, cfg.variant_name)
-        labels, gt_bad_by_window = None, {}
+        labels, gt_bad_by_window, label_lines = None, {}, {}
         if todo:
-            labels, gt_bad = capture.read_ground_truth(aws, cfg.ground_truth_uri, todo[0].start,
-                                                       now + dt.timedelta(hours=1))
-            bad = list(gt_bad)
-            gt_bad_by_window = _count_by_window(cfg, gt_bad)
+            label_batch = capture.read_labels(aws, cfg.ground_truth_uri, todo[0].start, now + dt.timedelta(hours=1))
+            labels, bad = label_batch.labels, list(label_batch.quarantined)
+            gt_bad_by_window = _count_by_window(cfg, bad)
+            label_lines = label_batch.by_window(cfg.window)
         datums, est_datums = [], []
         results = engine.run_windows(cfg, aws, engine.metrics_window, every, capture_uri=uri, features=features,
                                      labels=labels, label_faults=gt_bad_by_window, segment_columns=cfg.segment_columns,
@@ -144,6 +144,7 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
             if w.label in no_traffic:
                 quiet.append(w.label)
             bad += res["quarantined"]
+            row.update(label_lines.get(w.label) or dict.fromkeys(capture.LABEL_KEYS.values(), 0))
             rows_by[w.label] = {**row, "closed_as": "no traffic" if w.label in no_traffic else
                                 "unlabelled" if w.label in unlabelled else "published"}
             segs_by[w.label] = segments
@@ -278,3 +279,18 @@ def _store_quarantine(aws: Aws, cfg: Params, bad: list[dict], todo: list[windows
         body = "\n".join(json.dumps(b) for b in bad).encode()
         put_bytes(aws, cfg.bucket, cfg.key("quarantine", STAGE, f"{todo[0].label}_{todo[-1].label}.jsonl"), body,
                   "application/jsonl")
+
+
+READ_COLUMNS = ["window", "lines", "lines_read", "lines_quarantined", "lines_outside", "requests", "captured",
+                "input_only", "output_only", "label_lines", "label_lines_read", "label_lines_quarantined"]
+
+
+def read_table(history: pd.DataFrame | list[dict]) -> pd.DataFrame:
+    """What each window read, by window: its capture lines and how each was accounted for (read, quarantined,
+    outside), ``accounted`` (lines == read + quarantined + outside), the requests and records read, and the
+    ground-truth lines of its partitions; windows recorded before lines were counted show blanks."""
+    frame = pd.DataFrame(history).reindex(columns=READ_COLUMNS).set_index("window")
+    counts = frame.astype("Float64").astype("Int64")
+    parts = counts["lines_read"] + counts["lines_quarantined"] + counts["lines_outside"]
+    counts.insert(4, "accounted", (counts["lines"] == parts).astype("boolean"))
+    return counts.rename(columns={"captured": "records"})
