@@ -1,4 +1,4 @@
-"""Command line: ``python -m monitor_utils run | iam-policy | workflow | retraining-step ...`` (and ``monitor-utils ...``)."""
+"""Command line: ``python -m monitor_utils run | iam-policy | workflow | emulator | retraining-step ...`` (and ``monitor-utils ...``)."""
 
 from __future__ import annotations
 
@@ -44,6 +44,16 @@ def parser() -> argparse.ArgumentParser:
                                    "input every execution receives (scheduled or started by the stage). No AWS access.")
     w.add_argument("-f", "--file", action="append", metavar="PARAMS", help="YAML params file; repeat to merge in order")
     w.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="override one parameter, applied last")
+    e = sub.add_parser("emulator", help="serve the emulator with the simulated world of these params, for aws mode",
+                       description="Start the local AWS emulator (moto's server and the suite's additions) on "
+                                   "127.0.0.1, build the simulated world of these params in it, print its URL, write "
+                                   "aws-mode params pointing the suite at that world (--write-params), and serve until "
+                                   "Ctrl-C or SIGTERM. Then: AWS_ENDPOINT_URL=<url> python -m monitor_utils run -f "
+                                   "<written params>. Needs the local extra (moto).")
+    e.add_argument("-f", "--file", action="append", metavar="PARAMS", help="YAML params file; repeat to merge in order")
+    e.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="override one parameter, applied last")
+    e.add_argument("--port", type=int, default=0, metavar="N", help="port on 127.0.0.1 (default: a free one)")
+    e.add_argument("--write-params", metavar="FILE", help="write the aws-mode params for the served world here")
     sub.add_parser("retraining-step", add_help=False,
                    help="run one job step of the retraining workflow (decide, train, compare); what its SageMaker "
                         "jobs run (see --help)")
@@ -126,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
         return _iam_policy(args)
     if args.command == "workflow":
         return _workflow(args)
+    if args.command == "emulator":
+        from .local.serve import main as serve_emulator  # local mode only: needs the local extra
+
+        return serve_emulator(args)
     return 2
 
 

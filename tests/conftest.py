@@ -10,7 +10,8 @@ import tempfile
 
 import pytest
 
-from monitor_utils import config, local, world
+from monitor_utils import config, local
+from monitor_utils.local import world
 from monitor_utils.aws import connect
 from monitor_utils.context import run_clock
 

@@ -1,0 +1,227 @@
+"""Local mode only: the emulator's CloudWatch as CloudWatch documents it where moto falls short: percentile statistics,
+composite alarms, and alarms evaluated (with the suite's own M-of-N evaluator) as the emulator's clock stands."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+import threading
+from typing import Any
+
+import pandas as pd
+
+from .. import alarms, alerting
+
+PERCENTILE = re.compile(r"^p(\d{1,2}(?:\.\d+)?|100)$")
+_RULE_CALL = re.compile(r'(ALARM|OK|INSUFFICIENT_DATA)\(\s*"?([^")]+?)"?\s*\)')
+_RULE_WORDS = re.compile(r"\b(AND|OR|NOT|TRUE|FALSE)\b")
+_CLOCK: dict[str, Any] = {}  # "now" (aware UTC) and "lookback" (timedelta) once evaluate_alarms_at was called
+_LOCK = threading.Lock()
+_EVALUATED: dict[tuple, tuple] = {}  # (account, region) -> what the last evaluation saw
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    """The ``p``-th percentile of raw values by nearest rank: the smallest value with at least p% of the values at or
+    below it (an observed value, as CloudWatch returns for raw data); None without values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(p / 100.0 * len(ordered)))
+    return float(ordered[min(rank, len(ordered)) - 1])
+
+
+def percentile_of(stats, stat: str) -> float | None:
+    """A percentile statistic (``p99``, ``p99.9``) of the datums of a moto ``Statistics``: raw values, and statistic
+    sets only where CloudWatch can take percentiles of them (SampleCount 1, or Minimum equal to Maximum)."""
+    m = PERCENTILE.match(stat)
+    if not m:
+        return None
+    values = list(stats.metric_single_values_list)
+    for s in stats.metric_aggregated_list:
+        if s.sample_count == 1 or s.min == s.max:
+            values += [float(s.min)] * int(s.sample_count)
+    return percentile(values, float(m.group(1)))
+
+
+def evaluate_alarms_at(now: dt.datetime | None, lookback: dt.timedelta = dt.timedelta(days=30)) -> None:
+    """Evaluate alarms whenever they are described, as CloudWatch would at ``now`` (None: stop evaluating, as in
+    local mode, where the suite drives alarm states itself), over the metric history since ``now - lookback``."""
+    with _LOCK:
+        _CLOCK.clear()
+        _EVALUATED.clear()
+        if now is not None:
+            _CLOCK.update(now=now.astimezone(dt.timezone.utc), lookback=lookback)
+
+
+def spec_of(alarm) -> dict:
+    """A moto alarm as the PutMetricAlarm request that made it (the shape the suite's evaluator reads)."""
+    spec: dict[str, Any] = {"AlarmName": alarm.name, "ComparisonOperator": alarm.comparison_operator,
+                            "EvaluationPeriods": int(alarm.evaluation_periods),
+                            "TreatMissingData": alarm.treat_missing_data or alarms.MISSING}
+    if alarm.threshold is not None:
+        spec["Threshold"] = float(alarm.threshold)
+    if alarm.datapoints_to_alarm:
+        spec["DatapointsToAlarm"] = int(alarm.datapoints_to_alarm)
+    if alarm.threshold_metric_id:
+        spec["ThresholdMetricId"] = alarm.threshold_metric_id
+    if alarm.metric_data_queries:
+        spec["Metrics"] = []
+        for q in alarm.metric_data_queries:
+            query: dict[str, Any] = {"Id": q.id, "ReturnData": str(q.return_data).lower() != "false"}
+            if q.expression:
+                query["Expression"] = q.expression
+            if q.period:
+                query["Period"] = int(q.period)
+            if q.metric_stat is not None:
+                metric = q.metric_stat.metric
+                query["MetricStat"] = {"Metric": {"Namespace": metric.namespace, "MetricName": metric.metric_name,
+                                                  "Dimensions": [{"Name": d.name, "Value": d.value}
+                                                                 for d in metric.dimensions]},
+                                       "Period": int(q.metric_stat.period), "Stat": q.metric_stat.stat}
+            spec["Metrics"].append(query)
+        return spec
+    spec.update(Namespace=alarm.namespace, MetricName=alarm.metric_name, Period=int(alarm.period),
+                Dimensions=[{"Name": d.name, "Value": d.value} for d in alarm.dimensions])
+    spec["ExtendedStatistic" if alarm.extended_statistic else "Statistic"] = alarm.extended_statistic or alarm.statistic
+    return spec
+
+
+def _naive(t: pd.Timestamp) -> dt.datetime:
+    return t.tz_convert("UTC").tz_localize(None).to_pydatetime() if t.tzinfo else t.to_pydatetime()
+
+
+def metric_series(backend, metric_stat: dict, start: dt.datetime, end: dt.datetime) -> pd.Series:
+    """What GetMetricData answers for one MetricStat over [start, end) on the period grid, read from the store in one
+    pass (NaN where a period has no datum); the values come from moto's own statistics (with percentiles added)."""
+    from moto.cloudwatch.models import Dimension, Statistics
+
+    period = int(metric_stat["Period"])
+    grid = alerting.period_grid(period, start, end)
+    if not len(grid):
+        return pd.Series([], index=grid, dtype=float)
+    metric = metric_stat["Metric"]
+    dims = sorted(Dimension(d["Name"], d["Value"]) for d in metric.get("Dimensions", []))
+    first, stop = _naive(grid[0]), _naive(pd.Timestamp(end))
+    buckets: dict[int, list] = {}
+    for md in backend.get_all_metrics():
+        if (md.namespace == metric["Namespace"] and md.name == metric["MetricName"] and first <= md.timestamp < stop
+                and sorted(md.dimensions) == dims):
+            buckets.setdefault(int((md.timestamp - first).total_seconds()) // period, []).append(md)
+    values = []
+    for i, t in enumerate(grid):
+        stats = Statistics([metric_stat["Stat"]], _naive(t))
+        stats.metric_data = buckets.get(i, [])
+        v = stats.get_statistics_for_type(metric_stat["Stat"]) if stats.metric_data else None
+        values.append(float("nan") if v is None else float(v))
+    return pd.Series(values, index=grid, dtype=float)
+
+
+def rule_state(rule: str, states: dict[str, str]) -> str:
+    """A composite alarm's state from its rule (``ALARM("a") OR NOT OK(b)``, TRUE, FALSE, AND, OR, NOT, brackets)
+    and its children's states: ALARM when the rule holds, else OK."""
+
+    def call(m: re.Match) -> str:
+        return f" {states.get(m.group(2).strip(), alarms.INSUFFICIENT_DATA) == m.group(1)} "
+
+    text = _RULE_WORDS.sub(lambda m: {"AND": " and ", "OR": " or ", "NOT": " not ", "TRUE": " True ",
+                                      "FALSE": " False "}[m.group(1)], _RULE_CALL.sub(call, rule))
+    if re.sub(r"\b(True|False|and|or|not)\b|[()\s]", "", text):
+        raise ValueError(f"AlarmRule {rule!r}: only ALARM/OK/INSUFFICIENT_DATA(name), TRUE, FALSE, AND, OR, NOT")
+    return alarms.ALARM if eval(text, {"__builtins__": {}}) else alarms.OK  # noqa: S307 - only booleans remain
+
+
+def evaluate_all(backend) -> None:
+    """Evaluate every alarm of ``backend`` at the emulator's clock (metric alarms first, then composite rules) and
+    record state changes as CloudWatch does; nothing when the clock is not set or nothing changed since last time."""
+    if not _CLOCK:
+        return
+    with _LOCK:
+        seen = (len(backend.metric_data), tuple(sorted((a.name, str(a.configuration_updated_timestamp))
+                                                       for a in backend.alarms.values())))
+        key = (backend.account_id, backend.region_name)
+        if _EVALUATED.get(key) == seen:
+            return
+        now, lookback = _CLOCK["now"], _CLOCK["lookback"]
+        when = f"evaluated by the emulator at {now.isoformat()}"
+        end, start = now + dt.timedelta(seconds=1), now - lookback
+        for alarm in [a for a in backend.alarms.values() if a.rule is None]:
+            spec = spec_of(alarm)
+            if any("Expression" in q and "ANOMALY_DETECTION_BAND" in q["Expression"] for q in spec.get("Metrics", [])):
+                continue  # bands are trained by CloudWatch over weeks; the emulator leaves such alarms as they are
+            history = alerting.history_of(spec, lambda ms: metric_series(backend, ms, start, end))
+            _, state = alerting.evaluated(spec, history)
+            if state != alarm.state_value:
+                alarm.update_state(when, "{}", state)
+        states = {a.name: a.state_value for a in backend.alarms.values()}
+        for alarm in [a for a in backend.alarms.values() if a.rule is not None]:
+            state = rule_state(alarm.rule, states)
+            if state != alarm.state_value:
+                alarm.update_state(when, "{}", state)
+        _EVALUATED[key] = seen
+
+
+def install() -> None:
+    """Patch moto's CloudWatch: percentile statistics (GetMetricData, GetMetricStatistics' ExtendedStatistics),
+    PutCompositeAlarm, DescribeAlarms' AlarmTypes, and alarm evaluation when alarms are described."""
+    from moto.core.responses import ActionResult, EmptyResult
+    from moto.cloudwatch import models, responses
+
+    original_stat = models.Statistics.get_statistics_for_type
+
+    def get_statistics_for_type(self, stat: str):
+        return percentile_of(self, stat) if PERCENTILE.match(stat) else original_stat(self, stat)
+
+    models.Statistics.get_statistics_for_type = get_statistics_for_type
+
+    def extended_statistics(self) -> dict | None:
+        wanted = getattr(self, "extended", None)
+        return {p: percentile_of(self, p) for p in wanted} if wanted else None
+
+    models.Statistics.extended_statistics = property(extended_statistics)
+
+    def get_metric_statistics(self) -> ActionResult:
+        result = original_get_metric_statistics(self)
+        extended = self._get_param("ExtendedStatistics") or []
+        for bad in [p for p in extended if not PERCENTILE.match(p)]:
+            from moto.cloudwatch.exceptions import InvalidParameterValue
+
+            raise InvalidParameterValue(f"The value {bad} for parameter ExtendedStatistics is not supported.")
+        for point in result.result["Datapoints"] if hasattr(result, "result") else []:
+            point.extended = extended
+        return result
+
+    original_get_metric_statistics = responses.CloudWatchResponse.get_metric_statistics
+    responses.CloudWatchResponse.get_metric_statistics = get_metric_statistics
+
+    def put_composite_alarm(self) -> EmptyResult:
+        rule = self._get_param("AlarmRule")
+        rule_state(rule, {})  # a rule the emulator cannot read is refused now, not at evaluation
+        self.cloudwatch_backend.put_metric_alarm(
+            name=self._get_param("AlarmName"), namespace=None, metric_name=None, metric_data_queries=None,
+            comparison_operator=None, evaluation_periods=None, datapoints_to_alarm=None, period=None,
+            threshold=None, statistic=None, extended_statistic=None,
+            description=self._get_param("AlarmDescription"), dimensions=[],
+            alarm_actions=self._get_param("AlarmActions", []), ok_actions=self._get_param("OKActions", []),
+            insufficient_data_actions=self._get_param("InsufficientDataActions", []), unit=None,
+            actions_enabled=self._get_param("ActionsEnabled"), treat_missing_data=None,
+            evaluate_low_sample_count_percentile=None, threshold_metric_id=None, rule=rule,
+            tags=self._get_param("Tags", []))
+        return EmptyResult()
+
+    responses.CloudWatchResponse.put_composite_alarm = put_composite_alarm
+
+    original_describe = responses.CloudWatchResponse.describe_alarms
+
+    def describe_alarms(self) -> ActionResult:
+        evaluate_all(self.cloudwatch_backend)
+        result = original_describe(self)
+        types = self._get_param("AlarmTypes") or ["MetricAlarm"]  # CloudWatch's default: metric alarms only
+        if hasattr(result, "result"):
+            if "MetricAlarm" not in types:
+                result.result["MetricAlarms"] = []
+            if "CompositeAlarm" not in types:
+                result.result["CompositeAlarms"] = []
+        return result
+
+    responses.CloudWatchResponse.describe_alarms = describe_alarms
