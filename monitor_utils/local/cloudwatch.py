@@ -163,7 +163,8 @@ def evaluate_all(backend) -> None:
 
 def install() -> None:
     """Patch moto's CloudWatch: percentile statistics (GetMetricData, GetMetricStatistics' ExtendedStatistics),
-    PutCompositeAlarm, DescribeAlarms' AlarmTypes, and alarm evaluation when alarms are described."""
+    PutCompositeAlarm, Put/DescribeAnomalyDetector(s) (stored, never trained), DescribeAlarms' AlarmTypes, and alarm
+    evaluation when alarms are described."""
     from moto.core.responses import ActionResult, EmptyResult
     from moto.cloudwatch import models, responses
 
@@ -210,6 +211,36 @@ def install() -> None:
         return EmptyResult()
 
     responses.CloudWatchResponse.put_composite_alarm = put_composite_alarm
+
+    def detectors(backend) -> dict:
+        if not hasattr(backend, "anomaly_detectors"):
+            backend.anomaly_detectors = {}
+        return backend.anomaly_detectors
+
+    def put_anomaly_detector(self) -> EmptyResult:
+        single = self._get_param("SingleMetricAnomalyDetector") or {
+            k: self._get_param(k) for k in ("Namespace", "MetricName", "Dimensions", "Stat") if self._get_param(k)}
+        if not single.get("MetricName") or not single.get("Namespace") or not single.get("Stat"):
+            from moto.cloudwatch.exceptions import InvalidParameterValue
+
+            raise InvalidParameterValue("SingleMetricAnomalyDetector needs Namespace, MetricName and Stat")
+        dims = sorted((d["Name"], d["Value"]) for d in single.get("Dimensions") or [])
+        key = (single["Namespace"], single["MetricName"], tuple(dims), single["Stat"])
+        detectors(self.cloudwatch_backend)[key] = {
+            "SingleMetricAnomalyDetector": {**single, "Dimensions": single.get("Dimensions") or []},
+            "Configuration": self._get_param("Configuration") or {"ExcludedTimeRanges": []},
+            "StateValue": "PENDING_TRAINING"}  # the emulator never trains a band
+        return EmptyResult()
+
+    def describe_anomaly_detectors(self) -> ActionResult:
+        name, namespace = self._get_param("MetricName"), self._get_param("Namespace")
+        found = [d for d in detectors(self.cloudwatch_backend).values()
+                 if (not name or d["SingleMetricAnomalyDetector"]["MetricName"] == name)
+                 and (not namespace or d["SingleMetricAnomalyDetector"]["Namespace"] == namespace)]
+        return ActionResult({"AnomalyDetectors": found})
+
+    responses.CloudWatchResponse.put_anomaly_detector = put_anomaly_detector
+    responses.CloudWatchResponse.describe_anomaly_detectors = describe_anomaly_detectors
 
     original_describe = responses.CloudWatchResponse.describe_alarms
 

@@ -13,9 +13,8 @@ import yaml
 
 from .. import config
 from ..aws import DUMMY_CREDENTIALS, connect
-from ..capture import capture_uri_for
 from . import server, world
-from .emulator import evaluate_alarms_at
+from .cloudwatch import evaluate_alarms_at
 
 # keys that describe only the simulated world or local runs: the aws-mode params leave them out
 LOCAL_ONLY_KEYS = ("scenario", "seed", "world", "faults", "data_path", "outbox_dir", "run_dir")
@@ -25,9 +24,7 @@ def aws_params(cfg: config.Params, now: str) -> dict:
     """The aws-mode params that point the suite at the world ``cfg`` built: the same names, the world's prefixes
     written out, the run's clock pinned to the world's end (``now``)."""
     out = {k: v for k, v in cfg.to_dict().items() if k not in LOCAL_ONLY_KEYS}
-    out.update(aws_mode="aws", now=now, profile="", role_arn="",
-               capture_prefix=capture_uri_for(cfg.capture_uri, cfg.endpoint_name, cfg.variant_name)
-               if not cfg.capture_prefix else cfg.capture_prefix,
+    out.update(aws_mode="aws", now=now, profile="", role_arn="", capture_prefix=cfg.capture_uri,
                ground_truth_prefix=cfg.ground_truth_uri)
     config.validate(out, source="the written aws-mode params")  # what it writes, the suite accepts
     return out
