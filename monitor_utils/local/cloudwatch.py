@@ -174,6 +174,16 @@ def install() -> None:
         return percentile_of(self, stat) if PERCENTILE.match(stat) else original_stat(self, stat)
 
     models.Statistics.get_statistics_for_type = get_statistics_for_type
+    original_get_metric_data = models.CloudWatchBackend.get_metric_data
+
+    def get_metric_data(self, queries, start_time, end_time, scan_by="TimestampAscending"):
+        results = original_get_metric_data(self, queries, start_time, end_time, scan_by)
+        for r in results:  # a period whose datums have no such statistic (a percentile of a set) is left out
+            kept = [(t, v) for t, v in zip(r["timestamps"], r["values"]) if v is not None]
+            r["timestamps"], r["values"] = [t for t, _ in kept], [v for _, v in kept]
+        return results
+
+    models.CloudWatchBackend.get_metric_data = get_metric_data
 
     def extended_statistics(self) -> dict | None:
         wanted = getattr(self, "extended", None)
@@ -197,7 +207,12 @@ def install() -> None:
 
     def put_composite_alarm(self) -> EmptyResult:
         rule = self._get_param("AlarmRule")
-        rule_state(rule, {})  # a rule the emulator cannot read is refused now, not at evaluation
+        try:
+            rule_state(rule, {})  # a rule the emulator cannot read is refused now, not at evaluation
+        except ValueError as exc:
+            from moto.cloudwatch.exceptions import ValidationError
+
+            raise ValidationError(str(exc)) from None
         self.cloudwatch_backend.put_metric_alarm(
             name=self._get_param("AlarmName"), namespace=None, metric_name=None, metric_data_queries=None,
             comparison_operator=None, evaluation_periods=None, datapoints_to_alarm=None, period=None,
