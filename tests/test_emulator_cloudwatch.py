@@ -4,10 +4,12 @@ alarms, anomaly detectors, DescribeAlarms' AlarmTypes, and alarms evaluated at t
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import numpy as np
 import pytest
 from botocore.exceptions import ClientError
+from conftest import subscribe_queue
 
 from monitor_utils import alarms, alerting, config
 from monitor_utils.aws import connect
@@ -127,7 +129,9 @@ def test_alarms_are_evaluated_at_the_emulators_clock_as_the_suite_evaluates_them
         "AlarmName": "unit-evaluated-p99", "Namespace": namespace, "MetricName": "Latency", "ExtendedStatistic": "p99",
         "Period": 3600, "EvaluationPeriods": 3, "DatapointsToAlarm": 2, "Threshold": 300.0,
         "ComparisonOperator": "GreaterThanThreshold", "TreatMissingData": "missing"})
-    cw.put_metric_alarm(**spec)
+    topic = aws_session.client("sns").create_topic(Name="unit-evaluated")["TopicArn"]
+    queue = subscribe_queue(aws_session, topic, "unit-evaluated")
+    cw.put_metric_alarm(**spec, AlarmActions=[topic], OKActions=[topic])
     cw.put_composite_alarm(AlarmName="unit-evaluated-any", AlarmRule='ALARM("unit-evaluated-p99")')
     states = {}
     for label, clock in (("unevaluated", None), ("slow", T0 + 8 * HOUR), ("recovered", T0 + 11 * HOUR)):
@@ -139,3 +143,9 @@ def test_alarms_are_evaluated_at_the_emulators_clock_as_the_suite_evaluates_them
             history = alerting.alarm_history(aws_session, spec, clock - dt.timedelta(hours=12), clock + dt.timedelta(seconds=1))
             assert states[label][0] == alerting.evaluated(spec, history)[1]
     assert states == {"unevaluated": ("OK", "OK"), "slow": ("ALARM", "ALARM"), "recovered": ("OK", "OK")}
+    sqs, sent = aws_session.client("sqs"), []
+    for _ in range(3):
+        for m in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
+            sent.append(json.loads(json.loads(m["Body"])["Message"]))
+    assert [(m["AlarmName"], m["OldStateValue"], m["NewStateValue"]) for m in sent] == [
+        ("unit-evaluated-p99", "OK", "ALARM"), ("unit-evaluated-p99", "ALARM", "OK")]  # as CloudWatch notifies

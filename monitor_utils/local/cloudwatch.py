@@ -4,6 +4,7 @@ composite alarms, and alarms evaluated (with the suite's own M-of-N evaluator) a
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import re
 import threading
@@ -132,8 +133,9 @@ def rule_state(rule: str, states: dict[str, str]) -> str:
 
 
 def evaluate_all(backend) -> None:
-    """Evaluate every alarm of ``backend`` at the emulator's clock (metric alarms first, then composite rules) and
-    record state changes as CloudWatch does; nothing when the clock is not set or nothing changed since last time."""
+    """Evaluate every alarm of ``backend`` at the emulator's clock (metric alarms first, then composite rules), record
+    state changes and notify their SNS actions as CloudWatch does; nothing when the clock is not set or nothing
+    changed since last time."""
     if not _CLOCK:
         return
     with _LOCK:
@@ -151,14 +153,35 @@ def evaluate_all(backend) -> None:
                 continue  # bands are trained by CloudWatch over weeks; the emulator leaves such alarms as they are
             history = alerting.history_of(spec, lambda ms: metric_series(backend, ms, start, end))
             _, state = alerting.evaluated(spec, history)
-            if state != alarm.state_value:
-                alarm.update_state(when, "{}", state)
+            _change(backend, alarm, state, when, now)
         states = {a.name: a.state_value for a in backend.alarms.values()}
         for alarm in [a for a in backend.alarms.values() if a.rule is not None]:
-            state = rule_state(alarm.rule, states)
-            if state != alarm.state_value:
-                alarm.update_state(when, "{}", state)
+            _change(backend, alarm, rule_state(alarm.rule, states), when, now)
         _EVALUATED[key] = seen
+
+
+def _change(backend, alarm, state: str, reason: str, now: dt.datetime) -> None:
+    """Move ``alarm`` to ``state`` as CloudWatch does: the state recorded, and the state's SNS actions notified."""
+    if state == alarm.state_value:
+        return
+    old = alarm.state_value
+    alarm.update_state(reason, "{}", state)
+    actions = {alarms.ALARM: alarm.alarm_actions, alarms.OK: alarm.ok_actions,
+               alarms.INSUFFICIENT_DATA: alarm.insufficient_data_actions}[state] if alarm.actions_enabled else []
+    topics = [arn for arn in actions or [] if ":sns:" in arn]
+    if not topics:
+        return
+    from moto.sns.models import sns_backends
+
+    message = json.dumps({"AlarmName": alarm.name, "AlarmDescription": alarm.description, "NewStateValue": state,
+                          "OldStateValue": old, "NewStateReason": reason, "StateChangeTime": now.isoformat(),
+                          "Region": backend.region_name, "AlarmArn": alarm.alarm_arn})
+    for arn in topics:
+        try:
+            sns_backends[backend.account_id][backend.region_name].publish(
+                message, arn=arn, subject=f'{state}: "{alarm.name}"'[:99])
+        except Exception:  # noqa: BLE001 - a topic that is gone: CloudWatch records the failed action and goes on
+            continue
 
 
 def install() -> None:
