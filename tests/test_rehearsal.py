@@ -14,6 +14,7 @@ from pathlib import Path
 import boto3
 import pytest
 import yaml
+from conftest import serve_world
 
 STAGES = ("00_setup", "10_metrics", "20_drift", "30_alerting", "40_dashboard", "50_retraining")
 FORBIDDEN = ("moto", "monitor_utils.local")
@@ -21,22 +22,30 @@ FORBIDDEN = ("moto", "monitor_utils.local")
 # that it is there, and refuses (and notes) any import of local mode or moto.
 IMPORT_GUARD = '''
 import importlib.abc, os, sys
-FORBIDDEN = REPLACED
+FORBIDDEN = %(forbidden)r
 _DIR = os.environ["MONITOR_UTILS_TEST_IMPORT_GUARD"]
-open(os.path.join(_DIR, "guarded-%d" % os.getpid()), "w").close()
+open(os.path.join(_DIR, "guarded-" + str(os.getpid())), "w").close()
 
 
 class _RefuseLocalMode(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if any(name == f or name.startswith(f + ".") for f in FORBIDDEN):
-            with open(os.path.join(_DIR, "imported-%d" % os.getpid()), "a") as out:
+            with open(os.path.join(_DIR, "imported-" + str(os.getpid())), "a") as out:
                 out.write(name + "\\n")
             raise ImportError("aws mode imported " + name)
         return None
 
 
 sys.meta_path.insert(0, _RefuseLocalMode())
-'''.replace("REPLACED", repr(FORBIDDEN))
+'''
+
+
+def write_guard(folder: Path, forbidden: tuple[str, ...] = FORBIDDEN) -> Path:
+    """A folder holding the import guard as ``sitecustomize.py`` (put it on PYTHONPATH, with
+    MONITOR_UTILS_TEST_IMPORT_GUARD naming it)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(IMPORT_GUARD % {"forbidden": forbidden})
+    return folder
 
 
 def client(served, service: str):
@@ -81,9 +90,7 @@ def run_aws_mode(served, output: Path, guard: Path) -> subprocess.CompletedProce
 def rehearsal(served_world, tmp_path_factory):
     """The suite run twice in aws mode against the served world, with the world's state after each run."""
     base = tmp_path_factory.mktemp("rehearsal")
-    guard = base / "guard"
-    guard.mkdir()
-    (guard / "sitecustomize.py").write_text(IMPORT_GUARD)
+    guard = write_guard(base / "guard")
     first = run_aws_mode(served_world, base / "first", guard)
     after_first = snapshot(served_world)
     second = run_aws_mode(served_world, base / "second", guard)
@@ -160,3 +167,35 @@ def test_alarm_states_in_aws_mode_are_local_modes(rehearsal, full_run):
     assert aws == local
     assert any(name.endswith("-latency-p99") for name in aws) and any(name.endswith("-ModelUnhealthy") for name in aws)
     assert "ALARM" in aws.values() and "OK" in aws.values()  # a comparison that can tell states apart
+
+
+TINY_WORLD = ["days=2", "world.requests_per_day=48", "world.train_rows=1000", "world.test_rows=500",
+              "now=2026-11-28T00:00:00Z"]
+
+
+def test_the_emulator_command_stops_cleanly_on_sigterm(tmp_path):
+    import urllib.request
+
+    with serve_world(tmp_path, TINY_WORLD) as served:
+        with urllib.request.urlopen(f"{served.url}/moto-api/config", timeout=5) as resp:
+            assert 200 <= resp.status < 300
+    assert served.log.read_text().rstrip().endswith("emulator stopped")
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"{served.url}/moto-api/config", timeout=2)
+
+
+def test_the_emulator_command_without_moto_names_the_local_extra(tmp_path):
+    """A production install has no moto: the command says which extra to install, without a traceback."""
+    guard = write_guard(tmp_path / "guard", ("moto",))
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-m", "monitor_utils", "emulator", "-f", str(root / "params" / "local.yaml"),
+                           *(a for o in TINY_WORLD for a in ("-p", o))], capture_output=True, text=True, timeout=120,
+                          env={**served_env_without_local(), "PYTHONPATH": str(guard),
+                               "MONITOR_UTILS_TEST_IMPORT_GUARD": str(guard)})
+    assert proc.returncode == 1 and "monitor_utils[local]" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def served_env_without_local() -> dict:
+    import os
+
+    return {k: v for k, v in os.environ.items() if k not in ("MONITOR_UTILS_LOCAL_ENDPOINT", "AWS_ENDPOINT_URL")}

@@ -167,3 +167,14 @@ def test_aws_mode_never_imports_the_simulator():
             "from monitor_utils.stages import setup, metrics, drift, alerting, dashboard, retraining\n"
             "assert 'monitor_utils.local' not in sys.modules, 'local mode imported'\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_moto_is_the_local_extra_only():
+    """A production install (``pip install monitor_utils``) goes without moto; ``make`` installs the local extra."""
+    import tomllib
+
+    root = PACKAGE.parent
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    assert not [d for d in project["dependencies"] if d.lower().startswith("moto")]
+    assert [d for d in project["optional-dependencies"]["local"] if d.startswith("moto[server]")]
+    assert "-e '.[dev,local]'" in (root / "Makefile").read_text()

@@ -105,9 +105,9 @@ def start(configure_step_functions: bool = True, port: int = 0) -> LocalAws:
     """
     try:
         from moto.server import ThreadedMotoServer
-    except ImportError as exc:  # pragma: no cover - moto is a dependency
-        raise LocalAwsError(f"local mode needs moto's server ({exc}); install the package with `make run` "
-                            "or `pip install 'moto[server]'`, or set aws_mode: aws") from None
+    except ImportError as exc:  # a production install (without the local extra)
+        raise LocalAwsError(f"local mode needs moto's server ({exc}): install the package's local extra "
+                            "(`pip install 'monitor_utils[local]'`; `make run` does), or set aws_mode: aws") from None
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     from .emulator import install as install_emulator
 
