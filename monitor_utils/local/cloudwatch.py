@@ -1,5 +1,4 @@
-"""Local mode only: the emulator's CloudWatch as CloudWatch documents it where moto falls short: percentile statistics,
-composite alarms, and alarms evaluated (with the suite's own M-of-N evaluator) as the emulator's clock stands."""
+"""Local mode only: the emulator's CloudWatch as CloudWatch documents it (percentiles, composite alarms, evaluation)."""
 
 from __future__ import annotations
 
