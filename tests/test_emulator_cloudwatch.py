@@ -149,3 +149,25 @@ def test_alarms_are_evaluated_at_the_emulators_clock_as_the_suite_evaluates_them
             sent.append(json.loads(json.loads(m["Body"])["Message"]))
     assert [(m["AlarmName"], m["OldStateValue"], m["NewStateValue"]) for m in sent] == [
         ("unit-evaluated-p99", "OK", "ALARM"), ("unit-evaluated-p99", "ALARM", "OK")]  # as CloudWatch notifies
+
+
+def test_set_alarm_state_notifies_only_when_served_for_aws_mode(cw, aws_session):
+    """CloudWatch notifies a state's actions on SetAlarmState (what test-fire checks in aws mode); in local mode the
+    suite's driver notifies, so the emulator must not notify a second time."""
+    topic = aws_session.client("sns").create_topic(Name="unit-set-state")["TopicArn"]
+    queue = subscribe_queue(aws_session, topic, "unit-set-state")
+    cw.put_metric_alarm(AlarmName="unit-set-state", Namespace="Unit/SetState", MetricName="M", Statistic="Sum",
+                        Period=3600, EvaluationPeriods=1, Threshold=1.0, ComparisonOperator="GreaterThanThreshold",
+                        AlarmActions=[topic])
+    sqs = aws_session.client("sqs")
+
+    def received() -> list[str]:
+        got = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        return [json.loads(json.loads(m["Body"])["Message"])["NewStateValue"] for m in got]
+
+    cw.set_alarm_state(AlarmName="unit-set-state", StateValue="ALARM", StateReason="local mode")
+    assert received() == []
+    cw.set_alarm_state(AlarmName="unit-set-state", StateValue="OK", StateReason="back")
+    CW.evaluate_alarms_at(T0, dt.timedelta(hours=1))
+    cw.set_alarm_state(AlarmName="unit-set-state", StateValue="ALARM", StateReason="test-fire")
+    assert received() == ["ALARM"]

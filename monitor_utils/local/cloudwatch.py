@@ -165,6 +165,12 @@ def _change(backend, alarm, state: str, reason: str, now: dt.datetime) -> None:
         return
     old = alarm.state_value
     alarm.update_state(reason, "{}", state)
+    _notify(backend, alarm, old, reason, now)
+
+
+def _notify(backend, alarm, old: str, reason: str, now: dt.datetime) -> None:
+    """Publish an alarm's state change to the SNS topics among the actions of its new state (when actions are on)."""
+    state = alarm.state_value
     actions = {alarms.ALARM: alarm.alarm_actions, alarms.OK: alarm.ok_actions,
                alarms.INSUFFICIENT_DATA: alarm.insufficient_data_actions}[state] if alarm.actions_enabled else []
     topics = [arn for arn in actions or [] if ":sns:" in arn]
@@ -185,8 +191,9 @@ def _change(backend, alarm, state: str, reason: str, now: dt.datetime) -> None:
 
 def install() -> None:
     """Patch moto's CloudWatch: percentile statistics (GetMetricData, GetMetricStatistics' ExtendedStatistics),
-    PutCompositeAlarm, Put/DescribeAnomalyDetector(s) (stored, never trained), DescribeAlarms' AlarmTypes, and alarm
-    evaluation when alarms are described."""
+    PutCompositeAlarm, Put/DescribeAnomalyDetector(s) (stored, never trained), DescribeAlarms' AlarmTypes, and, once
+    :func:`evaluate_alarms_at` set a clock, alarm evaluation when alarms are described and SNS notifications of state
+    changes (SetAlarmState's too), as CloudWatch sends them."""
     from moto.core.responses import ActionResult, EmptyResult
     from moto.cloudwatch import models, responses
 
@@ -293,3 +300,15 @@ def install() -> None:
         return result
 
     responses.CloudWatchResponse.describe_alarms = describe_alarms
+
+    original_set_state = responses.CloudWatchResponse.set_alarm_state
+
+    def set_alarm_state(self) -> EmptyResult:
+        alarm = self.cloudwatch_backend.alarms.get(self._get_param("AlarmName"))
+        old = alarm.state_value if alarm is not None else None
+        result = original_set_state(self)
+        if _CLOCK and alarm is not None and alarm.state_value != old:  # served for aws mode: CloudWatch notifies
+            _notify(self.cloudwatch_backend, alarm, old, alarm.state_reason, _CLOCK["now"])
+        return result
+
+    responses.CloudWatchResponse.set_alarm_state = set_alarm_state
