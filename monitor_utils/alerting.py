@@ -206,36 +206,28 @@ def ensure_paging(aws: Aws, cfg: Params) -> tuple[str, list[str]]:
 
 # --- metric history -----------------------------------------------------------------------------
 
-LOCAL_CHUNK_PERIODS = 168  # GetMetricData periods per request on the emulator (see metric_series)
 
 def metric_series(aws: Aws, metric_stat: dict, start: dt.datetime, end: dt.datetime) -> pd.Series:
-    """One metric's values on the period grid [start, end), indexed by each period's aligned timestamp (NaN = missing).
-
-    The emulator scans the metric's datums of the requested range once per period, so locally the range is
-    fetched in chunks of a week of periods (a chunk costs its length squared there, a request costs a round trip).
-    """
+    """One metric's values on the period grid [start, end), indexed by each period's aligned timestamp (NaN = missing)."""
     period = int(metric_stat["Period"])
     grid = period_grid(period, start, end)
-    start = grid[0] if len(grid) else pd.Timestamp(start).floor(f"{period}s")
+    if not len(grid):
+        return pd.Series([], index=grid, dtype=float)
     query = {"Id": "q", "MetricStat": {"Metric": metric_stat["Metric"], "Period": period, "Stat": metric_stat["Stat"]},
              "ReturnData": True}
-    step = dt.timedelta(seconds=period * LOCAL_CHUNK_PERIODS) if aws.mode == "local" else pd.Timestamp(end) - start
+    first = grid[0].to_pydatetime()
+    kwargs = {"MetricDataQueries": [query], "StartTime": first, "EndTime": end}
     values: dict = {}
-    chunk_start = start.to_pydatetime()
-    while chunk_start < end:
-        chunk_end = min(chunk_start + step, end)
-        kwargs = {"MetricDataQueries": [query], "StartTime": chunk_start, "EndTime": chunk_end}
-        while True:
-            resp = aws.client("cloudwatch").get_metric_data(**kwargs)
-            for r in resp["MetricDataResults"]:
-                for ts, v in zip(r["Timestamps"], r["Values"]):
-                    t = pd.Timestamp(ts).tz_convert("UTC").floor(f"{period}s")
-                    if chunk_start <= t < chunk_end:
-                        values[t] = v
-            if not resp.get("NextToken"):
-                break
-            kwargs["NextToken"] = resp["NextToken"]
-        chunk_start = chunk_end
+    while True:
+        resp = aws.client("cloudwatch").get_metric_data(**kwargs)
+        for r in resp["MetricDataResults"]:
+            for ts, v in zip(r["Timestamps"], r["Values"]):
+                t = pd.Timestamp(ts).tz_convert("UTC").floor(f"{period}s")
+                if first <= t < end:
+                    values[t] = v
+        if not resp.get("NextToken"):
+            break
+        kwargs["NextToken"] = resp["NextToken"]
     return pd.Series([values.get(t, float("nan")) for t in grid], index=grid, dtype=float)
 
 

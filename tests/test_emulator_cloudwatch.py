@@ -171,3 +171,38 @@ def test_set_alarm_state_notifies_only_when_served_for_aws_mode(cw, aws_session)
     CW.evaluate_alarms_at(T0, dt.timedelta(hours=1))
     cw.set_alarm_state(AlarmName="unit-set-state", StateValue="ALARM", StateReason="test-fire")
     assert received() == ["ALARM"]
+
+
+@pytest.mark.parametrize("stat", ["Sum", "Average", "Maximum", "SampleCount", "p90"])
+@pytest.mark.parametrize("scan_by", ["TimestampAscending", "TimestampDescending"])
+def test_one_metric_stat_answers_what_motos_get_metric_data_answers(emulator, stat, scan_by):
+    """The one-pass GetMetricData gives moto's own answer (moto's function is the reference): datums of other
+    names, namespaces, dimensions and units, on period edges and at the range's end."""
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    aws = connect(config.validate({}), emulator.url, faults=False)
+    cw, rng = aws.client("cloudwatch"), np.random.default_rng(11)
+    namespace, dims = f"Unit/OnePass{stat}{scan_by}", [{"Name": "EndpointName", "Value": "ep"}]
+    start = T0 + dt.timedelta(minutes=7)  # not on a period boundary: periods start at StartTime, as moto's do
+    for i in range(60):
+        when = start + dt.timedelta(minutes=int(rng.integers(0, 6 * 60)))
+        cw.put_metric_data(Namespace=namespace, MetricData=[
+            {"MetricName": "Latency", "Timestamp": when, "Value": float(rng.normal(100, 20)), "Dimensions": dims,
+             "Unit": "Milliseconds"},
+            {"MetricName": "Latency", "Timestamp": when, "Value": 1.0, "Unit": "Milliseconds"},  # no dimensions
+            {"MetricName": "Other", "Timestamp": when, "Value": 5.0, "Dimensions": dims}])
+    cw.put_metric_data(Namespace=namespace, MetricData=[{"MetricName": "Latency", "Timestamp": start + 5 * HOUR,
+                                                         "Value": 7.0, "Dimensions": dims}])  # the end: left out
+    backend = cloudwatch_backends[aws.account_id][aws.region]
+    end = start + 5 * HOUR
+    answers = []
+    for metric, unit in (({"Namespace": namespace, "MetricName": "Latency", "Dimensions": dims}, None),
+                         ({"Namespace": namespace, "MetricName": "Latency"}, "Milliseconds"),
+                         ({"Namespace": namespace, "MetricName": "Latency", "Dimensions": dims}, "Count")):
+        query = {"Id": "q", "MetricStat": {"Metric": metric, "Period": 3600, "Stat": stat, **({"Unit": unit} if unit else {})}}
+        naive = {"start_time": start.replace(tzinfo=None), "end_time": end.replace(tzinfo=None)}
+        fast = CW.one_metric_stat(backend, query, naive["start_time"], naive["end_time"], scan_by)
+        reference = CW.MOTO_GET_METRIC_DATA(backend, [query], naive["start_time"], naive["end_time"], scan_by)
+        assert fast == reference
+        answers.append(fast[0]["values"])
+    assert len(answers[0]) == 5 and len(answers[1]) == 5 and answers[2] == []  # a unit no datum has: nothing

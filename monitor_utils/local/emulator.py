@@ -162,7 +162,6 @@ def install() -> None:
     models.SageMakerModelBackend.update_endpoint = backend_update_endpoint
     responses.SageMakerResponse.update_endpoint = response_update_endpoint
     models.FakeEndpoint.response_object = property(response_object)
-    _narrow_get_metric_data()
     from .cloudwatch import install as install_cloudwatch
 
     install_cloudwatch()
@@ -233,34 +232,3 @@ def _install_sdk_body_reading() -> None:
                     response[key] = value.read().decode("utf-8")
 
     cls._eval_service_task = eval_service_task
-
-
-class _OneMetric:
-    """A CloudWatch backend seen through one metric: its datums only, everything else forwarded."""
-
-    def __init__(self, backend, datums: list) -> None:
-        self._backend, self._datums = backend, datums
-
-    def get_all_metrics(self) -> list:
-        return self._datums
-
-    def __getattr__(self, name: str):
-        return getattr(self._backend, name)
-
-
-def _narrow_get_metric_data() -> None:
-    """Speed, not behaviour: moto's GetMetricData scans every datum of the account once per period; a request of
-    one MetricStat query (all the suite sends) now scans only that metric's datums, with moto's own code."""
-    from moto.cloudwatch.models import CloudWatchBackend
-
-    original = CloudWatchBackend.get_metric_data
-
-    def get_metric_data(self, queries, start_time, end_time, scan_by="TimestampAscending"):
-        if len(queries) != 1 or "MetricStat" not in queries[0]:
-            return original(self, queries, start_time, end_time, scan_by)
-        metric = queries[0]["MetricStat"]["Metric"]
-        datums = [md for md in self.get_all_metrics()
-                  if md.namespace == metric["Namespace"] and md.name == metric["MetricName"]]
-        return original(_OneMetric(self, datums), queries, start_time, end_time, scan_by)
-
-    CloudWatchBackend.get_metric_data = get_metric_data
