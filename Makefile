@@ -1,5 +1,5 @@
 # Two commands do all the set-up: `make run` runs the suite, `make test` runs the tests.
-# Both create .venv/ (python3 -m venv) and install the package with its dev extras when missing.
+# Both create .venv/ (python3 -m venv) and install the package with its dev and local extras when missing.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -14,7 +14,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,local]'
 	@touch $(STAMP)
 
 run: $(STAMP)

@@ -25,7 +25,8 @@ import pandas as pd
 os.environ["NML_DISABLE_USAGE_LOGGING"] = "1"  # nannyml otherwise sends usage data over the network
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor_utils import config, data, model, world  # noqa: E402
+from monitor_utils import config, data, model  # noqa: E402
+from monitor_utils.local import world  # noqa: E402
 from monitor_utils.estimation import LossEstimator  # noqa: E402
 
 START = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)

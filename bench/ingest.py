@@ -7,7 +7,7 @@ string split per line, kept here verbatim in effect so the ratio stays measurabl
 before every line was accounted for (the package at git ``--before``, default the commit before issue 22, loaded
 from git into a package of its own) and today's columnar ``read_capture``, which must be at least as fast. ``--engines`` also times the candidate columnar engines on the bytes of one day (pyarrow's
 JSON reader, polars' NDJSON reader, orjson per line; each followed by one vectorised numeric parse), those
-that import. Local mode keeps what it read (``object_cache``); the timed reads keep nothing, as in aws mode, so they
+that import. Local mode keeps what it read (``monitor_utils.local.caches``); the timed reads keep nothing, as in aws mode, so they
 time the reader and not the kept copy (which is timed on a line of its own). Machines are shared and noisy: read
 the ratios, not the seconds.
 Run: python bench/ingest.py [--records 100000] [--repeats 3] [--engines] [--before 0caf036]
@@ -38,7 +38,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.json as pa_json
 
-from monitor_utils import capture, config, data, local, object_cache, windows
+from monitor_utils import capture, config, data, local, windows
+from monitor_utils.local import caches as object_cache
 from monitor_utils.aws import connect, ensure_bucket, get_bytes, split_s3_uri
 
 START = dt.datetime(2026, 1, 5, tzinfo=dt.timezone.utc)

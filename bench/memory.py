@@ -6,7 +6,7 @@ their labels. A fresh child process then runs the metrics stage's per-window fun
 then over all of them, one at a time, and reports its peak resident memory (ru_maxrss) above what it held
 before the first window. Peak per window / records per window gives the memory per million records. The
 floor, in another fresh process: only fetching each window's objects into memory with boto3. Nothing is kept
-between runs (local mode's ``object_cache`` is off in the child, as in aws mode).
+between runs (local mode's ``caches`` is off in the child, as in aws mode).
 Run: python bench/memory.py [--records 100000] [--days 3]
 """
 
@@ -39,7 +39,8 @@ def rss_mb() -> float:
 def child(url: str, days: int, floor: bool) -> None:
     """Run the per-window work (or, for the floor, only fetch each window's objects into memory) over ``days``
     windows; print JSON with memory before, after one window, after all."""
-    from monitor_utils import engine, object_cache
+    from monitor_utils import engine
+    from monitor_utils.local import caches as object_cache
 
     object_cache.enabled = lambda aws: False  # every window read and parsed, as in aws mode (no kept copies)
     cfg = config.validate({"bucket": BUCKET})

@@ -21,7 +21,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor_utils import config, local, stages, world  # noqa: E402
+from monitor_utils import config, local, stages  # noqa: E402
+from monitor_utils.local import world  # noqa: E402
 from monitor_utils.aws import connect  # noqa: E402
 from monitor_utils.context import run_clock  # noqa: E402
 

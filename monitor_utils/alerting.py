@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from typing import Callable
 
 import pandas as pd
 
@@ -242,54 +243,61 @@ def ensure_paging(aws: Aws, cfg: Params) -> tuple[str, list[str]]:
 
 # --- metric history -----------------------------------------------------------------------------
 
-LOCAL_CHUNK_PERIODS = 168  # GetMetricData periods per request on the emulator (see metric_series)
 
 def metric_series(aws: Aws, metric_stat: dict, start: dt.datetime, end: dt.datetime) -> pd.Series:
-    """One metric's values on the period grid [start, end), indexed by each period's aligned timestamp (NaN = missing).
-
-    Local mode cannot compute percentiles; an ExtendedStatistic falls back to Maximum there (an upper bound).
-    The emulator scans the metric's datums of the requested range once per period, so locally the range is
-    fetched in chunks of a week of periods (a chunk costs its length squared there, a request costs a round trip).
-    """
+    """One metric's values on the period grid [start, end), indexed by each period's aligned timestamp (NaN = missing)."""
     period = int(metric_stat["Period"])
-    stat = metric_stat["Stat"]
-    if aws.mode == "local" and stat not in alarms.STATISTICS:
-        stat = "Maximum"
-    start = pd.Timestamp(start).floor(f"{period}s")
-    grid = pd.date_range(start, end, freq=f"{period}s", inclusive="left")
-    query = {"Id": "q", "MetricStat": {"Metric": metric_stat["Metric"], "Period": period, "Stat": stat}, "ReturnData": True}
-    step = dt.timedelta(seconds=period * LOCAL_CHUNK_PERIODS) if aws.mode == "local" else pd.Timestamp(end) - start
+    grid = period_grid(period, start, end)
+    if not len(grid):
+        return pd.Series([], index=grid, dtype=float)
+    query = {"Id": "q", "MetricStat": {"Metric": metric_stat["Metric"], "Period": period, "Stat": metric_stat["Stat"]},
+             "ReturnData": True}
+    first = grid[0].to_pydatetime()
+    kwargs = {"MetricDataQueries": [query], "StartTime": first, "EndTime": end}
     values: dict = {}
-    chunk_start = start.to_pydatetime()
-    while chunk_start < end:
-        chunk_end = min(chunk_start + step, end)
-        kwargs = {"MetricDataQueries": [query], "StartTime": chunk_start, "EndTime": chunk_end}
-        while True:
-            resp = aws.client("cloudwatch").get_metric_data(**kwargs)
-            for r in resp["MetricDataResults"]:
-                for ts, v in zip(r["Timestamps"], r["Values"]):
-                    t = pd.Timestamp(ts).tz_convert("UTC").floor(f"{period}s")
-                    if chunk_start <= t < chunk_end:
-                        values[t] = v
-            if not resp.get("NextToken"):
-                break
-            kwargs["NextToken"] = resp["NextToken"]
-        chunk_start = chunk_end
+    while True:
+        resp = aws.client("cloudwatch").get_metric_data(**kwargs)
+        for r in resp["MetricDataResults"]:
+            for ts, v in zip(r["Timestamps"], r["Values"]):
+                t = pd.Timestamp(ts).tz_convert("UTC").floor(f"{period}s")
+                if first <= t < end:
+                    values[t] = v
+        if not resp.get("NextToken"):
+            break
+        kwargs["NextToken"] = resp["NextToken"]
     return pd.Series([values.get(t, float("nan")) for t in grid], index=grid, dtype=float)
 
 
-def alarm_history(aws: Aws, alarm: dict, start: dt.datetime, end: dt.datetime) -> pd.Series:
-    """The series an alarm watches over [start, end) (metric math evaluated locally from its inputs)."""
+def period_grid(period: int, start: dt.datetime, end: dt.datetime) -> pd.DatetimeIndex:
+    """The aligned period starts in [start, end): the first is ``start`` floored to the period."""
+    return pd.date_range(pd.Timestamp(start).floor(f"{period}s"), end, freq=f"{period}s", inclusive="left")
+
+
+def history_of(alarm: dict, series: Callable[[dict], pd.Series]) -> pd.Series:
+    """The series an alarm watches, from ``series(metric_stat)`` of each metric it reads (metric math evaluated here)."""
     grid = None
 
     def fetch(metric_stat: dict) -> list:
         nonlocal grid
-        s = metric_series(aws, metric_stat, start, end)
+        s = series(metric_stat)
         grid = s.index
         return [None if pd.isna(v) else float(v) for v in s]
 
     values = alarms.alarm_datapoints(alarm, fetch)
     return pd.Series([float("nan") if v is None else v for v in values], index=grid, dtype=float)
+
+
+def alarm_history(aws: Aws, alarm: dict, start: dt.datetime, end: dt.datetime) -> pd.Series:
+    """The series an alarm watches over [start, end) (metric math evaluated locally from its inputs)."""
+    return history_of(alarm, lambda metric_stat: metric_series(aws, metric_stat, start, end))
+
+
+def evaluated(alarm: dict, history: pd.Series) -> tuple[alarms.BacktestResult | None, str]:
+    """The alarm replayed over ``history`` from its first datapoint (CloudWatch's M-of-N evaluation, period by
+    period) and its state at the end: INSUFFICIENT_DATA when the history holds no datapoint."""
+    history = history.iloc[history.notna().to_numpy().argmax():] if history.notna().any() else history
+    result = alarms.backtest(alarm, history) if len(history) else None
+    return result, (result.timeline["state"].iloc[-1] if result is not None else alarms.INSUFFICIENT_DATA)
 
 
 def drive_local_alarm(aws: Aws, alarm: dict, new_state: str, reason: str, when: dt.datetime,

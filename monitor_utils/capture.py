@@ -15,7 +15,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from . import object_cache, payloads, reader, windows
+from . import keeping, payloads, reader, windows
 from .aws import Aws, put_bytes, split_s3_uri
 from .data import FEATURES
 from .reader import parse_request, parse_time, partition_hour  # noqa: F401 - public names of this module
@@ -157,13 +157,13 @@ def shared_listings(start: dt.datetime, end: dt.datetime) -> Iterator[None]:
         _SHARED_LISTINGS.reset(token)
 
 
-def _listed(aws: Aws, bucket: str, prefix: str) -> list[object_cache.Listed]:
+def _listed(aws: Aws, bucket: str, prefix: str) -> list[keeping.Listed]:
     paginator = aws.client("s3").get_paginator("list_objects_v2")
-    return [object_cache.Listed(o["Key"], o.get("ETag", ""), int(o.get("Size", 0)))
+    return [keeping.Listed(o["Key"], o.get("ETag", ""), int(o.get("Size", 0)))
             for page in paginator.paginate(Bucket=bucket, Prefix=prefix) for o in page.get("Contents", [])]
 
 
-def objects_between(aws: Aws, base_uri: str, first_hour: dt.datetime, end: dt.datetime) -> list[object_cache.Listed]:
+def objects_between(aws: Aws, base_uri: str, first_hour: dt.datetime, end: dt.datetime) -> list[keeping.Listed]:
     """Objects (key, ETag, size) in the hourly partitions from ``first_hour`` up to ``end``, in key order.
 
     One listing per day partition the range touches, so only the prefixes the range needs are read (and each
@@ -188,7 +188,7 @@ def objects_between(aws: Aws, base_uri: str, first_hour: dt.datetime, end: dt.da
     return found
 
 
-def window_objects(aws: Aws, capture_uri: str, window: windows.Window) -> list[object_cache.Listed]:
+def window_objects(aws: Aws, capture_uri: str, window: windows.Window) -> list[keeping.Listed]:
     """The capture objects :func:`read_capture` reads for ``window``: files are partitioned by write hour, so a
     record near an hour's end may sit in the next hour's file; the hour before the window and after it are read too."""
     return objects_between(aws, capture_uri, windows.floor(window.start, "hourly") - reader.READ_MARGIN,
@@ -234,9 +234,9 @@ def read_capture(aws: Aws, capture_uri: str, window: windows.Window, features: S
     bucket, _ = split_s3_uri(capture_uri)
     objects = window_objects(aws, capture_uri, window)
 
-    def fetch_and_parse(item: tuple[int, object_cache.Listed]) -> reader.Parsed:
+    def fetch_and_parse(item: tuple[int, keeping.Listed]) -> reader.Parsed:
         i, obj = item  # objects are parsed as they arrive; pyarrow releases the GIL while others download
-        return reader.parse_object(obj.key, object_cache.fetch(aws, bucket, obj), window, features, i << 32)
+        return reader.parse_object(obj.key, keeping.fetch(aws, bucket, obj), window, features, i << 32)
 
     def parse() -> CaptureBatch:
         parsed = reader.Parsed()
@@ -249,7 +249,7 @@ def read_capture(aws: Aws, capture_uri: str, window: windows.Window, features: S
                             lines_outside=parsed.outside, missing_values=parsed.missing)
 
     detail = f"{windows.iso(window.start)}|{windows.iso(window.end)}|{','.join(features)}"
-    return object_cache.parsed(aws, "capture", objects, detail, parse, PARSER_CODE)
+    return keeping.parsed(aws, "capture", objects, detail, parse, PARSER_CODE)
 
 
 @dataclass
@@ -301,7 +301,7 @@ def read_labels(aws: Aws, ground_truth_uri: str, start: dt.datetime, end: dt.dat
     """
     bucket, _ = split_s3_uri(ground_truth_uri)
     objects = objects_between(aws, ground_truth_uri, windows.floor(start, "hourly"), end)
-    return object_cache.parsed(aws, "ground_truth", objects, f"{windows.iso(start)}|{windows.iso(end)}",
+    return keeping.parsed(aws, "ground_truth", objects, f"{windows.iso(start)}|{windows.iso(end)}",
                                lambda: _parse_ground_truth(aws, bucket, objects), PARSER_CODE)
 
 
@@ -344,10 +344,10 @@ def parse_label_lines(key: str, body: bytes) -> tuple[list[str], list[int], list
     return keys, positions, years, quarantined, len(numbered)
 
 
-def _parse_ground_truth(aws: Aws, bucket: str, objects: Sequence[object_cache.Listed]) -> LabelBatch:
+def _parse_ground_truth(aws: Aws, bucket: str, objects: Sequence[keeping.Listed]) -> LabelBatch:
     keys, positions, years, quarantined, counts = [], [], [], [], []
     with ThreadPoolExecutor(FETCH_WORKERS) as pool:
-        bodies = pool.map(lambda o: object_cache.fetch(aws, bucket, o), objects)
+        bodies = pool.map(lambda o: keeping.fetch(aws, bucket, o), objects)
         for obj, body in zip(objects, bodies):
             k, p, y, bad, lines = parse_label_lines(obj.key, body)
             keys += k

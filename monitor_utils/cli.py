@@ -1,4 +1,4 @@
-"""Command line: ``python -m monitor_utils run | iam-policy | workflow | schedule | retraining-step ...`` (and ``monitor-utils ...``)."""
+"""Command line: ``python -m monitor_utils run | iam-policy | workflow | schedule | emulator | retraining-step ...`` (and ``monitor-utils ...``)."""
 
 from __future__ import annotations
 
@@ -67,6 +67,16 @@ def parser() -> argparse.ArgumentParser:
                       help="rehearsal against an emulator (AWS_ENDPOINT_URL): read the schedule back and run its "
                            "Processing job on this machine as SageMaker would")
     s.add_argument("--execution-id", metavar="ID", help="with --fire: the firing's <aws.scheduler.execution-id>")
+    e = sub.add_parser("emulator", help="serve the emulator with the simulated world of these params, for aws mode",
+                       description="Start the local AWS emulator (moto's server and the suite's additions) on "
+                                   "127.0.0.1, build the simulated world of these params in it, print its URL, write "
+                                   "aws-mode params pointing the suite at that world (--write-params), and serve until "
+                                   "Ctrl-C or SIGTERM. Then: AWS_ENDPOINT_URL=<url> python -m monitor_utils run -f "
+                                   "<written params>. Needs the local extra (moto).")
+    e.add_argument("-f", "--file", action="append", metavar="PARAMS", help="YAML params file; repeat to merge in order")
+    e.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="override one parameter, applied last")
+    e.add_argument("--port", type=int, default=0, metavar="N", help="port on 127.0.0.1 (default: a free one)")
+    e.add_argument("--write-params", metavar="FILE", help="write the aws-mode params for the served world here")
     sub.add_parser("retraining-step", add_help=False,
                    help="run one job step of the retraining workflow (decide, train, compare); what its SageMaker "
                         "jobs run (see --help)")
@@ -172,7 +182,7 @@ def _schedule(args) -> int:
     aws = connect(cfg)
     with tempfile.TemporaryDirectory(prefix="monitor-utils-schedule-") as tmp:
         if args.fire:
-            from . import local_processing
+            from .local import processing as local_processing  # local mode only: the rehearsal of a firing
 
             try:
                 result = local_processing.fire(aws, suite_schedule.schedule_name(cfg), Path(tmp),
@@ -231,6 +241,10 @@ def main(argv: list[str] | None = None) -> int:
         return _workflow(args)
     if args.command == "schedule":
         return _schedule(args)
+    if args.command == "emulator":
+        from .local.serve import main as serve_emulator  # local mode only: needs the local extra
+
+        return serve_emulator(args)
     return 2
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import config, local
+from . import config
 from .aws import Aws, connect
 from .paths import repo_root  # noqa: F401 - re-exported: callers import it from here
 from .records import write_json
@@ -43,7 +43,7 @@ def run_clock(cfg: config.Params, aws: Aws) -> dt.datetime:
     if cfg.now:
         return config.parse_time(cfg.now)
     if aws.mode == "local":
-        from . import world  # the simulator exists only in local mode
+        from .local import world  # local mode only
 
         manifest = world.read_manifest(aws, cfg)
         if manifest:
@@ -60,7 +60,7 @@ class StageContext:
     stage: str
     now: dt.datetime
     run_dir: Path
-    local_aws: local.LocalAws | None = None
+    local_aws: Any = None  # local mode: the emulator (a monitor_utils.local.LocalAws)
     notes: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
 
@@ -82,7 +82,7 @@ class StageContext:
 
 def prepare_local(cfg: config.Params, aws: Aws, before: str, progress=print) -> None:
     """Local mode: build the simulated world if missing and run the package side of every stage before ``before``."""
-    from . import world  # the simulator exists only in local mode
+    from .local import world  # local mode only
 
     if world.read_manifest(aws, cfg) is None:
         world.build(connect(cfg, aws.endpoint_url, faults=False), cfg, progress=progress)
@@ -112,10 +112,12 @@ def start_stage(namespace: Mapping[str, Any], stage: str) -> StageContext:
     if cfg.aws_mode == "aws":
         aws = connect(cfg)
         return StageContext(cfg, aws, stage, run_clock(cfg, aws), run_dir)
+    from . import local  # local mode only
+    from .local import world
+
     running = local.find_running()
     if running is not None:
         aws = connect(cfg, running.url)
-        from . import world  # the simulator exists only in local mode
 
         if world.read_manifest(aws, cfg) is None:
             prepare_local(cfg, aws, stage)

@@ -7,7 +7,7 @@ from typing import Any, Callable, Collection, Iterator, Sequence
 
 import pandas as pd
 
-from . import capture, data, drift, estimates, model_monitor, object_cache, windows
+from . import capture, data, drift, estimates, keeping, model_monitor, windows
 from .aws import Aws, connect
 from .baseline import PREDICTION
 from .config import Params
@@ -101,7 +101,10 @@ def worker_session(cfg: Params, endpoint_url: str | None) -> Aws:
     return _SESSIONS[key]
 
 
-def _remote(fn: Callable, cfg: Params, endpoint_url: str | None, w: windows.Window, shared: dict) -> Any:
+def _remote(fn: Callable, cfg: Params, endpoint_url: str | None, w: windows.Window, shared: dict,
+            keeper: keeping.Keeper) -> Any:
+    if type(keeping.current()) is not type(keeper):  # the worker keeps what the submitting process keeps
+        keeping.install(keeper)
     return fn(worker_session(cfg, endpoint_url), w, **shared)
 
 
@@ -148,7 +151,7 @@ def run_windows(cfg: Params, aws: Aws, fn: Callable[..., Any], todo: Sequence[wi
     Notes
     -----
     The local engine lists each partition once for the whole backlog (:func:`capture.shared_listings`).
-    In local mode without injected faults it also keeps each window's result on disk (:mod:`object_cache`),
+    Local mode's keeper (:mod:`keeping`) also keeps each window's result on disk (without injected faults),
     keyed by the window's capture objects (keys, ETags, sizes), ``fn``, every shared argument's contents and
     the package's source: the same world read again computes nothing, and any change computes again.
     """
@@ -156,19 +159,15 @@ def run_windows(cfg: Params, aws: Aws, fn: Callable[..., Any], todo: Sequence[wi
         return []
     if cfg.engine == "local":
         with capture.shared_listings(todo[0].start, todo[-1].end):  # each partition listed once for the backlog
-            if not object_cache.enabled(aws):
-                return [fn(aws, w, **shared) for w in todo]
-            inputs = f"{fn.__module__}.{fn.__qualname__}|{object_cache.fingerprint(shared)}|{object_cache.package_digest()}"
-            return [object_cache.parsed(aws, "window", capture.window_objects(aws, shared["capture_uri"], w),
-                                        f"{windows.iso(w.start)}|{windows.iso(w.end)}|{inputs}",
-                                        lambda w=w: fn(aws, w, **shared), ()) for w in todo]
+            return keeping.current().each_window(aws, fn, shared, todo,
+                                                 lambda w: capture.window_objects(aws, shared["capture_uri"], w))
     from distributed import progress as dask_progress
 
     with dask_client(cfg.dask_address) as client:
         scattered = (pd.DataFrame, drift.Baseline, LossEstimator, model_monitor.ModelMonitorBaseline)
         sent = {k: client.scatter(v, broadcast=True) if isinstance(v, scattered) else v
                 for k, v in shared.items()}
-        futures = [client.submit(_remote, fn, cfg, aws.endpoint_url, w, sent, key=f"{fn.__name__}-{w.label}", pure=False)
+        futures = [client.submit(_remote, fn, cfg, aws.endpoint_url, w, sent, keeping.current(), key=f"{fn.__name__}-{w.label}", pure=False)
                    for w in todo]
         if progress:  # a widget in a notebook (shown here: Dask only returns it), a text bar elsewhere
             bar = dask_progress(futures, multi=False)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from . import data, model, object_cache, publish, windows
+from . import data, keeping, model, publish, windows
 from .capture import capture_uri_for, read_capture
 from .aws import Aws, get_bytes, get_json, put_bytes, put_json, split_s3_uri
 from .baseline import PREDICTION, model_version, served_prefix, training_data
@@ -38,18 +39,13 @@ def window_records(aws: Aws, cfg: Params, now: dt.datetime, features: list[str])
     return int(len(batch.records)) or DEFAULT_WINDOW_RECORDS
 
 
-def cache_dir() -> Path:
-    """Where local mode keeps fitted estimators between runs (``$XDG_CACHE_HOME/monitor_utils/estimators``)."""
-    return object_cache.root() / "estimators"
-
-
 def fit_estimator(reference: pd.DataFrame, features: list[str], window_size: int, seed: int = FIT_SEED,
                   cache: Path | None = None) -> LossEstimator:
     """Fit the loss estimator on labelled reference records (``features``, ``year``, ``prediction``).
 
     The window size is capped at half the reference (the calibration draws chunks of that size). Fits are
     deterministic, so a fit of the same reference, window size and seed is reused: from this process, or from
-    ``cache`` (a folder; local mode passes :func:`cache_dir`, since the simulated world is the same every run).
+    ``cache`` (a folder: local mode's keeper names one, since the simulated world is the same every run).
 
     Parameters
     ----------
@@ -77,7 +73,10 @@ def fit_estimator(reference: pd.DataFrame, features: list[str], window_size: int
         _FITTED[digest] = LossEstimator().fit(frame, features, data.TARGET, PREDICTION, window_size=size,
                                               seed=seed).to_bytes()
         if stored is not None:
-            object_cache.write_aside(stored, _FITTED[digest])
+            stored.parent.mkdir(parents=True, exist_ok=True)
+            partial = stored.with_name(f"{stored.name}.{os.getpid()}.part")  # renamed into place: never half a file
+            partial.write_bytes(_FITTED[digest])
+            partial.replace(stored)
     return LossEstimator.from_bytes(_FITTED[digest])
 
 
@@ -102,7 +101,7 @@ def ensure_estimator(aws: Aws, cfg: Params, now: dt.datetime, features: list[str
     served = model.from_artifact(get_bytes(aws, *split_s3_uri(url)))
     reference = test.assign(**{PREDICTION: model.predict(served, test)})
     est = fit_estimator(reference, features, window_records(aws, cfg, now, features),
-                        cache=cache_dir() if aws.mode == "local" else None)
+                        cache=keeping.current().estimator_folder(aws))
     put_bytes(aws, cfg.bucket, f"{prefix}/{ESTIMATOR_FILE}", est.to_bytes())
     summary = {"uri": f"s3://{cfg.bucket}/{prefix}/{ESTIMATOR_FILE}", "model_version": model_version(url),
                **{k: v for k, v in est.summary().items() if k != "fit_seconds"}}

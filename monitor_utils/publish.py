@@ -178,25 +178,6 @@ def publish(aws: Aws, namespace: str, datums: Iterable[dict], *, now: dt.datetim
     return stats
 
 
-def publish_aws_namespace(aws: Aws, namespace: str, datums: list[dict]) -> PublishStats:
-    """Local mode only: write the metrics an AWS service would emit (e.g. AWS/SageMaker) into the emulator: straight
-    into its store when this process serves it, else by PutMetricData. ``calls`` counts the PutMetricData batches
-    (written directly or not)."""
-    from . import emulator
-
-    if aws.mode != "local":
-        raise MetricDataError("only AWS services publish to AWS/ namespaces; this is for the local simulation")
-    stats = PublishStats()
-    for d in datums:
-        validate_datum(d)
-    for batch in batches(datums):
-        if not emulator.put_metric_data_here(aws.endpoint_url, aws.account_id, aws.region, namespace, batch):
-            aws.client("cloudwatch").put_metric_data(Namespace=namespace, MetricData=batch)
-        stats.calls += 1
-        stats.datums += len(batch)
-    return stats
-
-
 def emf_documents(namespace: str, datums: list[dict]) -> list[dict]:
     """Embedded Metric Format documents: one per (timestamp, dimension set), holding that group's values."""
     groups: dict = {}

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from . import alerting, capture, data, history, metrics, model, object_cache, registry, windows
+from . import alerting, capture, data, history, keeping, metrics, model, registry, windows
 from .aws import Aws, ensure_topic, get_bytes, get_json, put_json, split_s3_uri
 from .baseline import feature_names, training_data
 from .config import Params, parse_time
@@ -110,7 +110,7 @@ def missing_history(cfg: Params, metrics_history: pd.DataFrame) -> str:
 def labelled_recent(aws: Aws, cfg: Params, now: dt.datetime, days: int) -> pd.DataFrame:
     """Captured records of the last ``days`` days that have a label and their full input, read a day at a time.
 
-    Local mode keeps the result (:func:`object_cache.parsed`), keyed by every capture and ground-truth object the
+    Local mode keeps the result (:func:`keeping.parsed`), keyed by every capture and ground-truth object the
     days touch: the train and compare steps of one workflow execution, and the next run, read it once.
     """
     features = feature_names(aws, cfg)
@@ -134,7 +134,7 @@ def labelled_recent(aws: Aws, cfg: Params, now: dt.datetime, days: int) -> pd.Da
                    + capture.objects_between(aws, uri, windows.floor(span.start, "hourly") - dt.timedelta(hours=1),
                                              span.end + dt.timedelta(hours=1)))
         detail = f"{uri}|{cfg.ground_truth_uri}|{windows.iso(span.start)}|{windows.iso(now)}|{','.join(features)}"
-        return object_cache.parsed(aws, "labelled_recent", objects, detail, read, capture.PARSER_CODE)
+        return keeping.parsed(aws, "labelled_recent", objects, detail, read, capture.PARSER_CODE)
 
 
 def compare(cfg: Params, champion, challenger, holdout: pd.DataFrame) -> dict:

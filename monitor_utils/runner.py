@@ -20,7 +20,7 @@ from typing import Any, Callable
 # No notebook schema uses the iri formats it checks: the runner's process goes without them.
 sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]  # importing it now raises ImportError
 
-from . import assets, config, lease, local  # noqa: E402
+from . import assets, config, lease  # noqa: E402
 from .aws import connect  # noqa: E402
 from .kernels import WarmKernels  # noqa: E402
 from .context import STAGES, prepare_local, repo_root  # noqa: E402
@@ -310,13 +310,15 @@ def _run(cfg: config.Params, files, overrides, stages, output, notebooks_dir, pr
     os.environ["MONITOR_UTILS_RUN_ID"] = run_id
     try:
         if cfg.aws_mode == "local":
+            from . import local  # local mode only
+
             emulator = local.start()
             # the stages' kernels start now (with the emulator's environment) and warm up while the world is built
             kernels = WarmKernels(len(plan), str(repo_root(Path.cwd())), KERNEL_ARGUMENTS)
             aws = connect(cfg, emulator.url, faults=False)
             say(f"local AWS emulator on {emulator.url}; building the simulated world ({cfg.scenario}, {cfg.days} days)")
-            from . import world  # the simulator exists only in local mode
-            from .emulator import preload_in_background
+            from .local import world
+            from .local.emulator import preload_in_background
 
             # the emulator loads now what the stages' first requests would wait for; the first stage waits for its
             # kernel to warm up anyway, so this costs the run nothing

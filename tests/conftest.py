@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
+import re
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
+import time
+from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from hypothesis import HealthCheck, settings
 
-from monitor_utils import config, local, world
+from monitor_utils import config, local
+from monitor_utils.local import world
 from monitor_utils.aws import connect
 from monitor_utils.context import run_clock
 
@@ -100,16 +109,17 @@ def make_world(emulator):
 # group of FILE_GROUPS as one file. (xdist's own loadgroup cannot do it here: with pytest 9.2 the group suffix it writes
 # into node ids is lost, pytest-xdist issue 1386.) Collection checks that every file using one of these fixtures
 # (directly, or through `pytest.mark.shares_session_fixture("<name>")` when it asks for it at run time) is in its group.
-SHARED_SESSION_FIXTURES = {"full_run": "end-to-end-run", "drift_world": "shared-worlds",
+SHARED_SESSION_FIXTURES = {"full_run": "end-to-end-run", "served_world": "end-to-end-run", "drift_world": "shared-worlds",
                            "stable_world": "shared-worlds", "retraining_world": "retraining-world"}
 FILE_GROUPS = {"test_runner.py": "end-to-end-run", "test_reports_browser.py": "end-to-end-run",
+               "test_rehearsal.py": "end-to-end-run",
                "test_stages.py": "shared-worlds", "test_faults.py": "shared-worlds",
                "test_stage_retraining.py": "retraining-world", "test_workflow.py": "retraining-world"}
 # Collection order, which the workers take the files in: the longest first, so that none of them ends the session
 # alone; the rest follow in their usual order. A scheduling hint only: a file missing here runs all the same.
 LONGEST_FIRST = ("test_stages.py", "test_faults.py", "test_notebooks.py", "test_stage_retraining.py", "test_workflow.py",
-                 "test_runner.py", "test_reports_browser.py", "test_iam.py", "test_engine.py", "test_drift.py",
-                 "test_package.py", "test_schedule.py")
+                 "test_rehearsal.py", "test_runner.py", "test_reports_browser.py", "test_iam.py", "test_engine.py",
+                 "test_drift.py", "test_package.py", "test_schedule.py")
 
 
 def _file(nodeid: str) -> str:
@@ -178,6 +188,65 @@ def full_run(tmp_path_factory):
         code, run_dir = runner.run([str(root / "params" / "local.yaml")], FULL_RUN_WORLD, output=str(out),
                                    progress=lambda m: None)
     return code, run_dir
+
+
+class ServedWorld(NamedTuple):
+    """A world served by ``python -m monitor_utils emulator`` in a process of its own (see :func:`serve_world`)."""
+
+    url: str  # the emulator's endpoint
+    params: Path  # the aws-mode params it wrote for that world
+    env: dict  # the environment of an aws-mode process pointed at it (AWS_ENDPOINT_URL, the emulator's dummy keys)
+    log: Path  # what the emulator printed
+
+
+def aws_mode_environment(url: str) -> dict:
+    """This process's environment without local mode's names or any credential, pointed at ``url`` with the
+    emulator's dummy credentials: what a user sets to rehearse aws mode."""
+    dropped = {"MONITOR_UTILS_LOCAL_ENDPOINT", "MOTO_PORT", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+               "AWS_DEFAULT_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "MONITOR_UTILS_RUN_ID"}
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
+    env.update(AWS_ENDPOINT_URL=url, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+    return env
+
+
+@contextlib.contextmanager
+def serve_world(folder: Path, overrides: list[str], timeout_s: float = 120.0):
+    """Start ``python -m monitor_utils emulator -f params/local.yaml -p ...`` (a fresh world of its own, on a free
+    port), wait until it serves, yield a :class:`ServedWorld`, and stop it with SIGTERM (checking it exits cleanly)."""
+    root = Path(__file__).resolve().parents[1]
+    folder.mkdir(parents=True, exist_ok=True)
+    params, log = folder / "aws.yaml", folder / "emulator.log"
+    command = [sys.executable, "-m", "monitor_utils", "emulator", "-f", str(root / "params" / "local.yaml"),
+               *(a for o in overrides for a in ("-p", o)), "--write-params", str(params)]
+    env = {k: v for k, v in os.environ.items() if k not in ("MONITOR_UTILS_LOCAL_ENDPOINT", "AWS_ENDPOINT_URL", "MOTO_PORT")}
+    with open(log, "w") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=folder)
+    try:
+        deadline = time.monotonic() + timeout_s
+        url = None
+        while url is None:
+            found = re.search(r"emulator serving on (http://127\.0\.0\.1:\d+)", log.read_text())
+            url = found.group(1) if found else None
+            if url is None and (proc.poll() is not None or time.monotonic() > deadline):
+                raise RuntimeError(f"the emulator did not start (exit {proc.poll()}):\n{log.read_text()}")
+            time.sleep(0.2)
+        yield ServedWorld(url, params, aws_mode_environment(url), log)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def served_world(tmp_path_factory):
+    """The world of :data:`FULL_RUN_WORLD` (the one ``full_run`` runs on in local mode), served by the emulator
+    command in a process of its own for aws-mode runs against it (tests/test_rehearsal.py runs the suite on it
+    first; a test that changes the world serves a fresh one with :func:`serve_world`)."""
+    with serve_world(tmp_path_factory.mktemp("served-world"), FULL_RUN_WORLD) as served:
+        yield served
 
 
 class SharedWorld:

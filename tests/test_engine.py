@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from monitor_utils import capture, config, engine, stages, windows
+from monitor_utils.local import caches
 from monitor_utils.baseline import PREDICTION, load_baseline, load_target_baseline
 from monitor_utils.stages import drift as drift_stage
 
@@ -117,7 +118,7 @@ def test_a_stage_holds_one_window_at_a_time(emulator_elsewhere):
     """tracemalloc's peak over the metrics stage is the same for a backlog of 2 and of 6 windows of one size."""
     import tracemalloc
 
-    from monitor_utils import world
+    from monitor_utils.local import world
     from monitor_utils.aws import connect
     from monitor_utils.context import run_clock
 
@@ -274,7 +275,7 @@ def test_the_local_engine_lists_each_day_once_for_the_backlog(days_of_capture, c
     session.client("s3").meta.events.register("provide-client-params.s3.ListObjectsV2",
                                               lambda params, **_: prefixes.append(params["Prefix"]))
     for keep in (True, False):
-        monkeypatch.setattr(engine.object_cache, "enabled", lambda aws, keep=keep: keep and aws.mode == "local")
+        monkeypatch.setattr(caches, "enabled", lambda aws, keep=keep: keep and aws.mode == "local")
         prefixes.clear()
         run(session, cfg, uri, features)
         # the three windows and the hour either side touch five days; a window alone lists three

@@ -60,7 +60,9 @@ def test_a_fit_kept_in_the_cache_folder_is_reused_by_another_process(reference, 
     again = estimates.fit_estimator(reference, data.FEATURES, window_size=200, cache=tmp_path)
     assert recorded_fits == [200] and again.to_bytes() == first.to_bytes()
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert estimates.cache_dir() == tmp_path / "xdg" / "monitor_utils" / "estimators"
+    from monitor_utils.local import caches
+
+    assert caches.estimator_folder() == tmp_path / "xdg" / "monitor_utils" / "estimators"
 
 
 def test_a_window_is_estimated_from_its_scored_records_only(reference, fitted):
@@ -118,7 +120,7 @@ def test_the_threshold_defaults_to_the_rmse_alarms():
 
 def test_no_estimator_without_a_labelled_test_split(emulator):
     from monitor_utils import aws as aws_mod
-    from monitor_utils import world
+    from monitor_utils.local import world
 
     cfg = validate({"bucket": "estimates-no-test", "endpoint_name": "ep-estimates-no-test", "days": 2,
                     "now": "2026-11-28T00:00:00Z", "world": {"requests_per_day": 100, "train_rows": 1000,

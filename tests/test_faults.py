@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 
 from conftest import MECHANICS, small_world_params
-from monitor_utils import config, stages, world
+from monitor_utils import config, stages
+from monitor_utils.local import world
 from monitor_utils.aws import connect
 from monitor_utils.context import run_clock
 

@@ -14,7 +14,8 @@ import pytest
 import yaml
 from botocore.awsrequest import AWSResponse
 
-from monitor_utils import alerting, cli, config, context, iam, registry, stages, workflow, world
+from monitor_utils import alerting, cli, config, context, iam, registry, stages, workflow
+from monitor_utils.local import world
 from monitor_utils.aws import connect
 
 ACCOUNT = "123456789012"  # the emulator's account

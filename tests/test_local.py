@@ -1,4 +1,4 @@
-"""Tests for monitor_utils.local (the embedded moto server) and monitor_utils.emulator (UpdateEndpoint)."""
+"""Tests for monitor_utils.local.server (the embedded moto server) and monitor_utils.local.emulator (UpdateEndpoint)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 from botocore.exceptions import ClientError
 
-from monitor_utils import aws, config, emulator, local
+from monitor_utils import aws, config
+from monitor_utils.local import emulator, server as local
 from monitor_utils.aws import DUMMY_CREDENTIALS, LOCAL_ENDPOINT_ENV
 from monitor_utils.local import LocalAwsError
 
@@ -414,7 +415,7 @@ def test_a_failed_preload_is_logged_and_the_run_goes_on(monkeypatch, caplog):
         raise KeyError("no-such-service")
 
     monkeypatch.setattr(emulator, "preload", broken)
-    with caplog.at_level("WARNING", logger="monitor_utils.emulator"):
+    with caplog.at_level("WARNING", logger="monitor_utils.local.emulator"):
         emulator.preload_in_background("123456789012").join(timeout=30)
     assert "no-such-service" in caplog.text and "load on first use" in caplog.text
 

@@ -1,4 +1,4 @@
-"""Tests for monitor_utils.object_cache: local copies found by ETag, parsed windows reused, and never stale."""
+"""Tests for monitor_utils.local.caches: local copies found by ETag, parsed windows reused, and never stale."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from monitor_utils import aws as A, capture as C, config, data as D, object_cache as O, windows as W
+from monitor_utils import aws as A, capture as C, config, data as D, windows as W
+from monitor_utils.local import caches as O
 
 BUCKET = "unit-test-object-cache"
 BASE = f"s3://{BUCKET}/capture/ep/AllTraffic"
@@ -174,7 +175,7 @@ def test_an_object_array_is_fingerprinted_by_its_contents():
 
 FINGERPRINTS_ELSEWHERE = """
 import json, sys
-from monitor_utils import object_cache as O
+from monitor_utils.local import caches as O
 names = {f"window-{i:02d}" for i in range(40)}
 value = {"features": ["b", "a"], "score": names, "n": 3, "opts": {"alpha": 0.01, "tests": ("ks", "psi")}}
 print(json.dumps({"set": O.fingerprint(names), "dict": O.fingerprint(value), "order": list(names),

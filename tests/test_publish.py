@@ -10,6 +10,7 @@ import pytest
 from botocore.validate import ParamValidator
 
 from monitor_utils import aws, config, publish as P
+from monitor_utils.local import emulator as E
 from monitor_utils.publish import MetricDataError
 
 UTC = dt.timezone.utc
@@ -313,12 +314,12 @@ def test_enforce_age_overrides_mode(local_mode, aws_mode):
 def test_publish_aws_namespace_local_only(local_mode, aws_mode):
     ns = "AWS/SageMaker"
     d = P.datum("Invocations", 5.0, NOW, {"EndpointName": "ep-ns", "VariantName": "AllTraffic"}, unit="Count")
-    stats = P.publish_aws_namespace(local_mode, ns, [d] * 3)
+    stats = E.publish_aws_namespace(local_mode, ns, [d] * 3)
     assert stats.calls == 1 and stats.datums == 3
     got = read_back(local_mode, ns, "Invocations", {"EndpointName": "ep-ns", "VariantName": "AllTraffic"})
     assert got["SampleCount"] == 3 and got["Sum"] == 15.0
     with pytest.raises(MetricDataError, match="local simulation"):
-        P.publish_aws_namespace(aws_mode, ns, [d])
+        E.publish_aws_namespace(aws_mode, ns, [d])
     assert aws_mode.recorder.calls == []
 
 

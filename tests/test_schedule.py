@@ -16,10 +16,11 @@ import pytest
 import yaml
 from botocore.validate import ParamValidator
 
-from monitor_utils import alarms, alerting, api_model, cli, config, iam_schedule, iam_workflow, local_processing, records
+from monitor_utils import alarms, alerting, api_model, cli, config, iam_schedule, iam_workflow, records
 from monitor_utils import preflight, runner
 from monitor_utils import suite_schedule as ss
-from monitor_utils import world
+from monitor_utils.local import processing as local_processing
+from monitor_utils.local import world
 from monitor_utils.aws import connect, service_model
 
 ACCOUNT = "123456789012"  # the emulator's account
@@ -444,7 +445,7 @@ def test_scheduling_never_loads_local_only_code():
             f"    assert cli.main(['schedule', '-f', 'params/aws.example.yaml', '--dry-run', {settings}]) == 0\n"
             "import monitor_utils.suite_schedule, monitor_utils.iam_schedule\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'moto' or m in ('monitor_utils.local', "
-            "'monitor_utils.local_processing', 'monitor_utils.emulator', 'monitor_utils.world')))")
+            "'monitor_utils.local.processing', 'monitor_utils.local.emulator', 'monitor_utils.local.world')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           cwd=Path(__file__).resolve().parents[1])
     assert done.returncode == 0, done.stderr

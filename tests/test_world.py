@@ -1,4 +1,4 @@
-"""Tests for monitor_utils.world: the generated world kept on disk by its params, and written straight into the
+"""Tests for monitor_utils.local.world: the generated world kept on disk by its params, and written straight into the
 in-process emulator exactly as the PUT fallback writes it."""
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from conftest import small_world_params
 
-from monitor_utils import aws as A, config, emulator as E, world
+from monitor_utils import aws as A, config
+from monitor_utils.local import emulator as E, world
 
 TINY = {"days": 2, "world": {"requests_per_day": 100, "train_rows": 2000, "test_rows": 500}}
 GENERATE = world.generate  # the real simulation, whatever a test puts in its place

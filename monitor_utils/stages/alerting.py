@@ -23,14 +23,10 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> StageResult:
     for spec in specs:
         name = spec["AlarmName"]
         history = alerting.alarm_history(aws, spec, start, now + dt.timedelta(seconds=1))
-        history = history.iloc[history.notna().to_numpy().argmax():] if history.notna().any() else history
-        result = alarms.backtest(spec, history) if len(history) else None
+        result, state = alerting.evaluated(spec, history)
         backtests[name] = result
-        state = result.timeline["state"].iloc[-1] if result is not None else alarms.INSUFFICIENT_DATA
         note = ""
         if aws.mode == "local":
-            if "ExtendedStatistic" in spec:
-                note = "local: p99 is not computed by the emulator; Maximum used as an upper bound"
             alerting.drive_local_alarm(aws, spec, state, f"evaluated by the suite at {now.isoformat()}", now, cfg)
         else:
             state = states.get(name, {}).get("StateValue", state)  # CloudWatch evaluates real alarms itself

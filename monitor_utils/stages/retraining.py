@@ -49,7 +49,7 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> StageResult:
         outcome = ((retraining.workflow_outcome(cfg, aws, name, execution) if execution else None)
                    or retraining.act(cfg, aws, decision, now, champion_url))
     if outcome.get("deployed") and aws.mode == "local":
-        from .. import world  # the simulator exists only in local mode
+        from ..local import world  # local mode only
 
         outcome["after_deploy"] = world.quality_after_deploy(aws, cfg, now, champion_url)
     record = {"retrain": decision.retrain, "deployed": bool(outcome.get("deployed")), "reasons": decision.reasons,

@@ -1,4 +1,4 @@
-"""The embedded local AWS: moto's server on loopback, started, found again and stopped."""
+"""Local mode only: the embedded AWS, moto's server on loopback, started, found again and stopped."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import socket
 import urllib.request
 from dataclasses import dataclass, field
 
-from .aws import DUMMY_CREDENTIALS, LOCAL_ENDPOINT_ENV
+from ..aws import DUMMY_CREDENTIALS, LOCAL_ENDPOINT_ENV
+from .caches import install as install_keeper
+from .emulator import enable_step_functions_execution, serving_here
 
 # Real credentials must never reach the emulator or a kernel it serves.
 _CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
@@ -41,9 +43,7 @@ class LocalAws:
                 self.server.stop()
             finally:
                 self.server = None
-                from . import emulator
-
-                emulator.serving_here(self.url, False)
+                serving_here(self.url, False)
                 ours = {LOCAL_ENDPOINT_ENV: self.url, "AWS_ENDPOINT_URL": self.url, "MOTO_PORT": self.url.rsplit(":", 1)[1]}
                 for name, value in ours.items():
                     if os.environ.get(name) == value:
@@ -94,8 +94,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(configure_step_functions: bool = True) -> LocalAws:
-    """Start moto's threaded server on 127.0.0.1 at a free port and point this process at it.
+def start(configure_step_functions: bool = True, port: int = 0) -> LocalAws:
+    """Start moto's threaded server on 127.0.0.1 at ``port`` (0: a free port), point this process at it and install local mode's
+    keeper (:class:`caches.DiskKeeper`).
 
     Raises
     ------
@@ -104,16 +105,18 @@ def start(configure_step_functions: bool = True) -> LocalAws:
     """
     try:
         from moto.server import ThreadedMotoServer
-    except ImportError as exc:  # pragma: no cover - moto is a dependency
-        raise LocalAwsError(f"local mode needs moto's server ({exc}); install the package with `make run` "
-                            "or `pip install 'moto[server]'`, or set aws_mode: aws") from None
+    except ImportError as exc:  # a production install (without the local extra)
+        raise LocalAwsError(f"local mode needs moto's server ({exc}): install the package's local extra "
+                            "(`pip install 'monitor_utils[local]'`; `make run` does), or set aws_mode: aws") from None
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    from . import emulator
+    from .emulator import install as install_emulator
 
-    emulator.install()
+    install_emulator()
+    install_keeper()
     last_error: Exception | None = None
-    for _ in range(3):
-        port = _free_port()
+    wanted = port
+    for _ in range(1 if wanted else 3):
+        port = wanted or _free_port()
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         try:
             server.start()
@@ -126,9 +129,9 @@ def start(configure_step_functions: bool = True) -> LocalAws:
             apply_local_environment(url)
             os.environ["MOTO_PORT"] = str(port)  # where moto's Step Functions sends aws-sdk task calls
             local = LocalAws(url, server, previous)
-            emulator.serving_here(url)
+            serving_here(url)
             if configure_step_functions:
-                emulator.enable_step_functions_execution(url)
+                enable_step_functions_execution(url)
             atexit.register(local.stop)
             return local
         server.stop()
@@ -138,9 +141,11 @@ def start(configure_step_functions: bool = True) -> LocalAws:
 
 
 def find_running() -> LocalAws | None:
-    """The emulator a runner started for this process (named in the environment), if it answers."""
+    """The emulator a runner started for this process (named in the environment), if it answers (local mode's
+    keeper is then installed in this process too)."""
     url = os.environ.get(LOCAL_ENDPOINT_ENV)
     if url and is_reachable(url):
         apply_local_environment(url)
+        install_keeper()
         return LocalAws(url)
     return None

@@ -1,4 +1,4 @@
-"""Local mode only: the few AWS operations the runbooks need that moto lacks, added to moto's server."""
+"""Local mode only: the AWS operations the suite calls that moto lacks, added to moto's server, and writes into its stores."""
 
 from __future__ import annotations
 
@@ -59,6 +59,25 @@ def put_metric_data_here(url: str | None, account_id: str, region: str, namespac
 
     cloudwatch_backends[account_id][region].put_metric_data(namespace, [as_api_stores(d) for d in datums])
     return True
+
+
+def publish_aws_namespace(aws, namespace: str, datums: list[dict]) -> PublishStats:
+    """Local mode only: write the metrics an AWS service would emit (e.g. AWS/SageMaker) into the emulator: straight
+    into its store when this process serves it, else by PutMetricData. ``calls`` counts the PutMetricData batches
+    (written directly or not)."""
+    from ..publish import MetricDataError, PublishStats, batches, validate_datum
+
+    if aws.mode != "local":
+        raise MetricDataError("only AWS services publish to AWS/ namespaces; this is for the local simulation")
+    stats = PublishStats()
+    for d in datums:
+        validate_datum(d)
+    for batch in batches(datums):
+        if not put_metric_data_here(aws.endpoint_url, aws.account_id, aws.region, namespace, batch):
+            aws.client("cloudwatch").put_metric_data(Namespace=namespace, MetricData=batch)
+        stats.calls += 1
+        stats.datums += len(batch)
+    return stats
 
 
 def enable_step_functions_execution(url: str) -> None:
@@ -143,7 +162,9 @@ def install() -> None:
     models.SageMakerModelBackend.update_endpoint = backend_update_endpoint
     responses.SageMakerResponse.update_endpoint = response_update_endpoint
     models.FakeEndpoint.response_object = property(response_object)
-    _narrow_get_metric_data()
+    from .cloudwatch import install as install_cloudwatch
+
+    install_cloudwatch()
     _atomic_conditional_writes()
     _INSTALLED = True
 
@@ -157,7 +178,7 @@ def _share_service_models() -> None:
     import boto3
     from moto.core.base_backend import AccountSpecificBackend
 
-    from .aws import new_session
+    from ..aws import new_session
 
     if boto3.DEFAULT_SESSION is None:
         boto3.DEFAULT_SESSION = new_session()
@@ -172,7 +193,7 @@ def preload(account_id: str, services: tuple[str, ...] | None = None) -> None:
     from moto.core.utils import get_service_model
     from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
-    from .aws import SERVICES
+    from ..aws import SERVICES
 
     for service in services or SERVICES:
         get_service_model(service)
@@ -212,37 +233,6 @@ def _install_sdk_body_reading() -> None:
                     response[key] = value.read().decode("utf-8")
 
     cls._eval_service_task = eval_service_task
-
-
-class _OneMetric:
-    """A CloudWatch backend seen through one metric: its datums only, everything else forwarded."""
-
-    def __init__(self, backend, datums: list) -> None:
-        self._backend, self._datums = backend, datums
-
-    def get_all_metrics(self) -> list:
-        return self._datums
-
-    def __getattr__(self, name: str):
-        return getattr(self._backend, name)
-
-
-def _narrow_get_metric_data() -> None:
-    """Speed, not behaviour: moto's GetMetricData scans every datum of the account once per period; a request of
-    one MetricStat query (all the suite sends) now scans only that metric's datums, with moto's own code."""
-    from moto.cloudwatch.models import CloudWatchBackend
-
-    original = CloudWatchBackend.get_metric_data
-
-    def get_metric_data(self, queries, start_time, end_time, scan_by="TimestampAscending"):
-        if len(queries) != 1 or "MetricStat" not in queries[0]:
-            return original(self, queries, start_time, end_time, scan_by)
-        metric = queries[0]["MetricStat"]["Metric"]
-        datums = [md for md in self.get_all_metrics()
-                  if md.namespace == metric["Namespace"] and md.name == metric["MetricName"]]
-        return original(_OneMetric(self, datums), queries, start_time, end_time, scan_by)
-
-    CloudWatchBackend.get_metric_data = get_metric_data
 
 
 def _atomic_conditional_writes() -> None:

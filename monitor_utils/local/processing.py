@@ -13,8 +13,8 @@ import sysconfig
 import venv
 from pathlib import Path
 
-from .aws import DUMMY_CREDENTIALS, Aws, split_s3_uri
-from .api_model import RequestError, validate_request
+from ..aws import DUMMY_CREDENTIALS, Aws, split_s3_uri
+from ..api_model import RequestError, validate_request
 
 CONTAINER_ROOT = "/opt/ml/processing"  # what SageMaker mounts in the job's container
 PROCESSING_TARGET = re.compile(r"^arn:aws[a-z-]*:scheduler:::aws-sdk:sagemaker:createProcessingJob$")

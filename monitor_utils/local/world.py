@@ -15,9 +15,10 @@ import numpy as np
 import pandas as pd
 import sklearn
 
-from . import capture, data, model, object_cache, payloads, publish, registry, windows
-from .aws import Aws, ensure_bucket, frame_bytes, get_json, put_json
-from .config import Params, parse_time
+from .. import capture, data, model, payloads, publish, registry, windows
+from ..aws import Aws, ensure_bucket, frame_bytes, get_json, put_json
+from ..config import Params, parse_time
+from . import caches, emulator
 
 MANIFEST_KEY = "world/manifest.json"
 BROKEN_OFFSET_SD = 2.0  # the broken feature arrives shifted by two reference standard deviations
@@ -38,7 +39,7 @@ def world_clock(cfg: Params) -> dt.datetime:
 
 def read_manifest(aws: Aws, cfg: Params) -> dict | None:
     """The manifest of the world in this bucket, if one was built."""
-    from .aws import error_code
+    from ..aws import error_code
 
     try:
         return get_json(aws, cfg.bucket, cfg.key(MANIFEST_KEY))
@@ -229,14 +230,12 @@ def generated(aws: Aws, cfg: Params, now: dt.datetime) -> Generated:
         "now": windows.iso(now), "capture": capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name, cfg.variant_name),
         "ground_truth": cfg.ground_truth_uri, "bucket": cfg.bucket, "data_key": cfg.key("data"), "data_source": source,
         "versions": [np.__version__, pd.__version__, sklearn.__version__]}
-    return object_cache.parsed(aws, "world", [], json.dumps(identity, sort_keys=True, default=str),
-                               lambda: generate(aws, cfg, now), WORLD_CODE)
+    return caches.parsed(aws, "world", [], json.dumps(identity, sort_keys=True, default=str),
+                         lambda: generate(aws, cfg, now), WORLD_CODE)
 
 
 def store_objects(aws: Aws, objects: list, content_type: str) -> None:
     """Write (bucket, key, body) objects: straight into the emulator this process serves, else by PUT."""
-    from . import emulator
-
     if objects and not emulator.put_objects_here(aws.endpoint_url, aws.account_id, objects, content_type,
                                                  aws.kms_key_id):
         capture.put_objects(aws, objects, content_type)
@@ -266,7 +265,7 @@ def build(aws: Aws, cfg: Params, progress: Callable[[str], None] = print) -> dic
     aws.client("sagemaker").create_endpoint(EndpointName=cfg.endpoint_name, EndpointConfigName=names["config"])
     progress(f"world: model {names['model']} deployed to endpoint {cfg.endpoint_name}")
     store_objects(aws, world.capture_files + world.ground_truth_files, "application/jsonl")
-    endpoint_stats = publish.publish_aws_namespace(aws, "AWS/SageMaker", world.endpoint_datums)
+    endpoint_stats = emulator.publish_aws_namespace(aws, "AWS/SageMaker", world.endpoint_datums)
     counts = {**world.counts, "endpoint_metric_calls": endpoint_stats.calls}
     drift_day = int(round(cfg.world["drift_start_fraction"] * cfg.days))
     manifest = {
@@ -286,8 +285,8 @@ def build(aws: Aws, cfg: Params, progress: Callable[[str], None] = print) -> dic
 def quality_after_deploy(aws: Aws, cfg: Params, now: dt.datetime, previous_model_url: str, days: int = 2) -> dict:
     """Local mode: simulate the next ``days`` of traffic, now served by the newly deployed model, and compare its
     quality with what the previous model would have delivered on the same requests."""
-    from .aws import get_bytes, get_frame, split_s3_uri
-    from .metrics import regression_metrics
+    from ..aws import get_bytes, get_frame, split_s3_uri
+    from ..metrics import regression_metrics
 
     served = model.load_served_model(aws, cfg.endpoint_name, cfg.variant_name)
     train = get_frame(aws, cfg.bucket, cfg.key("data", "train.npz"))

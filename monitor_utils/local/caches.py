@@ -1,4 +1,4 @@
-"""Local mode's disk copies of capture and ground-truth objects, and of what was parsed from them, found again by ETag."""
+"""Local mode only: disk copies of capture and ground-truth objects, and of what was parsed from them, found again by ETag."""
 
 from __future__ import annotations
 
@@ -8,22 +8,16 @@ import pickle
 import time
 from pathlib import Path
 from types import ModuleType
-from typing import Callable, NamedTuple, Sequence, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
-from .aws import Aws, get_bytes
+from .. import keeping
+from ..aws import Aws, get_bytes
+from ..keeping import Listed  # noqa: F401 - re-exported: the type of the objects kept here
 
 MAX_AGE_DAYS = 30  # a copy unused this long is removed the next time a process opens the cache
 _pruned: set[Path] = set()
 _code_digests: dict[tuple[str, ...] | str, str] = {}
 T = TypeVar("T")
-
-
-class Listed(NamedTuple):
-    """One object as ``ListObjectsV2`` describes it."""
-
-    key: str
-    etag: str
-    size: int
 
 
 def root() -> Path:
@@ -114,7 +108,7 @@ def package_digest() -> str:
         import sklearn
 
         h = hashlib.sha256(f"{np.__version__}|{pd.__version__}|{scipy.__version__}|{sklearn.__version__}".encode())
-        base = Path(__file__).parent
+        base = Path(__file__).parents[1]  # the whole package, local/ included
         for path in sorted(base.rglob("*.py")):
             h.update(str(path.relative_to(base)).encode() + path.read_bytes())
         _code_digests["package"] = h.hexdigest()
@@ -182,3 +176,41 @@ def parsed(aws: Aws, kind: str, objects: Sequence[Listed], detail: str, parse: C
     result = parse()
     write_aside(path, pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
     return result
+
+
+def estimator_folder() -> Path:
+    """Where local mode keeps fitted loss estimators between runs (``<root>/estimators``)."""
+    return root() / "estimators"
+
+
+class DiskKeeper(keeping.Keeper):
+    """Local mode's keeper: object copies and parsed results on disk (:func:`fetch`, :func:`parsed`), each window's
+    result keyed by its inputs, and fitted estimators kept. Whatever it keeps, it keeps only while :func:`enabled`."""
+
+    def fetch(self, aws: Aws, bucket: str, obj: Listed) -> bytes:
+        return fetch(aws, bucket, obj)
+
+    def parsed(self, aws: Aws, kind: str, objects: Sequence[Listed], detail: str, parse: Callable[[], T],
+               code: Sequence[ModuleType]) -> T:
+        return parsed(aws, kind, objects, detail, parse, code)
+
+    def each_window(self, aws: Aws, fn: Callable[..., Any], shared: dict, todo: Sequence,
+                    objects_of: Callable[[Any], Sequence[Listed]]) -> list:
+        """Each window's result, kept on disk keyed by the window's capture objects (keys, ETags, sizes), ``fn``,
+        every shared argument's contents and the package's source: the same world read again computes nothing."""
+        if not enabled(aws):
+            return super().each_window(aws, fn, shared, todo, objects_of)
+        from ..windows import iso
+
+        inputs = f"{fn.__module__}.{fn.__qualname__}|{fingerprint(shared)}|{package_digest()}"
+        return [parsed(aws, "window", objects_of(w), f"{iso(w.start)}|{iso(w.end)}|{inputs}",
+                       lambda w=w: fn(aws, w, **shared), ()) for w in todo]
+
+    def estimator_folder(self, aws: Aws) -> Path | None:
+        return estimator_folder() if aws.mode == "local" else None
+
+
+def install() -> None:
+    """Make :class:`DiskKeeper` this process's keeper (local mode's start-up calls this)."""
+    if not isinstance(keeping.current(), DiskKeeper):
+        keeping.install(DiskKeeper())
