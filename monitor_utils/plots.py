@@ -61,6 +61,7 @@ def label_coverage(history: pd.DataFrame) -> Figure:
     ax2.plot(t, history["label_coverage"], color="black", marker=".", label="coverage")
     ax2.set_ylim(0, 1.05)
     ax.set_title("Label coverage per window")
+    concise_date_ticks(ax)  # a month across the 29th/1st: full dates collided there
     ax2.set_ylabel("share labelled", fontsize=8)
     (h1, l1), (h2, l2) = ax.get_legend_handles_labels(), ax2.get_legend_handles_labels()
     # above the plot, right: inside, the legend covered the first windows' bars

@@ -108,3 +108,11 @@ def test_a_month_of_alarm_backtest_or_pages_keeps_its_date_labels_apart():
     pages = [{"alarm": "ep-error-rate", "datapoint_time": t, "known_at": t + dt.timedelta(hours=1)} for t in ends[::6]]
     fig = plots.pages_timeline(pages, now - dt.timedelta(days=30), now + dt.timedelta(hours=6))  # as the report
     assert date_labels_apart(fig, fig.axes[0])
+
+
+def test_a_month_of_label_coverage_keeps_its_date_labels_apart():
+    ends = pd.date_range(dt.datetime(2026, 11, 6, tzinfo=dt.timezone.utc), periods=27, freq="D")  # across a month's turn
+    n = len(ends)
+    fig = plots.label_coverage(pd.DataFrame({"end": ends, "captured": [1000] * n, "labelled": [900] * n,
+                                             "label_coverage": [0.9] * n}))
+    assert date_labels_apart(fig, fig.axes[0])
