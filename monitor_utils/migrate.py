@@ -37,6 +37,7 @@ class ScheduleFacts:
     publish_setting: str = ""  # the Environment's publish_cloudwatch_metrics as written ('' when absent)
     ground_truth_uri: str = ""
     problem_type: str = ""
+    report_uri: str = ""  # where the monitor wrote its reports (MonitoringOutputs' S3Uri)
 
     @property
     def source(self) -> str:
@@ -106,6 +107,9 @@ def read_schedule(sagemaker: Any, name: str) -> ScheduleFacts:
     else:
         raise MigrationError(f"monitoring schedule {name!r} has neither MonitoringJobDefinition nor "
                              "MonitoringJobDefinitionName")
+    outputs = (job.get("MonitoringOutputConfig") or job.get("DataQualityJobOutputConfig")
+               or job.get("ModelQualityJobOutputConfig") or {}).get("MonitoringOutputs") or [{}]
+    facts.report_uri = (outputs[0].get("S3Output") or {}).get("S3Uri", "")
     if "EndpointInput" not in job_input:
         raise MigrationError(f"monitoring schedule {name!r} monitors a batch transform's capture "
                              "(BatchTransformInput); the suite monitors an endpoint's Data Capture")
@@ -220,13 +224,29 @@ def plan(sagemaker: Any, schedule_names: Iterable[str]) -> Migration:
                          else f"{f.name}: {PUBLISH_ENV} not set (the analyzer's default is Enabled)" for f in facts)
         out.sources.append(("model_monitor.publish_metrics", f"the job's Environment ({said}): alarms and "
                                                              "dashboards on Model Monitor's metrics keep their data"))
+        out.notes.append("while the old schedule still runs, it and the suite both publish Model Monitor's metrics: "
+                         "stop it once the suite's first run has published (steps below)")
+        if dq and mq and mq.publish_metrics:
+            out.notes.append(f"the suite publishes model-metrics with MonitoringSchedule={dq.name} "
+                             f"(model_monitor.schedule_name); alarms and dashboards on {mq.name}'s rmse, r2, ... "
+                             f"use MonitoringSchedule={mq.name}: change that dimension in them")
     if mm:
         params["model_monitor"] = mm
+    reports = [f"{f.name} to {f.report_uri}" for f in facts if f.report_uri]
+    if reports:
+        out.notes.append(f"Model Monitor wrote its reports ({'; '.join(reports)}); the suite writes statistics.json "
+                         "and constraint_violations.json per window under s3://BUCKET/PREFIX/monitoring/<endpoint>/"
+                         "<schedule>/<yyyy>/<mm>/<dd>/<hh>/: point whatever reads them there")
     cadence = (dq or mq).expression  # type: ignore[union-attr]
     if re.match(_EXPRESSION, cadence or ""):
         params["suite_schedule"] = {"expression": cadence}
         out.sources.append(("suite_schedule.expression", f"schedule {(dq or mq).name}'s "  # type: ignore[union-attr]
                                                          "ScheduleConfig.ScheduleExpression (EventBridge syntax)"))
+        hours = cadence[len("cron("):-1].split()[1:2] if cadence.startswith("cron(") else []
+        if hours and (hours[0] == "*" or "/" in hours[0]):
+            out.notes.append(f"{cadence} runs hourly, as Model Monitor's hourly jobs do (each analyses the hour "
+                             "before); what one suite window holds is `window` (daily unless set): set window: "
+                             "hourly to compare hour by hour")
         if dq and mq and dq.expression != mq.expression:
             out.notes.append(f"schedule {mq.name} runs {mq.expression}, {dq.name} {dq.expression}: the suite runs "
                              "every stage at the one expression printed")
@@ -314,9 +334,12 @@ def render(migration: Migration, region: str, unknown: Iterable[str] = ()) -> st
               "#   1. run the suite with these params (python -m monitor_utils run, or schedule) and check its first",
               "#      run: index.html's verdict, the drift report's Model Monitor baseline_drift_check and",
               "#      constraint_violations.json under monitoring/, the metrics in CloudWatch;",
-              "#   2. stop the old schedule first (both monitors then run no more; a stopped one can be started again),",
-              "#   3. and delete it (keep its baseline's statistics.json and constraints.json: the suite reads them):"]
+              "#   2. stop the old schedule(s) (a stopped schedule can be started again) and watch the suite's next",
+              "#      runs;",
+              "#   3. then delete them (keep the baseline's statistics.json and constraints.json: the suite reads them).",
+              "#      Printed here, never run by migrate:"]
     for facts in migration.schedules:
+        lines.append(f"#   {facts.name} ({facts.monitoring_type}):")
         lines += [f"#      {line}" for line in delete_commands(facts, region)]
     return "\n".join(lines) + "\n"
 
