@@ -139,10 +139,12 @@ def test_emulated_schedules_answer_in_the_apis_output_shapes(sm, emulator):
 
     backend = sagemaker_backends["123456789012"][sm.meta.region_name]
     assert_valid_output("DescribeMonitoringSchedule", backend.describe_monitoring_schedule(dq))
-    listed = sm.list_monitoring_schedules(EndpointName=ep, SortBy="Name", SortOrder="Ascending")
+    listed = sm.list_monitoring_schedules(EndpointName=ep, SortBy="Name", SortOrder="Descending")
     assert_valid_output("ListMonitoringSchedules", listed)
-    assert [s["MonitoringScheduleName"] for s in listed["MonitoringScheduleSummaries"]] == sorted([dq, old])
-    assert listed["MonitoringScheduleSummaries"][sorted([dq, old]).index(dq)]["MonitoringJobDefinitionName"] == f"{dq}-dq"
+    assert [s["MonitoringScheduleName"] for s in listed["MonitoringScheduleSummaries"]] == sorted([dq, old])[::-1]
+    summaries = {s["MonitoringScheduleName"]: s for s in listed["MonitoringScheduleSummaries"]}
+    assert summaries[dq]["MonitoringJobDefinitionName"] == f"{dq}-dq"
+    assert "MonitoringJobDefinitionName" not in summaries[old]  # inline
     page = sm.list_monitoring_schedules(EndpointName=ep, MaxResults=1, SortBy="Name", SortOrder="Ascending")
     rest = sm.list_monitoring_schedules(EndpointName=ep, MaxResults=1, SortBy="Name", SortOrder="Ascending",
                                         NextToken=page["NextToken"])
