@@ -240,6 +240,9 @@ def _migrate(args) -> int:
         return 2
     try:
         plan = migrate.plan(connect(cfg, endpoint_url).client("sagemaker"), args.schedule)
+        if cfg.endpoint_name != plan.params["endpoint_name"]:
+            plan.notes.append(f"{cfg.origin('endpoint_name')} names endpoint {cfg.endpoint_name}; the schedules "
+                              f"monitor {plan.params['endpoint_name']}: give this block after it (-f), it wins")
         unknown = migrate.unknown_keys(plan.params)
         migrate.check(cfg, plan.params)
     except (migrate.MigrationError, config.ParamsError) as exc:

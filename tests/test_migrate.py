@@ -268,6 +268,7 @@ def test_migrate_prints_params_that_load_and_the_delete_call_it_does_not_make(sm
     code, out, err = run_cli("migrate", "--schedule", dq, "--schedule", mq, "-f", str(params))
     assert code == 0, err
     block = yaml.safe_load(out)  # the comments are YAML comments: the output is a params file
+    assert f"names endpoint placeholder; the schedules monitor {ep}" in out
     assert block["endpoint_name"] == ep and block["model_monitor"]["schedule_name"] == dq
     for name, facts in ((dq, "data-quality"), (mq, "model-quality")):
         assert f"aws sagemaker delete-monitoring-schedule --monitoring-schedule-name {name} --region us-east-1" in out
