@@ -134,6 +134,14 @@ def test_emulated_schedules_answer_in_the_apis_output_shapes(sm, emulator):
         assert_valid_output("DescribeMonitoringSchedule", described)
         assert described["MonitoringScheduleStatus"] == "Scheduled" and described["EndpointName"] == ep
         assert described["MonitoringType"] == "DataQuality"
+    # moto's own job definitions, which migrate reads, answer in their shapes too
+    mq = model_quality_schedule(sm, ep, fresh("mm-shape-mq"))
+    assert_valid_output("DescribeDataQualityJobDefinition",
+                        sm.describe_data_quality_job_definition(JobDefinitionName=f"{dq}-dq"))
+    assert_valid_output("DescribeModelQualityJobDefinition",
+                        sm.describe_model_quality_job_definition(JobDefinitionName=f"{mq}-mq"))
+    assert sm.describe_monitoring_schedule(MonitoringScheduleName=mq)["MonitoringType"] == "ModelQuality"
+    sm.delete_monitoring_schedule(MonitoringScheduleName=mq)
     # what the backend hands the serializer has no member the shape lacks either (the serializer would drop it)
     from moto.sagemaker.models import sagemaker_backends
 
