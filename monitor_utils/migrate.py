@@ -174,7 +174,7 @@ def plan(sagemaker: Any, schedule_names: Iterable[str]) -> Migration:
     dq, mq = by_type.get("DataQuality"), by_type.get("ModelQuality")
     params: dict[str, Any] = {"endpoint_name": endpoint}
     out = Migration(params, schedules=facts)
-    out.sources.append(("endpoint_name", f"the schedules' EndpointInput.EndpointName"))
+    out.sources.append(("endpoint_name", "the schedules' EndpointInput.EndpointName"))
     capture, variants, config_name = read_capture(sagemaker, endpoint)
     if len(variants) == 1:
         params["variant_name"] = variants[0]
@@ -193,20 +193,17 @@ def plan(sagemaker: Any, schedule_names: Iterable[str]) -> Migration:
         params["ground_truth_prefix"] = mq.ground_truth_uri
         out.sources.append(("ground_truth_prefix", f"{mq.source}: ModelQualityJobInput.GroundTruthS3Input.S3Uri"))
     mm: dict[str, Any] = {}
-    if dq:
+    if dq and dq.statistics_uri:
         mm["schedule_name"] = dq.name
         out.sources.append(("model_monitor.schedule_name", f"schedule {dq.name}: the MonitoringSchedule dimension "
                                                            "of the metrics it published"))
-        if dq.statistics_uri:
-            mm["statistics_uri"], mm["constraints_uri"] = dq.statistics_uri, dq.constraints_uri
-            out.sources.append(("model_monitor.statistics_uri, constraints_uri",
-                                f"{dq.source}: its baseline (written out, so the suite needs no schedule once it "
-                                "is deleted)"))
-        else:
-            out.notes.append(f"{dq.baseline_note}; without a Model Monitor baseline the suite's own (setup's) is "
-                             "the reference")
-            del mm["schedule_name"]  # the suite would look for the schedule's baseline and find none
-            out.sources.pop()
+        mm["statistics_uri"], mm["constraints_uri"] = dq.statistics_uri, dq.constraints_uri
+        out.sources.append(("model_monitor.statistics_uri, constraints_uri",
+                            f"{dq.source}: its baseline (written out, so the suite needs no schedule once it is "
+                            "deleted)"))
+    elif dq:  # schedule_name alone would send the suite to a schedule without a baseline
+        out.notes.append(f"{dq.baseline_note}; without a Model Monitor baseline the suite's own (setup's) is the "
+                         "reference, and model_monitor.schedule_name stays empty")
     if mq:
         if mq.problem_type and mq.problem_type != "Regression":
             out.notes.append(f"schedule {mq.name} monitors a {mq.problem_type} model; the suite's model-quality "

@@ -62,12 +62,14 @@ def baseline(name: str) -> tuple[str, str]:
     return f"s3://mm-baselines/{name}/statistics.json", f"s3://mm-baselines/{name}/constraints.json"
 
 
-def data_quality_schedule(sm, ep: str, name: str, publish: str | None = "Enabled", cron: str = HOURLY) -> str:
+def data_quality_schedule(sm, ep: str, name: str, publish: str | None = "Enabled", cron: str = HOURLY,
+                          with_baseline: bool = True) -> str:
     stats, cons = baseline(name)
     env = {"publish_cloudwatch_metrics": publish} if publish else {}
+    baseline_config = {"DataQualityBaselineConfig": {"ConstraintsResource": {"S3Uri": cons},
+                                                     "StatisticsResource": {"S3Uri": stats}}} if with_baseline else {}
     sm.create_data_quality_job_definition(
-        JobDefinitionName=f"{name}-dq", RoleArn=ROLE, JobResources=RESOURCES,
-        DataQualityBaselineConfig={"ConstraintsResource": {"S3Uri": cons}, "StatisticsResource": {"S3Uri": stats}},
+        JobDefinitionName=f"{name}-dq", RoleArn=ROLE, JobResources=RESOURCES, **baseline_config,
         DataQualityAppSpecification={"ImageUri": IMAGE, "Environment": env},
         DataQualityJobInput={"EndpointInput": endpoint_input(ep)},
         DataQualityJobOutputConfig=output(f"s3://mm-reports/{name}"),
@@ -244,6 +246,11 @@ def test_schedules_migrate_cannot_carry_over_say_why(sm):
     plan = migrate.plan(sm, [classifier])
     assert "model_quality_constraints_uri" not in plan.params.get("model_monitor", {})
     assert any("BinaryClassification" in n for n in plan.notes)
+    unbased = migrate.plan(sm, [data_quality_schedule(sm, other, fresh("mm-bad-nobase"), publish=None,
+                                                      with_baseline=False)])
+    assert "model_monitor" in unbased.params and set(unbased.params["model_monitor"]) == {"publish_metrics"}
+    assert any("no baseline" in n and "own (setup's)" in n for n in unbased.notes)
+    assert any("publish_cloudwatch_metrics not set" in source for _, source in unbased.sources)
     no_capture = endpoint(sm, fresh("mm-bad-nocap"), capture=False)
     plan = migrate.plan(sm, [data_quality_schedule(sm, no_capture, fresh("mm-bad-nc"))])
     assert "capture_prefix" not in plan.params and any("Data Capture" in n for n in plan.notes)
