@@ -223,6 +223,10 @@ def plan(sagemaker: Any, schedule_names: Iterable[str]) -> Migration:
                                                              "dashboards on Model Monitor's metrics keep their data"))
         out.notes.append("while the old schedule still runs, it and the suite both publish Model Monitor's metrics: "
                          "stop it once the suite's first run has published (steps below)")
+        if not mm.get("schedule_name"):
+            out.notes.append("model_monitor.schedule_name stays empty (it names a DataQuality schedule with a "
+                             "baseline): the published metrics' MonitoringSchedule dimension then matches no old "
+                             "alarm; migrate the endpoint's data-quality schedule with this one")
         if dq and mq and mq.publish_metrics:
             out.notes.append(f"the suite publishes model-metrics with MonitoringSchedule={dq.name} "
                              f"(model_monitor.schedule_name); alarms and dashboards on {mq.name}'s rmse, r2, ... "

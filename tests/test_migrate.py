@@ -218,6 +218,7 @@ def test_a_model_quality_schedule_beside_the_data_quality_one(sm):
     assert any(mq in n and "cron(30 * ? * * *)" in n for n in plan.notes)
     alone = migrate.plan(sm, [mq])  # alone: no data-quality baseline, nothing names a DataQuality schedule
     assert "schedule_name" not in alone.params["model_monitor"]
+    assert any("MonitoringSchedule dimension then matches no old alarm" in n for n in alone.notes)
     assert alone.params["suite_schedule"] == {"expression": "cron(30 * ? * * *)"}
 
 
