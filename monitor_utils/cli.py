@@ -1,4 +1,4 @@
-"""Command line: ``python -m monitor_utils run | iam-policy | workflow | schedule | emulator | retraining-step ...`` (and ``monitor-utils ...``)."""
+"""Command line: ``python -m monitor_utils run | iam-policy | workflow | schedule | emulator | migrate | retraining-step ...`` (and ``monitor-utils ...``)."""
 
 from __future__ import annotations
 
@@ -42,12 +42,13 @@ def parser() -> argparse.ArgumentParser:
                         "(default: any role of the account, only to SageMaker)")
     i.add_argument("--model-data-url", action="append", metavar="S3URI", default=[],
                    help="the live model's artifact when it lies outside the suite's prefix (read); repeatable")
-    i.add_argument("--role", choices=("suite", "suite-job", "schedule-deployer", "state-machine", "scheduler"),
+    i.add_argument("--role", choices=("suite", "suite-job", "schedule-deployer", "state-machine", "scheduler",
+                                      "migrate"),
                    default="suite",
                    help="whose policy: the suite's (default), the scheduled suite's Processing job role (the suite's "
                         "plus its package, params, records, logs and image), whoever runs `schedule`, the retraining "
-                        "state machine's role, or the role EventBridge Scheduler uses to start the workflow and the "
-                        "suite's jobs")
+                        "state machine's role, the role EventBridge Scheduler uses to start the workflow and the "
+                        "suite's jobs, or whoever runs `migrate` (read-only)")
     w = sub.add_parser("workflow", help="print the retraining workflow's definition and input (JSON) for these params",
                        description="Print {\"definition\": ..., \"input\": ...}: the Step Functions definition and the "
                                    "input every execution receives (scheduled or started by the stage). No AWS access.")
@@ -77,6 +78,16 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="override one parameter, applied last")
     e.add_argument("--port", type=int, default=0, metavar="N", help="port on 127.0.0.1 (default: a free one)")
     e.add_argument("--write-params", metavar="FILE", help="write the aws-mode params for the served world here")
+    m = sub.add_parser("migrate", help="print the params that carry a SageMaker Model Monitor schedule over to the suite",
+                       description="Read Model Monitor schedule(s) (DescribeMonitoringSchedule, their data- or "
+                                   "model-quality job definitions, the endpoint's Data Capture config) and print the "
+                                   "params block (YAML) that reuses their baseline, constraints, ground truth, metric "
+                                   "publishing and cadence, and the calls that retire the old schedule once the suite "
+                                   "has run (printed, never executed). Read-only.")
+    m.add_argument("--schedule", action="append", required=True, metavar="NAME",
+                   help="MonitoringScheduleName; repeat for the endpoint's data-quality and model-quality schedules")
+    m.add_argument("-f", "--file", action="append", metavar="PARAMS", help="YAML params file; repeat to merge in order")
+    m.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="override one parameter, applied last")
     sub.add_parser("retraining-step", add_help=False,
                    help="run one job step of the retraining workflow (decide, train, compare); what its SageMaker "
                         "jobs run (see --help)")
@@ -116,6 +127,10 @@ def _iam_policy(args) -> int:
 
             document, notes = iam_schedule.suite_job_policy(cfg, account, args.sagemaker_role_arn,
                                                             tuple(args.model_data_url))
+        elif args.role == "migrate":
+            from . import migrate
+
+            document, notes = migrate.policy(cfg, account)
         elif args.role == "schedule-deployer":
             from . import iam_schedule
 
@@ -204,6 +219,42 @@ def _schedule(args) -> int:
     return 0
 
 
+def _migrate(args) -> int:
+    """CLI entry for ``migrate``: the params block on stdout (YAML, with comments), errors on stderr."""
+    import os
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from . import config, migrate
+    from .aws import LOCAL_ENDPOINT_ENV, connect
+
+    try:
+        cfg = config.load(args.file or [], args.param or [])
+    except config.ParamsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    endpoint_url = os.environ.get(LOCAL_ENDPOINT_ENV) or os.environ.get("AWS_ENDPOINT_URL")
+    if cfg.aws_mode == "local" and not endpoint_url:
+        print("error: migrate reads the schedules of an account: use aws-mode params (or, for an emulator, set "
+              "AWS_ENDPOINT_URL to it)", file=sys.stderr)
+        return 2
+    try:
+        plan = migrate.plan(connect(cfg, endpoint_url).client("sagemaker"), args.schedule)
+        if cfg.endpoint_name != plan.params["endpoint_name"]:
+            plan.notes.append(f"{cfg.origin('endpoint_name')} names endpoint {cfg.endpoint_name}; the schedules "
+                              f"monitor {plan.params['endpoint_name']}: give this block after it (-f), it wins")
+        unknown = migrate.unknown_keys(plan.params)
+        migrate.check(cfg, plan.params)
+    except (migrate.MigrationError, config.ParamsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (ClientError, BotoCoreError) as exc:
+        print(f"error: reading the schedule failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(migrate.render(plan, cfg.region, unknown), end="")
+    return 0
+
+
 WORKFLOW_JOB_SETTINGS = {
     "retraining.state_machine_role_arn": "the state machine is not created without it",
     "retraining.job_role_arn": "the workflow's SageMaker training and processing jobs run with this role",
@@ -241,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
         return _workflow(args)
     if args.command == "schedule":
         return _schedule(args)
+    if args.command == "migrate":
+        return _migrate(args)
     if args.command == "emulator":
         from .local.serve import main as serve_emulator  # local mode only: needs the local extra
 

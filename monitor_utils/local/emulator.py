@@ -90,7 +90,8 @@ def enable_step_functions_execution(url: str) -> None:
 
 
 def install() -> None:
-    """Add UpdateEndpoint to moto's SageMaker (and LastDeploymentConfig, FailureReason in DescribeEndpoint). Idempotent.
+    """Add UpdateEndpoint to moto's SageMaker (and LastDeploymentConfig, FailureReason in DescribeEndpoint), and Model
+    Monitor's monitoring schedules (:func:`_install_monitoring_schedules`). Idempotent.
 
     Follows the API's documented behaviour: the endpoint and config must exist and the endpoint be InService;
     rollback alarms must exist; when one of them is in ALARM during the blue/green shift the deployment rolls
@@ -162,11 +163,152 @@ def install() -> None:
     models.SageMakerModelBackend.update_endpoint = backend_update_endpoint
     responses.SageMakerResponse.update_endpoint = response_update_endpoint
     models.FakeEndpoint.response_object = property(response_object)
+    _install_monitoring_schedules()
     from .cloudwatch import install as install_cloudwatch
 
     install_cloudwatch()
     _atomic_conditional_writes()
     _INSTALLED = True
+
+
+MONITORING_TYPES = ("DataQuality", "ModelQuality", "ModelBias", "ModelExplainability")
+
+
+def _install_monitoring_schedules() -> None:
+    """Model Monitor's schedules, which moto lacks (it has the job definitions): CreateMonitoringSchedule,
+    DescribeMonitoringSchedule, ListMonitoringSchedules, StopMonitoringSchedule, StartMonitoringSchedule and
+    DeleteMonitoringSchedule, answering in the API's output shapes.
+
+    As the API documents: a schedule names either an inline ``MonitoringJobDefinition`` (older schedules; a
+    DataQuality monitor) or a ``MonitoringJobDefinitionName`` of its ``MonitoringType`` that must exist; names are
+    unique; the schedule's ``EndpointName`` is its job's endpoint input. A new schedule is ``Scheduled`` at once
+    and never runs locally (no monitoring executions). ListMonitoringSchedules filters by endpoint, name, status,
+    type and job definition, sorts and pages; its time filters are not implemented.
+    """
+    from moto.core.responses import ActionResult, EmptyResult
+    from moto.sagemaker import models, responses
+    from moto.sagemaker.exceptions import ResourceInUseException, ResourceNotFound, ValidationError
+
+    def schedules(backend) -> dict:
+        return backend.__dict__.setdefault("monitoring_schedules", {})
+
+    def find(backend, name: str) -> dict:
+        found = schedules(backend).get(name)
+        if found is None:
+            arn = models.arn_formatter("monitoring-schedule", name.lower(), backend.account_id, backend.region_name)
+            raise ResourceNotFound(message=f"Monitoring Schedule '{arn}' does not exist.")
+        return found
+
+    def endpoint_of(backend, config: dict) -> str | None:
+        inline = config.get("MonitoringJobDefinition")
+        if inline is not None:
+            inputs = inline.get("MonitoringInputs") or [{}]
+            return (inputs[0].get("EndpointInput") or {}).get("EndpointName")
+        kind = config.get("MonitoringType") or "DataQuality"
+        name = config["MonitoringJobDefinitionName"]
+        store = {"DataQuality": backend.data_quality_job_definitions,
+                 "ModelQuality": backend.model_quality_job_definitions,
+                 "ModelBias": backend.model_bias_job_definitions,
+                 "ModelExplainability": backend.model_explainability_job_definitions}[kind]
+        if name not in store:
+            raise ResourceNotFound(message=f"Could not find {kind} job definition '{name}'.")
+        job = store[name]
+        job_input = next((v for k, v in vars(job).items() if k.endswith("job_input") and v), {}) or {}
+        return (job_input.get("EndpointInput") or {}).get("EndpointName")
+
+    def create_monitoring_schedule(self, name: str, config: dict, tags: list | None) -> str:
+        if name in schedules(self):
+            raise ResourceInUseException(message=f"Monitoring Schedule '{name}' already exists.")
+        inline, named = "MonitoringJobDefinition" in config, bool(config.get("MonitoringJobDefinitionName"))
+        if inline == named:
+            raise ValidationError(message="MonitoringScheduleConfig must have exactly one of MonitoringJobDefinition "
+                                          "and MonitoringJobDefinitionName.")
+        kind = config.get("MonitoringType") or "DataQuality"
+        if kind not in MONITORING_TYPES:
+            raise ValidationError(message=f"Value '{kind}' at 'monitoringScheduleConfig.monitoringType' failed to "
+                                          f"satisfy constraint: Member must satisfy enum value set: {list(MONITORING_TYPES)}")
+        now = models.utcnow()
+        schedule = {"MonitoringScheduleArn": models.arn_formatter("monitoring-schedule", name.lower(), self.account_id,
+                                                                  self.region_name),
+                    "MonitoringScheduleName": name, "MonitoringScheduleStatus": "Scheduled", "MonitoringType": kind,
+                    "CreationTime": now, "LastModifiedTime": now, "MonitoringScheduleConfig": config,
+                    "EndpointName": endpoint_of(self, config), "Tags": list(tags or [])}
+        schedules(self)[name] = {k: v for k, v in schedule.items() if v is not None}
+        return schedule["MonitoringScheduleArn"]
+
+    def describe_monitoring_schedule(self, name: str) -> dict:
+        return {k: v for k, v in find(self, name).items() if k != "Tags"}
+
+    def set_status(self, name: str, status: str) -> None:
+        schedule = find(self, name)
+        schedule["MonitoringScheduleStatus"], schedule["LastModifiedTime"] = status, models.utcnow()
+
+    def delete_monitoring_schedule(self, name: str) -> None:
+        find(self, name)
+        del schedules(self)[name]
+
+    def list_monitoring_schedules(self, endpoint_name=None, name_contains=None, status=None, kind=None,
+                                  job_definition=None, sort_by=None, sort_order=None) -> list[dict]:
+        out = []
+        for s in schedules(self).values():
+            config = s["MonitoringScheduleConfig"]
+            if ((endpoint_name and s.get("EndpointName") != endpoint_name)
+                    or (name_contains and name_contains not in s["MonitoringScheduleName"])
+                    or (status and s["MonitoringScheduleStatus"] != status) or (kind and s["MonitoringType"] != kind)
+                    or (job_definition and config.get("MonitoringJobDefinitionName") != job_definition)):
+                continue
+            summary = {k: s[k] for k in ("MonitoringScheduleName", "MonitoringScheduleArn", "CreationTime",
+                                         "LastModifiedTime", "MonitoringScheduleStatus", "EndpointName",
+                                         "MonitoringType") if k in s}
+            if config.get("MonitoringJobDefinitionName"):
+                summary["MonitoringJobDefinitionName"] = config["MonitoringJobDefinitionName"]
+            out.append(summary)
+        key = {"Name": "MonitoringScheduleName", "Status": "MonitoringScheduleStatus"}.get(sort_by or "", "CreationTime")
+        return sorted(out, key=lambda s: s[key], reverse=sort_order != "Ascending")
+
+    def response_create(self) -> ActionResult:
+        return ActionResult({"MonitoringScheduleArn": self.sagemaker_backend.create_monitoring_schedule(
+            self._get_param("MonitoringScheduleName"), self._get_param("MonitoringScheduleConfig"),
+            self._get_param("Tags"))})
+
+    def response_describe(self) -> ActionResult:
+        return ActionResult(self.sagemaker_backend.describe_monitoring_schedule(self._get_param("MonitoringScheduleName")))
+
+    def response_list(self) -> ActionResult:
+        found = self.sagemaker_backend.list_monitoring_schedules(
+            self._get_param("EndpointName"), self._get_param("NameContains"), self._get_param("StatusEquals"),
+            self._get_param("MonitoringTypeEquals"), self._get_param("MonitoringJobDefinitionName"),
+            self._get_param("SortBy"), self._get_param("SortOrder"))
+        start = int(self._get_param("NextToken") or 0)
+        size = int(self._get_param("MaxResults") or 100)
+        page = {"MonitoringScheduleSummaries": found[start:start + size]}
+        if start + size < len(found):
+            page["NextToken"] = str(start + size)
+        return ActionResult(page)
+
+    def response_status(status: str):
+        def respond(self) -> EmptyResult:
+            self.sagemaker_backend.set_monitoring_schedule_status(self._get_param("MonitoringScheduleName"), status)
+            return EmptyResult()
+        return respond
+
+    def response_delete(self) -> EmptyResult:
+        self.sagemaker_backend.delete_monitoring_schedule(self._get_param("MonitoringScheduleName"))
+        return EmptyResult()
+
+    backend = models.SageMakerModelBackend
+    backend.create_monitoring_schedule = create_monitoring_schedule
+    backend.describe_monitoring_schedule = describe_monitoring_schedule
+    backend.set_monitoring_schedule_status = set_status
+    backend.delete_monitoring_schedule = delete_monitoring_schedule
+    backend.list_monitoring_schedules = list_monitoring_schedules
+    r = responses.SageMakerResponse
+    r.create_monitoring_schedule = response_create
+    r.describe_monitoring_schedule = response_describe
+    r.list_monitoring_schedules = response_list
+    r.stop_monitoring_schedule = response_status("Stopped")
+    r.start_monitoring_schedule = response_status("Scheduled")
+    r.delete_monitoring_schedule = response_delete
 
 
 def _share_service_models() -> None:
