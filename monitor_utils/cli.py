@@ -7,6 +7,12 @@ import sys
 from pathlib import Path
 
 
+def _params_options(command: argparse.ArgumentParser) -> None:
+    """The params options every command that reads params takes: ``-f PARAMS`` (repeatable) and ``-p KEY=VALUE``."""
+    command.add_argument("-f", "--file", action="append", metavar="PARAMS", help="YAML params file; repeat to merge in order")
+    command.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="override one parameter, applied last")
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser (documented in the README)."""
     p = argparse.ArgumentParser(prog="python -m monitor_utils",
@@ -31,8 +37,7 @@ def parser() -> argparse.ArgumentParser:
                        description="Print the IAM policy document the suite needs with these params: no wildcard "
                                    "actions, resources scoped to the configured names. Without --account-id or "
                                    "--resolve-account the account field of ARNs is '*' (IAM allows it).")
-    i.add_argument("-f", "--file", action="append", metavar="PARAMS", help="YAML params file; repeat to merge in order")
-    i.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="override one parameter, applied last")
+    _params_options(i)
     acct = i.add_mutually_exclusive_group()
     acct.add_argument("--account-id", metavar="ID", default="*", help="12-digit account id in resource ARNs")
     acct.add_argument("--resolve-account", action="store_true",
@@ -52,15 +57,13 @@ def parser() -> argparse.ArgumentParser:
     w = sub.add_parser("workflow", help="print the retraining workflow's definition and input (JSON) for these params",
                        description="Print {\"definition\": ..., \"input\": ...}: the Step Functions definition and the "
                                    "input every execution receives (scheduled or started by the stage). No AWS access.")
-    w.add_argument("-f", "--file", action="append", metavar="PARAMS", help="YAML params file; repeat to merge in order")
-    w.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="override one parameter, applied last")
+    _params_options(w)
     s = sub.add_parser("schedule", help="create or update the EventBridge Scheduler schedule that runs the suite as a "
                                         "SageMaker Processing job (aws mode)",
                        description="Build the wheelhouse (the package's wheel and its runtime dependencies' wheels), "
                                    "upload it and the params file to S3 (only what changed), and create or update the "
                                    "schedule (suite_schedule params). A second run with the same params changes nothing.")
-    s.add_argument("-f", "--file", action="append", metavar="PARAMS", help="YAML params file; repeat to merge in order")
-    s.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="override one parameter, applied last")
+    _params_options(s)
     mode = s.add_mutually_exclusive_group()
     mode.add_argument("--dry-run", action="store_true",
                       help="print the schedule and job requests and the uploads, build nothing, call no AWS API")
@@ -74,8 +77,7 @@ def parser() -> argparse.ArgumentParser:
                                    "aws-mode params pointing the suite at that world (--write-params), and serve until "
                                    "Ctrl-C or SIGTERM. Then: AWS_ENDPOINT_URL=<url> python -m monitor_utils run -f "
                                    "<written params>. Needs the local extra (moto).")
-    e.add_argument("-f", "--file", action="append", metavar="PARAMS", help="YAML params file; repeat to merge in order")
-    e.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="override one parameter, applied last")
+    _params_options(e)
     e.add_argument("--port", type=int, default=0, metavar="N", help="port on 127.0.0.1 (default: a free one)")
     e.add_argument("--write-params", metavar="FILE", help="write the aws-mode params for the served world here")
     m = sub.add_parser("migrate", help="print the params that carry a SageMaker Model Monitor schedule over to the suite",
@@ -86,8 +88,7 @@ def parser() -> argparse.ArgumentParser:
                                    "has run (printed, never executed). Read-only.")
     m.add_argument("--schedule", action="append", required=True, metavar="NAME",
                    help="MonitoringScheduleName; repeat for the endpoint's data-quality and model-quality schedules")
-    m.add_argument("-f", "--file", action="append", metavar="PARAMS", help="YAML params file; repeat to merge in order")
-    m.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="override one parameter, applied last")
+    _params_options(m)
     sub.add_parser("retraining-step", add_help=False,
                    help="run one job step of the retraining workflow (decide, train, compare); what its SageMaker "
                         "jobs run (see --help)")

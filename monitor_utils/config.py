@@ -346,12 +346,7 @@ def validate(values: Mapping[str, Any], source: str = "params", origins: Mapping
     params._origins, params._source = origins, source
     from . import params_checks  # checks against the alarms, the capture's columns and the schema's features
 
-    for key, check in params_checks.CHECKS:
-        try:
-            check(params)
-        except ValueError as exc:
-            raise ParamsError(f"{where(key)}: {exc}") from None
-    return params
+    return _checked(params, params_checks.CHECKS, where)
 
 
 def check_files(params: Params) -> Params:
@@ -367,11 +362,17 @@ def check_files(params: Params) -> Params:
     """
     from . import params_checks
 
-    for key, check in params_checks.FILE_CHECKS:
+    return _checked(params, params_checks.FILE_CHECKS, params.origin)
+
+
+def _checked(params: Params, checks, where) -> Params:
+    """``params`` after each ``(key, check)`` passed; a check's ValueError becomes a ParamsError naming where
+    ``key`` was set (``where(key)``)."""
+    for key, check in checks:
         try:
             check(params)
         except ValueError as exc:
-            raise ParamsError(f"{params.origin(key)}: {exc}") from None
+            raise ParamsError(f"{where(key)}: {exc}") from None
     return params
 
 
