@@ -154,13 +154,15 @@ def attribution_drift(baseline: pd.Series, current: pd.Series, threshold: float 
     return AttributionDrift(score, float(threshold), violated, [str(f) for f in table.index], table.rename_axis("feature"))
 
 
-def analysis_document(attributions: pd.Series, expected_value: float, method: str) -> dict:
+def analysis_document(attributions: pd.Series, expected_value: float | None, method: str) -> dict:
     """Clarify's explainability ``analysis.json`` of global attributions:
     ``{"version": "1.0", "explanations": {"kernel_shap": {"label0": {"global_shap_values": {feature: value},
-    "expected_value": ...}}}}`` (the suite adds ``"method"``: how the values were computed)."""
-    return {"version": "1.0", "method": method, "explanations": {"kernel_shap": {LABEL: {
-        "global_shap_values": {str(k): float(v) for k, v in attributions.items()},
-        "expected_value": float(expected_value)}}}}
+    "expected_value": ...}}}}`` (``expected_value`` left out when None; the suite adds ``"method"``: how the
+    values were computed)."""
+    label: dict[str, Any] = {"global_shap_values": {str(k): float(v) for k, v in attributions.items()}}
+    if expected_value is not None:
+        label["expected_value"] = float(expected_value)
+    return {"version": "1.0", "method": method, "explanations": {"kernel_shap": {LABEL: label}}}
 
 
 def read_analysis(doc: Any, where: str = "analysis.json") -> pd.Series:

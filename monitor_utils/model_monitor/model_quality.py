@@ -159,5 +159,10 @@ def output_key(prefix: str, endpoint_name: str, schedule_name: str, when: dt.dat
     ``PREFIX/monitoring/<endpoint>/<schedule>-model-quality/<yyyy>/<mm>/<dd>/<hh>`` (``when`` is the execution's
     hour: a window's end, when a scheduled job would evaluate it; ``schedule_name`` empty means
     :data:`DEFAULT_SCHEDULE`)."""
+    return f"{output_root(prefix, endpoint_name, schedule_name)}/{when:%Y/%m/%d/%H}"
+
+
+def output_root(prefix: str, endpoint_name: str, schedule_name: str) -> str:
+    """``PREFIX/monitoring/<endpoint>/<schedule>-model-quality``: where every execution's hour folder goes."""
     schedule = (schedule_name or DEFAULT_SCHEDULE) + FOLDER_SUFFIX
-    return "/".join([prefix.strip("/"), "monitoring", endpoint_name, schedule, when.strftime("%Y/%m/%d/%H")])
+    return "/".join([prefix.strip("/"), "monitoring", endpoint_name, schedule])
