@@ -141,14 +141,19 @@ def attribution_drift(baseline: pd.Series, current: pd.Series, threshold: float 
     -------
     AttributionDrift
         nDCG (:func:`ndcg`), whether it is below ``threshold``, the features by how far their attribution moved
-        (absolute change, largest first) and a table per feature: ``baseline``, ``window``, ``change``,
-        ``baseline_rank``, ``window_rank``.
+        (``|log(window / baseline)|``, largest first: a relative move, so a feature of small weight whose values
+        broke stands out beside a heavy feature that moved a little) and a table per feature: ``baseline``,
+        ``window``, ``change`` (window - baseline), ``ratio`` (window / baseline), ``baseline_rank``, ``window_rank``.
     """
     table = pd.DataFrame({"baseline": baseline.astype(float), "window": current.reindex(baseline.index).astype(float)})
     table["change"] = table["window"] - table["baseline"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        table["ratio"] = table["window"] / table["baseline"]
+        moved = np.abs(np.log(table["ratio"].to_numpy(dtype=float)))
     table["baseline_rank"] = table["baseline"].rank(ascending=False, method="first").astype(int)
     table["window_rank"] = table["window"].rank(ascending=False, method="first").astype("Int64")
-    table = table.reindex(table["change"].abs().sort_values(ascending=False).index)
+    moved = np.where(np.isnan(moved), -1.0, moved)  # a feature without attribution on either side: last
+    table = table.iloc[np.argsort(-moved, kind="stable")]
     score = ndcg(baseline, current)
     violated = bool(not math.isnan(score) and score < threshold)
     return AttributionDrift(score, float(threshold), violated, [str(f) for f in table.index], table.rename_axis("feature"))

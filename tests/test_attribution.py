@@ -108,3 +108,39 @@ def test_attribution_drift_flags_below_the_threshold_and_names_the_feature_that_
     assert not calm.violated and attr.violation_document(calm)["violations"] == []
     assert attr.attribution_drift(base, pd.Series({"a": 4.0, "b": 3.0, "c": 1.0, "d": 2.0}), threshold=0.999).violated
     assert attr.read_analysis(attr.analysis_document(base, 2000.0, "linear_shap")).equals(base)
+
+
+def test_drift_stage_names_the_broken_feature_and_publishes_attribution_drift_once(make_world):
+    import datetime as dt
+    import json
+
+    from conftest import MECHANICS
+    from monitor_utils import stages
+    from monitor_utils.aws import get_bytes
+
+    cfg, aws, now = make_world(scenario="drift", **{**MECHANICS, "world": {**MECHANICS["world"],
+                                                                             "broken_feature": "timbre_avg_07"}})
+    setup = stages.run("00_setup", cfg, aws, now)
+    doc = json.loads(get_bytes(aws, cfg.bucket, setup["model_baselines"]["attributions"].removeprefix(f"s3://{cfg.bucket}/")))
+    assert doc["method"] == "linear_shap" and len(doc["explanations"]["kernel_shap"]["label0"]["global_shap_values"]) == 90
+    result = stages.run("20_drift", cfg, aws, now)
+    checked = result.history.dropna(subset=["drift_detected"]).set_index("window")
+    assert checked["attribution_ndcg"].between(0, 1).all() and result["attribution"]["method"] == "linear_shap"
+    last = checked.iloc[-1]
+    assert list(last["attribution_most_changed"])[0] == "timbre_avg_07"
+    assert list(checked["attribution_most_changed"].iloc[0])[0] != "timbre_avg_07"  # before it broke
+    assert "Feature attributions (mean |SHAP|): nDCG" in result.verdict.text
+    assert "most changed: timbre_avg_07" in result.verdict.text
+    key = cfg.key("monitoring", cfg.endpoint_name, "monitor-utils-model-explainability",
+                  f"{dt.datetime.fromisoformat(last.name) + dt.timedelta(days=1):%Y/%m/%d/%H}")
+    violations = json.loads(get_bytes(aws, cfg.bucket, f"{key}/constraint_violations.json"))
+    assert violations["version"] == "1.0" and bool(violations["violations"]) == bool(last["attribution_violated"])
+    cw = aws.client("cloudwatch")
+    dims = [{"Name": k, "Value": v} for k, v in cfg.metric_dimensions().items()]
+    for name in ("FeatureAttributionDrift", "AttributionNDCG"):
+        points = cw.get_metric_statistics(Namespace=cfg.namespace, MetricName=name, Dimensions=dims,
+                                          StartTime=now - dt.timedelta(days=30), EndTime=now + dt.timedelta(days=1), Period=86400,
+                                          Statistics=["SampleCount"])["Datapoints"]
+        assert sorted(p["SampleCount"] for p in points) == [1.0] * len(checked)
+    again = stages.run("20_drift", cfg, aws, now)  # nothing new: nothing published twice
+    assert again["windows_checked"] == [] and again["datums_published"] == 0

@@ -104,3 +104,51 @@ def test_output_layout_is_model_monitors():
     when = dt.datetime(2024, 5, 7, 0, tzinfo=dt.timezone.utc)
     assert mq.output_key("msd-year/", "ep", "", when) == "msd-year/monitoring/ep/monitor-utils-model-quality/2024/05/07/00"
     assert mq.output_key("p", "ep", "dq", when).endswith("/ep/dq-model-quality/2024/05/07/00")
+
+
+# ---------------------------------------------------------------------------------------------- the stages
+def test_metrics_stage_writes_model_monitors_files_per_window_and_counts_violations(make_world):
+    from monitor_utils import baseline, config, stages
+    from monitor_utils.aws import get_bytes, put_bytes
+
+    from conftest import MECHANICS
+
+    cfg, aws, now = make_world(scenario="drift", **MECHANICS)
+    setup = stages.run("00_setup", cfg, aws, now)
+    uri = setup["model_baselines"]["model_quality_constraints"]
+    prefix = uri.removeprefix(f"s3://{cfg.bucket}/").rsplit("/", 1)[0]
+    base_stats = json.loads(get_bytes(aws, cfg.bucket, f"{prefix}/statistics.json"))
+    assert base_stats["dataset"]["item_count"] == cfg.world["test_rows"]
+    cons = json.loads(get_bytes(aws, cfg.bucket, f"{prefix}/constraints.json"))
+    assert cons == json.loads(dumps(mq.regression_constraints(base_stats)))
+    assert setup.record["baseline"]["test_metrics"]["rmse"] == pytest.approx(cons["regression_constraints"]["rmse"]["threshold"])
+
+    result = stages.run("10_metrics", cfg, aws, now)
+    published = result["windows_published"]
+    assert published and result["model_quality"]["windows_written"] == published
+    assert result["model_quality"]["output"] == f"s3://{cfg.bucket}/msd-year/monitoring/{cfg.endpoint_name}/monitor-utils-model-quality"
+    history = result.history.set_index("window")
+    for label in published:
+        end = dt.datetime.fromisoformat(label).replace(tzinfo=dt.timezone.utc) + dt.timedelta(days=1)
+        key = mq.output_key(cfg["prefix"], cfg.endpoint_name, "", end)
+        stats = json.loads(get_bytes(aws, cfg.bucket, f"{key}/statistics.json"))
+        assert stats["dataset"]["item_count"] == history.loc[label, "count"]
+        assert stats["regression_metrics"]["rmse"]["value"] == pytest.approx(history.loc[label, "rmse"])
+        found = json.loads(get_bytes(aws, cfg.bucket, f"{key}/constraint_violations.json"))["violations"]
+        assert len(found) == history.loc[label, "model_quality_violations"]
+        rmse_over = stats["regression_metrics"]["rmse"]["value"] > cons["regression_constraints"]["rmse"]["threshold"]
+        assert rmse_over == any(v["metric_name"] == "rmse" for v in found)
+    assert history["model_quality_violations"].iloc[-1] == 4  # the drifting window is worse on every metric
+    assert "Model Monitor's model-quality check of that window: 4 violation(s)" in result.verdict.text
+
+    # a constraints file of one's own (a model-quality baselining job's) is read from the param
+    put_bytes(aws, cfg.bucket, "mine/constraints.json", dumps({"version": 0.0, "regression_constraints": {
+        "rmse": {"threshold": 50.0, "comparison_operator": "GreaterThanThreshold"}}}).encode())
+    mine = config.validate({**cfg.to_dict(), "model_monitor": {
+        **cfg["model_monitor"], "model_quality_constraints_uri": f"s3://{cfg.bucket}/mine/constraints.json"}})
+    read, where = baseline.load_model_quality_constraints(aws, mine)
+    assert read == {"rmse": (50.0, "GreaterThanThreshold")} and where.endswith("mine/constraints.json")
+    missing = config.validate({**cfg.to_dict(), "model_monitor": {
+        **cfg["model_monitor"], "model_quality_constraints_uri": f"s3://{cfg.bucket}/none.json"}})
+    with pytest.raises(FileNotFoundError, match=r"none.json does not exist \(model_monitor.model_quality_constraints_uri\)"):
+        baseline.load_model_quality_constraints(aws, missing)
