@@ -142,5 +142,22 @@ def test_drift_stage_names_the_broken_feature_and_publishes_attribution_drift_on
                                           StartTime=now - dt.timedelta(days=30), EndTime=now + dt.timedelta(days=1), Period=86400,
                                           Statistics=["SampleCount"])["Datapoints"]
         assert sorted(p["SampleCount"] for p in points) == [1.0] * len(checked)
+    from monitor_utils.stages import alerting as alerting_stage
+
+    assert alerting_stage.most_changed_features(aws, cfg)[0] == "timbre_avg_07"  # what a quality page names
     again = stages.run("20_drift", cfg, aws, now)  # nothing new: nothing published twice
     assert again["windows_checked"] == [] and again["datums_published"] == 0
+
+
+def test_a_quality_page_names_the_features_whose_attribution_moved_most():
+    import pandas as pd
+
+    from monitor_utils.stages.alerting import verdict
+
+    rows = [{"alarm": "ep-estimated-rmse", "state": "ALARM", "threshold": 9.0},
+            {"alarm": "ep-heartbeat", "state": "ALARM", "threshold": 1.0},
+            {"alarm": "ep-r2", "state": "OK", "threshold": 0.15}]
+    text = verdict(rows, {}, {}, ["timbre_avg_03", "timbre_avg_01"], "ep").text
+    assert "ep-estimated-rmse is in ALARM; most changed: timbre_avg_03, timbre_avg_01." in text
+    assert "ep-heartbeat is in ALARM." in text  # not a page about quality
+    assert "most changed" not in verdict(rows, {}, {}, [], "ep").text
