@@ -152,3 +152,17 @@ def test_metrics_stage_writes_model_monitors_files_per_window_and_counts_violati
         **cfg["model_monitor"], "model_quality_constraints_uri": f"s3://{cfg.bucket}/none.json"}})
     with pytest.raises(FileNotFoundError, match=r"none.json does not exist \(model_monitor.model_quality_constraints_uri\)"):
         baseline.load_model_quality_constraints(aws, missing)
+
+
+def test_the_policy_reads_the_configured_model_quality_constraints_and_nothing_beside_them():
+    from monitor_utils import assets, config, iam
+
+    example = str(assets.params_file("aws.example.yaml"))
+    cfg = config.load([example], ["model_monitor.model_quality_constraints_uri=s3://mq-bucket/base/constraints.json"])
+    policy, _ = iam.policy(cfg, "123456789012")
+    resources = [r for st in policy["Statement"] if "s3:GetObject" in st["Action"] for r in st["Resource"]]
+    assert "arn:aws:s3:::mq-bucket/base/constraints.json" in resources
+    assert not any(r.startswith("arn:aws:s3:::mq-bucket") and r != "arn:aws:s3:::mq-bucket/base/constraints.json"
+                   for r in resources)
+    with pytest.raises(config.ParamsError, match="model_monitor.model_quality_constraints_uri"):
+        iam.policy(config.load([example], ["model_monitor.model_quality_constraints_uri=s3://mq-bucket/*"]))
