@@ -16,7 +16,7 @@ DEFAULT_NDCG_MIN = 0.9
 LABEL = "label0"
 METHOD = "shap"
 #: Rows a non-linear model's permutation importance is computed on (a sample of the window, for time).
-PERMUTATION_ROWS = 2000
+PERMUTATION_ROWS = 1000
 
 
 @dataclass
