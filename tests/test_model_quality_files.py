@@ -139,6 +139,7 @@ def test_metrics_stage_writes_model_monitors_files_per_window_and_counts_violati
         rmse_over = stats["regression_metrics"]["rmse"]["value"] > cons["regression_constraints"]["rmse"]["threshold"]
         assert rmse_over == any(v["metric_name"] == "rmse" for v in found)
     assert history["model_quality_violations"].iloc[-1] == 4  # the drifting window is worse on every metric
+    assert result["model_quality"]["violations"] == history["model_quality_violations"].sum()
     assert "Model Monitor's model-quality check of that window: 4 violation(s)" in result.verdict.text
 
     # a constraints file of one's own (a model-quality baselining job's) is read from the param

@@ -222,6 +222,7 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
               "estimates": estimate_list, "estimate_accuracy": estimates.accuracy(estimate_list),
               "estimator": estimates.load_summary(aws, cfg),
               "model_quality": {"constraints_uri": mq_uri, "windows_written": mq_written,
+                                "violations": int(sum(r.get("model_quality_violations") or 0 for r in new_rows)),
                                 "output": f"s3://{cfg.bucket}/" + model_quality.output_root(
                                     cfg["prefix"], cfg.endpoint_name, cfg["model_monitor"]["schedule_name"])}}
     return StageResult(record, headline=headline(record), verdict=verdict(cfg, record),
