@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 
 import pandas as pd
 
-from . import data, drift, metrics, model, model_monitor
+from . import attribution, data, drift, metrics, model, model_monitor
 from .aws import Aws, get_bytes, get_frame, get_json, put_bytes, put_json, split_s3_uri
 from .config import Params
+from .model_monitor import model_quality as mq
 
 PREDICTION = "prediction"
 
@@ -121,3 +123,75 @@ def load_target_baseline(aws: Aws, cfg: Params) -> drift.Baseline | None:
     """The training labels' profile (for target drift), or None when the stored baseline predates it."""
     blob = get_bytes(aws, cfg.bucket, f"{served_prefix(aws, cfg)[1]}/target_baseline.bin")
     return None if blob is None else drift.Baseline.from_bytes(blob)
+
+
+MODEL_QUALITY_FOLDER = "model_quality"  # beside the data-quality files: the model-quality baseline's own
+ATTRIBUTION_FILE = "analysis.json"      # the global attributions of the served model on its reference data
+
+
+def ensure_model_baselines(aws: Aws, cfg: Params) -> tuple[dict, list[str]]:
+    """Write, unless stored, the served model's model-quality baseline (``model_quality/statistics.json`` and
+    ``constraints.json`` from the test split, thresholds = the baseline's metric values as a model-quality
+    baselining job suggests them) and its global attributions on the reference data (``analysis.json`` in
+    Clarify's shape, with the background's feature means); return where they are and what was written."""
+    url, prefix = served_prefix(aws, cfg)
+    mq_key = f"{prefix}/{MODEL_QUALITY_FOLDER}/constraints.json"
+    at_key = f"{prefix}/{ATTRIBUTION_FILE}"
+    need_mq, need_at = get_bytes(aws, cfg.bucket, mq_key) is None, get_bytes(aws, cfg.bucket, at_key) is None
+    written = []
+    if need_mq or need_at:
+        served = model.from_artifact(get_bytes(aws, *split_s3_uri(url)))
+        train, test = training_data(aws, cfg)
+        features = feature_names(aws, cfg)
+        if need_mq and test is not None:
+            stats = mq.regression_statistics(test[data.TARGET], model.predict(served, test), seed=0)
+            put_bytes(aws, cfg.bucket, f"{prefix}/{MODEL_QUALITY_FOLDER}/statistics.json",
+                      model_monitor.dumps(stats).encode(), "application/json")
+            put_bytes(aws, cfg.bucket, mq_key, model_monitor.dumps(mq.regression_constraints(stats)).encode(),
+                      "application/json")
+            written.append(f"wrote the model-quality baseline s3://{cfg.bucket}/{mq_key} from the test split")
+        if need_at:
+            explainer = attribution.make_explainer(served, train, features)
+            values = attribution.global_attributions(explainer, train)
+            doc = attribution.analysis_document(values, float(served.predict(train[features]).mean()), explainer.method)
+            doc["background_mean"] = dict(zip(features, map(float, explainer.background_mean)))
+            put_json(aws, cfg.bucket, at_key, doc)
+            written.append(f"wrote the served model's global attributions s3://{cfg.bucket}/{at_key} "
+                           f"({explainer.method})")
+    return {"model_quality_constraints": f"s3://{cfg.bucket}/{mq_key}" if get_bytes(aws, cfg.bucket, mq_key) else None,
+            "attributions": f"s3://{cfg.bucket}/{at_key}"}, written
+
+
+def load_model_quality_constraints(aws: Aws, cfg: Params) -> tuple[dict | None, str]:
+    """The model-quality constraints each window is checked against and their URI: ``model_monitor.
+    model_quality_constraints_uri`` when set (a missing or malformed file is an error naming the param), else the
+    served model's own from setup (None when setup had no test split)."""
+    uri = cfg["model_monitor"]["model_quality_constraints_uri"]
+    if not uri:
+        uri = f"s3://{cfg.bucket}/{served_prefix(aws, cfg)[1]}/{MODEL_QUALITY_FOLDER}/constraints.json"
+        body = get_bytes(aws, *split_s3_uri(uri))
+        return (None, uri) if body is None else (mq.read_regression_constraints(json.loads(body), uri), uri)
+    body = get_bytes(aws, *split_s3_uri(uri))
+    if body is None:
+        raise FileNotFoundError(f"{uri} does not exist (model_monitor.model_quality_constraints_uri); point it at a "
+                                "model-quality baselining job's constraints.json")
+    try:
+        doc = json.loads(body)
+    except ValueError as exc:
+        raise ValueError(f"{uri} is not JSON ({exc}); model_monitor.model_quality_constraints_uri must name the "
+                         "constraints.json itself") from None
+    return mq.read_regression_constraints(doc, f"{uri} (model_monitor.model_quality_constraints_uri)"), uri
+
+
+def load_explainer(aws: Aws, cfg: Params):
+    """The served model's explainer (:func:`attribution.make_explainer` on the stored background means) and its
+    baseline global attributions, or (None, None) when setup has not stored them."""
+    url, prefix = served_prefix(aws, cfg)
+    doc = get_json(aws, cfg.bucket, f"{prefix}/{ATTRIBUTION_FILE}")
+    if doc is None or "background_mean" not in doc:
+        return None, None
+    served = model.from_artifact(get_bytes(aws, *split_s3_uri(url)))
+    features = list(doc["background_mean"])
+    background = pd.DataFrame([doc["background_mean"]], columns=features)
+    explainer = attribution.make_explainer(served, background, features)
+    return explainer, attribution.read_analysis(doc, f"s3://{cfg.bucket}/{prefix}/{ATTRIBUTION_FILE}")

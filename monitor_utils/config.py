@@ -104,6 +104,8 @@ SCHEMA: dict[str, Param | Section] = {
         "statistics_uri": Param(str, "", "S3 URI of the baselining job's statistics.json (with constraints_uri; empty means none)", pattern=r"^(|s3://.+)$"),
         "constraints_uri": Param(str, "", "S3 URI of the baselining job's constraints.json (with statistics_uri; empty means none)", pattern=r"^(|s3://.+)$"),
         "schedule_name": Param(str, "", "data-quality monitoring schedule whose baseline (DescribeMonitoringSchedule and its job definition) is used when the URIs are empty", pattern=r"^(|[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62})$"),
+        "model_quality_constraints_uri": Param(str, "", "S3 URI of a model-quality baselining job's constraints.json (regression_constraints) each window's model quality is checked against; empty means the one setup writes from the test split", pattern=r"^(|s3://.+)$"),
+        "attribution_ndcg_min": Param(float, 0.9, "feature-attribution drift: a window whose nDCG of global SHAP values against the baseline's is below this violates (Clarify's default 0.9)", min=0.0, max=1.0),
     }),
     "retraining": Section("retraining and deployment", {
         "dry_run": Param(bool, False, "decide and compare but never deploy"),

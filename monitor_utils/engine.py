@@ -7,12 +7,13 @@ from typing import Any, Callable, Collection, Iterator, Sequence
 
 import pandas as pd
 
-from . import capture, data, drift, estimates, keeping, model_monitor, windows
+from . import attribution, capture, data, drift, estimates, keeping, model_monitor, windows
 from .aws import Aws, connect
 from .baseline import PREDICTION
 from .config import Params
 from .estimation import LossEstimator
 from .metrics import evaluate_window
+from .model_monitor import model_quality
 
 ENGINES = ("local", "dask")
 MIN_LABELLED_FOR_TARGET = 50
@@ -36,9 +37,10 @@ def metrics_window(aws: Aws, w: windows.Window, *, capture_uri: str, features: S
     ``w`` is to be scored (its label in ``score``; None means every window), and its label-free estimate when its
     label is in ``estimate`` (``label_faults``: unreadable label lines per window label, counted with the window's
     own). The window's objects are read once for both. ``read_nothing`` says no capture line at all was found
-    (neither readable nor quarantined): the stage then asks whether the endpoint had traffic."""
+    (neither readable nor quarantined): the stage then asks whether the endpoint had traffic. ``model_quality`` is
+    the scored window's regression ``statistics.json`` document (Model Monitor's; None without a labelled record)."""
     batch = capture.read_capture(aws, capture_uri, w, features)
-    out: dict[str, Any] = {"row": None, "segments": None, "quarantined": [], "estimate": None,
+    out: dict[str, Any] = {"row": None, "segments": None, "quarantined": [], "estimate": None, "model_quality": None,
                            "read_nothing": not batch.requests and not batch.quarantined}  # nothing captured at all
     if estimator is not None and w.label in estimate:  # the day it closes, before any label
         out["estimate"] = estimates.estimate_window(estimator, w, batch.records)
@@ -50,7 +52,10 @@ def metrics_window(aws: Aws, w: windows.Window, *, capture_uri: str, features: S
     row, segments = evaluate_window(w, rows, faults, list(segment_columns))
     row.update(requests=batch.requests, input_only=batch.input_only, output_only=batch.output_only,
                **batch.line_counts())
-    return {**out, "row": row, "segments": segments, "quarantined": batch.quarantined}
+    labelled = rows.dropna(subset=["year", "prediction"])
+    quality = None if not len(labelled) else model_quality.regression_statistics(
+        labelled["year"], labelled["prediction"], seed=int(w.start.timestamp()) % 2**31, evaluation_time=w.end)
+    return {**out, "row": row, "segments": segments, "quarantined": batch.quarantined, "model_quality": quality}
 
 
 def target_drift(target_baseline: drift.Baseline | None, current: pd.DataFrame, opts: dict) -> dict | None:
@@ -69,21 +74,25 @@ def target_drift(target_baseline: drift.Baseline | None, current: pd.DataFrame, 
 def drift_window(aws: Aws, w: windows.Window, *, capture_uri: str, features: Sequence[str], baseline: drift.Baseline,
                  opts: dict, labels: pd.DataFrame | None = None, target_baseline: drift.Baseline | None = None,
                  mm_baseline: model_monitor.ModelMonitorBaseline | None = None,
-                 mm_columns: dict[str, str] | None = None) -> dict:
+                 mm_columns: dict[str, str] | None = None, explainer: attribution.Explainer | None = None) -> dict:
     """Drift of one window against the baseline: its report (None without traffic), target drift, rows, unreadable
     lines, the line accounting (``lines``, ``lines_read``, ``lines_quarantined``, ``lines_outside``), the feature
     values captured missing (``missing_values``, per feature with any), whether nothing was captured
     (``read_nothing``), and with a Model Monitor baseline (``mm_columns``: its features -> window columns) its
-    ``baseline_drift`` table (:func:`model_monitor.baseline_drift`)."""
+    ``baseline_drift`` table (:func:`model_monitor.baseline_drift`), and with an ``explainer`` the served model's
+    global attributions on the window (``attributions``: mean |SHAP| per feature, :func:`attribution.global_attributions`)."""
     current, batch = read_window(aws, capture_uri, w, features, labels)
     out = {"rows": int(len(current)), "quarantined": len(batch.quarantined), "report": None, "target": None,
            "read_nothing": not batch.requests and not batch.quarantined, "baseline_drift": None,
-           "missing_values": dict(batch.missing_values), **batch.line_counts()}
+           "missing_values": dict(batch.missing_values), "attributions": None, **batch.line_counts()}
     if len(current):
         out["report"] = drift.detect_drift(baseline, current[list(features) + [PREDICTION]], **opts)
         out["target"] = target_drift(target_baseline, current, opts)
         if mm_baseline is not None:
             out["baseline_drift"] = model_monitor.baseline_drift(mm_baseline, current, mm_columns or {})
+        if explainer is not None:
+            out["attributions"] = attribution.global_attributions(explainer, current,
+                                                                  seed=int(w.start.timestamp()) % 2**31)
     return out
 
 

@@ -181,7 +181,8 @@ _IAM_SPECIAL = re.compile(r"[*?$]")  # IAM wildcards and policy variables: a par
 _LITERAL_PARAMS = ("bucket", "prefix", "endpoint_name", "variant_name", "namespace", "capture_prefix",
                    "ground_truth_prefix", "data_path", "sns_topic_name", "alert_emails", "log_group", "dashboard_name",
                    "role_arn", "retraining.state_machine_role_arn", "retraining.scheduler_role_arn", "kms_key_id",
-                   "model_monitor.statistics_uri", "model_monitor.constraints_uri", "model_monitor.schedule_name")
+                   "model_monitor.statistics_uri", "model_monitor.constraints_uri", "model_monitor.schedule_name",
+                   "model_monitor.model_quality_constraints_uri")
 
 
 def check_literal(values: dict[str, Any]) -> None:
@@ -233,7 +234,8 @@ def _s3_locations(cfg: Params, model_data_urls: tuple[str, ...]) -> tuple[list, 
     prefixes = [capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name, cfg.variant_name), cfg.ground_truth_uri]
     read = [(b, k.rstrip("/") + "/*" if k.strip("/") else "*") for b, k in map(split_s3_uri, prefixes)]
     objects = [cfg.data_path] * cfg.data_path.startswith("s3://") + list(model_data_urls)
-    objects += [u for u in (cfg.model_monitor["statistics_uri"], cfg.model_monitor["constraints_uri"]) if u]
+    objects += [u for u in (cfg.model_monitor["statistics_uri"], cfg.model_monitor["constraints_uri"],
+                            cfg.model_monitor["model_quality_constraints_uri"]) if u]
     read += [split_s3_uri(u) for u in objects]
     covered = lambda b, k: any(b == rb and fnmatch.fnmatchcase(k, rk) for rb, rk in rw)  # noqa: E731
     return rw, sorted({(b, k) for b, k in read if not covered(b, k)})

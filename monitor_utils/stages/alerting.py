@@ -7,6 +7,7 @@ import datetime as dt
 import pandas as pd
 
 from .. import alarms, alerting
+from .. import history as history_store
 from ..aws import Aws
 from ..config import Params
 from ..results import Series, StageResult, Verdict
@@ -68,26 +69,45 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> StageResult:
         series = Series(f"{quality} datapoints", [f"{t:%Y-%m-%d}" for t in tl["timestamp"]],
                         [None if pd.isna(v) else float(v) for v in tl["value"]],
                         next(s["Threshold"] for s in specs if s["AlarmName"] == quality))
+    moved = most_changed_features(aws, cfg)
+    record["most_changed_features"] = moved
     return StageResult(record, {"backtests": backtests}, headline=headline,
-                       verdict=verdict(rows, backtests, fire), series=series)
+                       verdict=verdict(rows, backtests, fire, moved, cfg.endpoint_name), series=series)
 
 
-def verdict(rows: list[dict], backtests: dict, fire: dict) -> Verdict:
-    """Which alarms are in ALARM, since when and at what value; whether the test page arrived."""
+QUALITY_ALARMS = ("rmse", "r2", "estimated-rmse")  # the pages about model quality: they name the features that moved
+
+
+def most_changed_features(aws: Aws, cfg: Params, top: int = 3) -> list[str]:
+    """The features whose attribution moved most in the newest window the drift stage checked (empty before the
+    drift stage has checked one with attributions)."""
+    history, _ = history_store.load_drift(aws, cfg)
+    if not len(history) or "attribution_most_changed" not in history:
+        return []
+    moved = history["attribution_most_changed"].dropna()
+    return [str(f) for f in list(moved.iloc[-1])[:top]] if len(moved) else []
+
+
+def verdict(rows: list[dict], backtests: dict, fire: dict, most_changed: list[str] = (),
+            endpoint_name: str = "") -> Verdict:
+    """Which alarms are in ALARM, since when and at what value (a quality alarm also names the features whose
+    attribution moved most: ``most_changed``); whether the test page arrived."""
+    quality = {f"{endpoint_name}-{name}" for name in QUALITY_ALARMS}
+    moved = f"; most changed: {', '.join(most_changed)}" if most_changed else ""
     parts = []
     for r in rows:
         if r["state"] != alarms.ALARM:
             continue
         bt = backtests.get(r["alarm"])
         if bt is None or not len(bt.timeline):
-            parts.append(f"{r['alarm']} is in ALARM.")
+            parts.append(f"{r['alarm']} is in ALARM" + (moved if r["alarm"] in quality else "") + ".")
             continue
         tl = bt.timeline
         since = next((t["timestamp"] for t in reversed(bt.transitions) if t["to"] == alarms.ALARM), None)
         latest = tl["value"].dropna()
         value = f", latest value {latest.iloc[-1]:.3g} (threshold {r['threshold']:g})" if len(latest) and r["threshold"] is not None else ""
         parts.append(f"{r['alarm']} is in ALARM" + (f" since {pd.Timestamp(since):%Y-%m-%d %H:%M} UTC" if since is not None else "")
-                     + value + ".")
+                     + value + (moved if r["alarm"] in quality else "") + ".")
     if not parts:
         parts.append("No alarm is in ALARM.")
     if fire.get("delivered") is False:

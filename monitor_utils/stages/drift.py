@@ -6,11 +6,12 @@ import datetime as dt
 
 import pandas as pd
 
-from .. import capture, drift, engine, model_monitor, outbox, publish, traffic, watermark, windows
+from .. import attribution, capture, drift, engine, model_monitor, outbox, publish, traffic, watermark, windows
 from .. import history as history_store
 from ..aws import Aws, put_json
-from ..baseline import PREDICTION, load_baseline, load_target_baseline, store_drift_settings
+from ..baseline import PREDICTION, load_baseline, load_explainer, load_target_baseline, store_drift_settings
 from ..config import Params
+from ..model_monitor import model_quality
 from ..results import Series, StageResult, Verdict
 
 STAGE = "drift"
@@ -35,6 +36,25 @@ def window_datums(cfg: Params, w: windows.Window, report: drift.DriftReport) -> 
         if pd.notna(d):
             out.append(publish.datum("KSStatistic", float(d), w.end, cfg.metric_dimensions(Feature=str(feature))))
     return out
+
+
+def attribution_datums(cfg: Params, w: windows.Window, check: attribution.AttributionDrift) -> list[dict]:
+    """FeatureAttributionDrift (1 when the window's nDCG is below ``model_monitor.attribution_ndcg_min``, else 0)
+    and AttributionNDCG (the nDCG itself) for one window."""
+    return [publish.datum("FeatureAttributionDrift", int(check.violated), w.end, cfg.metric_dimensions()),
+            publish.datum("AttributionNDCG", check.ndcg, w.end, cfg.metric_dimensions())]
+
+
+def write_attribution_files(aws: Aws, cfg: Params, w: windows.Window, values: pd.Series, method: str,
+                            check: attribution.AttributionDrift) -> str:
+    """The window's Clarify-shaped ``analysis.json`` (its global attributions) and ``constraint_violations.json``
+    under ``PREFIX/monitoring/<endpoint>/<schedule>-model-explainability/<yyyy>/<mm>/<dd>/<hh>/`` (the window's end);
+    returns that key prefix."""
+    schedule = (cfg["model_monitor"]["schedule_name"] or model_quality.DEFAULT_SCHEDULE) + "-model-explainability"
+    key = cfg.key("monitoring", cfg.endpoint_name, schedule, f"{w.end:%Y/%m/%d/%H}")
+    put_json(aws, cfg.bucket, f"{key}/analysis.json", {**attribution.analysis_document(values, None, method), "ndcg": check.ndcg})
+    put_json(aws, cfg.bucket, f"{key}/constraint_violations.json", attribution.violation_document(check))
+    return key
 
 
 target_drift = engine.target_drift  # kept importable from here
@@ -64,6 +84,9 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
     mm_baseline = model_monitor.load_configured_baseline(aws, cfg)
     mm_columns = None if mm_baseline is None else model_monitor.align_columns(
         mm_baseline.feature_names, [f for f in baseline.feature_names if f != PREDICTION], PREDICTION)
+    explainer, base_attributions = load_explainer(aws, cfg)  # None before setup stored them
+    ndcg_min = cfg["model_monitor"]["attribution_ndcg_min"]
+    attr_tables: dict[str, pd.DataFrame] = {}
     stats = publish.PublishStats()
     reports: dict[str, drift.DriftReport] = {}
     mm_tables: dict[str, pd.DataFrame] = {}
@@ -82,7 +105,8 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
         datums, rows, feature_rows = [], [], []
         results = engine.run_windows(cfg, aws, engine.drift_window, todo, capture_uri=uri, features=features,
                                      baseline=baseline, opts=opts, labels=labels, target_baseline=target_baseline,
-                                     mm_baseline=mm_baseline, mm_columns=mm_columns)
+                                     mm_baseline=mm_baseline, mm_columns=mm_columns,
+                                     explainer=explainer if base_attributions is not None else None)
         # a window where nothing was captured closes only if the endpoint had no traffic then
         no_traffic, busy = traffic.split_empty(aws, cfg, [w for w, res in zip(todo, results) if res["read_nothing"]])
         held = {label: f"{int(n)} invocation(s) but no Data Capture under {uri}/ (check capture_prefix)"
@@ -119,6 +143,13 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
                 over = mm_drift[mm_drift["drifted"]].sort_values("distance", ascending=False)
                 rows[-1].update(baseline_drift_features=int(len(over)), baseline_drift_top=list(over.index[:5]))
                 per_feature["baseline_drift"] = mm_drift["distance"].reindex(per_feature.index)
+            if res.get("attributions") is not None:  # Clarify's feature-attribution drift check
+                check = attribution.attribution_drift(base_attributions, res["attributions"], ndcg_min)
+                datums += attribution_datums(cfg, w, check)
+                rows[-1].update(check.record())
+                attr_tables[w.label] = check.table
+                write_attribution_files(aws, cfg, w, res["attributions"], explainer.method, check)
+                per_feature["attribution"] = res["attributions"].reindex(per_feature.index)
             feature_rows += per_feature.rename_axis("feature").reset_index().assign(window=w.label).to_dict("records")
         stats, mine = watermark.publish_once(aws, cfg, mark, closing, datums, now, STAGE, held)
         reports = {label: r for label, r in reports.items() if label in set(mine)}
@@ -137,6 +168,8 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
             doc = reports[last_label].to_dict()
             if last_label in mm_tables:
                 doc["model_monitor_baseline_drift"] = mm_tables[last_label].reset_index().to_dict("records")
+            if last_label in attr_tables:
+                doc["feature_attributions"] = attr_tables[last_label].reset_index().to_dict("records")
             put_json(aws, cfg.bucket, cfg.key("drift", "windows", f"{last_label}.json"), doc)
     checked = history.dropna(subset=["drift_detected"]) if len(history) else history
     latest = checked.iloc[-1].to_dict() if len(checked) else None
@@ -156,8 +189,13 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
               "datums_dropped_too_old": stats.dropped_too_old,
               "datums_outboxed": stats.outboxed, "outbox_delivered": backlog["delivered"],
               "quarantined": quarantined, "options": opts, "baseline": info, "history": history, "latest": latest,
-              "model_monitor": None if mm_baseline is None else mm_baseline.describe()}
+              "model_monitor": None if mm_baseline is None else mm_baseline.describe(),
+              "attribution": None if base_attributions is None else {
+                  "method": explainer.method, "ndcg_min": ndcg_min,
+                  "windows_violated": [r["window"] for r in rows if r.get("attribution_violated")
+                                       and r["window"] in set(reports)] if todo else []}}
     artefacts = {"feature_history": feature_history, "baseline_profile": baseline, "latest_report": latest_report,
+                 "latest_attributions": attr_tables.get(latest["window"]) if latest is not None else None,
                  "latest_current": latest_current, "latest_baseline_drift": latest_mm}
     threshold = opts["dataset_threshold"] if opts["dataset_rule"] == "count" else None
     return StageResult(record, artefacts, headline=headline(record), verdict=verdict(record),
@@ -192,6 +230,15 @@ def verdict(record: dict) -> Verdict:
         top = ", ".join(str(f) for f in top) if isinstance(top, (list, tuple)) or hasattr(top, "tolist") else ""
         text += (f" Against the Model Monitor baseline ({mm['comparison_method']} CDF distance over "
                  f"{mm['comparison_threshold']}): {int(mm_n)} feature(s)" + (f", led by {top}." if mm_n else "."))
+    score = latest.get("attribution_ndcg")
+    attr_bad = False
+    if record.get("attribution") and score is not None and not pd.isna(score):
+        attr_bad = bool(latest.get("attribution_violated"))
+        moved = latest.get("attribution_most_changed")
+        moved = ", ".join(str(f) for f in list(moved)[:3]) if moved is not None and len(moved) else ""
+        text += (f" Feature attributions (mean |SHAP|): nDCG {float(score):.3f} against the baseline's ranking"
+                 + (f", below {record['attribution']['ndcg_min']:g}: attribution drift" if attr_bad else "")
+                 + (f"; most changed: {moved}." if moved else "."))
     if record["quarantined"]:
         text += f" {int(record['quarantined'])} capture line(s) were quarantined."
-    return Verdict(text, bool(latest.get("drift_detected")) or bool(record["quarantined"]))
+    return Verdict(text, bool(latest.get("drift_detected")) or bool(record["quarantined"]) or attr_bad)

@@ -7,12 +7,13 @@ import json
 
 import pandas as pd
 
-from .. import capture, engine, estimates, outbox, publish, traffic, watermark, windows
+from .. import capture, engine, estimates, model_monitor, outbox, publish, traffic, watermark, windows
 from .. import history as history_store
 from ..aws import Aws, get_json, put_bytes
-from ..baseline import feature_names, served_prefix
+from ..baseline import feature_names, load_model_quality_constraints, served_prefix
 from ..config import Params
 from ..metrics import MIN_SEGMENT_ROWS, evaluate_window, segment_labels  # noqa: F401 - kept importable from here
+from ..model_monitor import model_quality
 from ..results import Series, StageResult, Verdict
 
 STAGE = "metrics"
@@ -50,6 +51,29 @@ def window_datums(cfg: Params, w: windows.Window, row: dict, segments: pd.DataFr
         out.append(publish.datum("SegmentCount", seg["count"], w.end, dims, "Count"))
         out.append(publish.datum("SegmentRMSE", seg["rmse"], w.end, dims, "None"))
     return out
+
+
+def write_model_quality(aws: Aws, cfg: Params, w: windows.Window, statistics: dict,
+                        constraints: dict | None) -> list | None:
+    """Write the window's Model Monitor model-quality files at Model Monitor's layout
+    (:func:`model_quality.output_key`; the execution hour is the window's end): ``statistics.json`` and, when there
+    are constraints, ``constraint_violations.json``; return the violations (None without constraints)."""
+    key = model_quality.output_key(cfg["prefix"], cfg.endpoint_name, cfg["model_monitor"]["schedule_name"], w.end)
+    put_bytes(aws, cfg.bucket, f"{key}/statistics.json", model_monitor.dumps(statistics).encode(), "application/json")
+    if constraints is None:
+        return None
+    found = model_quality.check_regression(statistics, constraints)
+    doc = model_quality.model_quality_violations_document(found)
+    put_bytes(aws, cfg.bucket, f"{key}/constraint_violations.json", model_monitor.dumps(doc).encode(),
+              "application/json")
+    return found
+
+
+def model_quality_datums(cfg: Params, w: windows.Window, statistics: dict) -> list[dict]:
+    """Hook for Model Monitor's own model-quality metrics (``mae``, ``mse``, ``rmse``, ``r2`` in
+    ``aws/sagemaker/Endpoints/model-metrics``, issue #23 point 5, opt-in by ``model_monitor.publish_metrics``):
+    none are published from here yet; the window's ``statistics`` document is what they would be read from."""
+    return []
 
 
 def datum_exists(aws: Aws, cfg: Params, w_end: dt.datetime, metric: str = "LabelCoverage") -> bool:
@@ -100,6 +124,8 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
     bad: list[dict] = []
     new_rows: list[dict] = []
     est_rows: list[dict] = []
+    mq_written: list[str] = []
+    mq_uri = ""
     if todo or est_todo:
         scored = {w.label for w in todo}
         estimated = {w.label for w in est_todo}
@@ -113,6 +139,8 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
             gt_bad_by_window = _count_by_window(cfg, bad)
             label_lines = label_batch.by_window(cfg.window)
         datums, est_datums = [], []
+        if todo:
+            mq_constraints, mq_uri = load_model_quality_constraints(aws, cfg)
         results = engine.run_windows(cfg, aws, engine.metrics_window, every, capture_uri=uri, features=features,
                                      labels=labels, label_faults=gt_bad_by_window, segment_columns=cfg.segment_columns,
                                      score=scored, estimator=estimator, estimate=estimated)
@@ -150,6 +178,11 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
             segs_by[w.label] = segments
             closing.append(w)
             datums += window_datums(cfg, w, row, segments)
+            if res.get("model_quality") is not None:
+                found = write_model_quality(aws, cfg, w, res["model_quality"], mq_constraints)
+                rows_by[w.label]["model_quality_violations"] = None if found is None else len(found)
+                mq_written.append(w.label)
+                datums += model_quality_datums(cfg, w, res["model_quality"])
         if todo:
             _store_quarantine(aws, cfg, bad, todo)
             quarantined_total = len(bad)
@@ -187,7 +220,11 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
               "history": history, "segments": seg_history, "baseline_test_metrics": baseline_info,
               "latest": history.iloc[-1].to_dict() if len(history) else None,
               "estimates": estimate_list, "estimate_accuracy": estimates.accuracy(estimate_list),
-              "estimator": estimates.load_summary(aws, cfg)}
+              "estimator": estimates.load_summary(aws, cfg),
+              "model_quality": {"constraints_uri": mq_uri, "windows_written": mq_written,
+                                "violations": int(sum(r.get("model_quality_violations") or 0 for r in new_rows)),
+                                "output": f"s3://{cfg.bucket}/" + model_quality.output_root(
+                                    cfg["prefix"], cfg.endpoint_name, cfg["model_monitor"]["schedule_name"])}}
     return StageResult(record, headline=headline(record), verdict=verdict(cfg, record),
                        series=Series.from_history(history, "rmse", "RMSE (years)", cfg.thresholds["rmse_max"]))
 
@@ -216,6 +253,11 @@ def verdict(cfg: Params, record: dict) -> Verdict:
                      f"(alarm above {t['rmse_max']:g}), R² {latest['r2']:.3f} (alarm below {t['r2_min']:g}), "
                      f"{int(latest['count'])} labelled records; "
                      + ("model quality is below target." if bad else "model quality is within target."))
+    n_mq = latest.get("model_quality_violations")
+    if n_mq is not None and not pd.isna(n_mq):
+        attention = attention or bool(n_mq)
+        parts.append(f"Model Monitor's model-quality check of that window: {int(n_mq)} violation(s) of "
+                     f"{(record.get('model_quality') or {}).get('constraints_uri') or 'the constraints'}.")
     newest = (record.get("estimates") or [None])[-1]
     if newest and newest.get("estimated_rmse") is not None:
         limit = cfg.estimated_rmse_max

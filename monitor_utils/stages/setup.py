@@ -24,6 +24,8 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
     StageResult
         Record keys: ``changes`` (what this run created; empty on a rerun), ``topic_arn``, ``baseline`` (where and what),
         ``drift_settings`` (the drift checks' settings stored beside the baseline's Model Monitor files),
+        ``model_baselines`` (``model_quality_constraints``: the model-quality constraints.json written from the test
+        split, None without one; ``attributions``: the served model's global attributions, Clarify's analysis.json),
         ``deployment_config`` (the guardrails every deploy uses), ``loss_estimator`` (where the label-free
         estimator is stored and how it was calibrated; None without a labelled test split).
     """
@@ -31,6 +33,8 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
     profile, created = baselines.ensure_baseline(aws, cfg)
     if created:
         changes.append(f"built baseline {profile['uri']}")
+    model_files, written = baselines.ensure_model_baselines(aws, cfg)
+    changes += written
     settings, stored = baselines.store_drift_settings(aws, cfg, drift.detector_options(cfg.drift))
     if stored:
         changes.append(f"stored the drift settings (alpha {settings['alpha']}) as {profile['uri']}monitor_utils_drift.json")
@@ -45,6 +49,7 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
         put_json(aws, cfg.bucket, cfg.key(GUARDRAILS_KEY), guardrails)
         changes.append("stored deployment guardrails (used by every deploy of the retraining stage)")
     record = {"changes": changes, "topic_arn": topic_arn, "baseline": profile, "drift_settings": settings,
+              "model_baselines": model_files,
               "deployment_config": guardrails,
               "log_group": cfg.log_group, "loss_estimator": estimator}
     return StageResult(record, headline={"changes": len(changes), "model": profile.get("model_version")},
