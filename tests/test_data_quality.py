@@ -11,9 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import MECHANICS
+from conftest import MECHANICS, small_world_params
 from monitor_utils import alerting, config, model_monitor as mm, payloads, publish, stages
-from monitor_utils.aws import get_bytes
+from monitor_utils.aws import connect, get_bytes
+from monitor_utils.context import run_clock
+from monitor_utils.local import world
 from monitor_utils.model_monitor.quality import CHECK_ORDER
 
 WHEN = dt.datetime(2024, 3, 5, tzinfo=dt.timezone.utc)
@@ -210,3 +212,90 @@ def test_the_data_quality_alarm_is_off_unless_asked_for():
     assert spec["AlarmActions"] == ["arn:aws:sns:us-east-1:1:t"]
     with pytest.raises(config.ParamsError, match="alarm 'data-quality' is off"):
         config.validate({"alarm_overrides": {"data-quality": {"Threshold": 3}}})
+
+
+# ---------------------------------------------------------------------------------------------- a world, end to end
+def list_keys(aws, bucket: str, prefix: str) -> list[str]:
+    pages = aws.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+
+
+@pytest.fixture(scope="module")
+def broken_world(emulator):
+    """A mechanics-sized stable world whose broken feature is captured missing (20%) and as text (10%) from the
+    middle day on, with Model Monitor's metrics published; setup and drift have run once."""
+    cfg = config.validate(small_world_params("dq", days=6, scenario="stable",
+                                             world={**MECHANICS["world"], "missing_share": 0.2, "text_share": 0.1},
+                                             model_monitor={"publish_metrics": True}))
+    aws = connect(cfg, emulator.url)
+    world.build(aws, cfg, progress=lambda m: None)
+    now = run_clock(cfg, aws)
+    stages.run("00_setup", cfg, aws, now)
+    return cfg, aws, now, stages.run("20_drift", cfg, aws, now)
+
+
+def test_the_broken_feature_is_named_by_completeness_and_data_type_violations_written_at_the_layout(broken_world):
+    cfg, aws, now, result = broken_world
+    record, history = result.record, result.record["history"]
+    schedule = f"{cfg.endpoint_name}-suite"
+    assert record["data_quality"]["schedule"] == schedule
+    assert record["data_quality"]["constraints_uri"].endswith("/constraints.json")
+    keys = list_keys(aws, cfg.bucket, f"{cfg.prefix}/monitoring/{cfg.endpoint_name}/{schedule}/")
+    checked = history.dropna(subset=["drift_detected"])
+    for label, end in zip(checked["window"], checked["end"]):  # two files per checked window, at its end hour
+        base = f"{cfg.prefix}/monitoring/{cfg.endpoint_name}/{schedule}/{pd.Timestamp(end):%Y/%m/%d/%H}/"
+        assert [k for k in keys if k.startswith(base)] == [base + "constraint_violations.json", base + "statistics.json"]
+    broken = cfg.world["broken_feature"]
+    per_window = {}
+    for end in checked["end"]:
+        base = f"{cfg.prefix}/monitoring/{cfg.endpoint_name}/{schedule}/{pd.Timestamp(end):%Y/%m/%d/%H}/"
+        found = mm.read_violations(json.loads(get_bytes(aws, cfg.bucket, base + "constraint_violations.json")))
+        per_window[pd.Timestamp(end)] = {(v.feature_name, v.constraint_check_type) for v in found}
+        stats = mm.read_statistics(json.loads(get_bytes(aws, cfg.bucket, base + "statistics.json")))
+        assert len(stats.features) == 91 and stats.features[broken].inferred_type == "Fractional"
+    from_day = pd.Timestamp(world.read_manifest(aws, cfg)["data_quality"]["from"])
+    for end, found in per_window.items():
+        expected = {(broken, "completeness_check"), (broken, "data_type_check")} if end > from_day else set()
+        assert {f for f in found if f[0] == broken} == expected, end
+    assert (checked["data_quality_violations"] == [len(v) for v in per_window.values()]).all()
+    latest = record["data_quality"]["latest_violations"]
+    assert {(v["feature_name"], v["constraint_check_type"]) for v in latest} >= {(broken, "completeness_check"),
+                                                                                   (broken, "data_type_check")}
+    assert f"data_type_check on {broken}" in result.verdict.text and result.verdict.attention
+
+
+def metric_points(aws, namespace: str, name: str, dims: list[dict], start, end) -> list:
+    got = aws.client("cloudwatch").get_metric_statistics(Namespace=namespace, MetricName=name, Dimensions=dims,
+                                                         StartTime=start, EndTime=end, Period=86400,
+                                                         Statistics=["SampleCount", "Maximum", "Average"])
+    return sorted(got["Datapoints"], key=lambda p: p["Timestamp"])
+
+
+def test_violations_and_model_monitor_metrics_are_published_once_with_their_names_and_dimensions(broken_world):
+    cfg, aws, now, result = broken_world
+    broken = cfg.world["broken_feature"]
+    start, end = now - dt.timedelta(days=cfg.days + 1), now + dt.timedelta(days=1)
+    mm_dims = [{"Name": "Endpoint", "Value": cfg.endpoint_name},
+               {"Name": "MonitoringSchedule", "Value": f"{cfg.endpoint_name}-suite"}]
+    suite_dims = [{"Name": k, "Value": v} for k, v in cfg.metric_dimensions().items()]
+
+    def published():
+        return {name: metric_points(aws, ns, name, dims, start, end) for ns, name, dims in [
+            (cfg.namespace, "DataQualityViolations", suite_dims),
+            (mm.DATA_METRICS_NAMESPACE, f"feature_non_null_{broken}", mm_dims),
+            (mm.DATA_METRICS_NAMESPACE, f"feature_data_{broken}", mm_dims),
+            (mm.DATA_METRICS_NAMESPACE, f"feature_baseline_drift_{broken}", mm_dims)]}
+
+    first = published()
+    windows_checked = len(result.record["history"].dropna(subset=["drift_detected"]))
+    for name, points in first.items():
+        assert len(points) == windows_checked and all(p["SampleCount"] >= 1 for p in points), name
+    assert [p["Maximum"] for p in first["DataQualityViolations"]] == \
+        list(result.record["history"].dropna(subset=["drift_detected"])["data_quality_violations"].astype(float))
+    assert min(p["Average"] for p in first[f"feature_non_null_{broken}"]) < 0.9  # 20% captured missing
+    assert max(p["Average"] for p in first[f"feature_non_null_{broken}"]) == 1.0  # before the break
+    listed = aws.client("cloudwatch").list_metrics(Namespace=mm.DATA_METRICS_NAMESPACE,
+                                                   MetricName=f"feature_data_{broken}")["Metrics"]
+    assert {tuple(sorted(d["Name"] for d in m["Dimensions"])) for m in listed} == {("Endpoint", "MonitoringSchedule")}
+    again = stages.run("20_drift", cfg, aws, now)  # a rerun publishes nothing again
+    assert again.record["windows_checked"] == [] and published() == first
