@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from conftest import MECHANICS, small_world_params
-from monitor_utils import alerting, config, model_monitor as mm, payloads, publish, stages
+from monitor_utils import alerting, config, iam, model_monitor as mm, payloads, publish, stages
 from monitor_utils.aws import connect, get_bytes
 from monitor_utils.context import run_clock
 from monitor_utils.local import world
@@ -231,7 +231,13 @@ def broken_world(emulator):
     world.build(aws, cfg, progress=lambda m: None)
     now = run_clock(cfg, aws)
     stages.run("00_setup", cfg, aws, now)
-    return cfg, aws, now, stages.run("20_drift", cfg, aws, now)
+    with iam.record_calls(aws) as calls:
+        result = stages.run("20_drift", cfg, aws, now)
+    RECORDED[cfg.endpoint_name] = calls
+    return cfg, aws, now, result
+
+
+RECORDED: dict[str, list] = {}
 
 
 def test_the_broken_feature_is_named_by_completeness_and_data_type_violations_written_at_the_layout(broken_world):
@@ -299,3 +305,15 @@ def test_violations_and_model_monitor_metrics_are_published_once_with_their_name
     assert {tuple(sorted(d["Name"] for d in m["Dimensions"])) for m in listed} == {("Endpoint", "MonitoringSchedule")}
     again = stages.run("20_drift", cfg, aws, now)  # a rerun publishes nothing again
     assert again.record["windows_checked"] == [] and published() == first
+
+
+def test_the_policy_allows_model_monitors_namespaces_only_when_publish_metrics_is_on(broken_world):
+    from test_iam import ACCOUNT, denied
+
+    cfg, aws, now, result = broken_world
+    calls = [c for c in RECORDED[cfg.endpoint_name] if c.operation == "PutMetricData"]
+    assert {c.params["Namespace"] for c in calls} == {cfg.namespace, mm.DATA_METRICS_NAMESPACE}
+    on, _ = iam.policy(cfg, ACCOUNT)
+    assert denied(on, calls, cfg.region) == []
+    off, _ = iam.policy(config.validate({**cfg.to_dict(), "model_monitor": {"publish_metrics": False}}), ACCOUNT)
+    assert {n.context["cloudwatch:namespace"] for n in denied(off, calls, cfg.region)} == {mm.DATA_METRICS_NAMESPACE}
