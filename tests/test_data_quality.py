@@ -192,6 +192,9 @@ def test_data_metrics_are_model_monitors_names_namespace_and_dimensions():
                                                                         "Value": "ep-schedule"}] for d in datums)
     data = next(d for d in datums if d["MetricName"] == "feature_data_loudness")["StatisticValues"]
     assert data == {"SampleCount": 20.0, "Sum": pytest.approx(50.0), "Minimum": 0.0, "Maximum": 5.0}
+    emf = mm.data_metrics_datums(q.statistics, {}, WHEN, "ep", "s", statistic_values=False)
+    assert next(d for d in emf if d["MetricName"] == "feature_data_loudness")["Value"] == pytest.approx(2.5)
+    assert publish.emf_documents(mm.DATA_METRICS_NAMESPACE, publish.by_namespace(emf, "x")[mm.DATA_METRICS_NAMESPACE])
     model = mm.model_metrics_datums({"mae": 1.0, "mse": 4.0, "rmse": 2.0, "r2": float("nan")}, WHEN, "ep", "s")
     assert [d["MetricName"] for d in model] == ["mae", "mse", "rmse"]  # NaN is not published
     assert {d[publish.NAMESPACE_KEY] for d in model} == {"aws/sagemaker/Endpoints/model-metrics"}

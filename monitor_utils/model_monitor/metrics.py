@@ -28,7 +28,7 @@ def _with_namespace(d: dict, namespace: str) -> dict:
 
 
 def data_metrics_datums(statistics: dict, distances: Mapping[str, float], when: dt.datetime, endpoint: str,
-                        schedule: str) -> list[dict]:
+                        schedule: str, statistic_values: bool = True) -> list[dict]:
     """A window's data-quality metrics as Model Monitor publishes them, to :data:`DATA_METRICS_NAMESPACE`.
 
     Per feature ``f`` of the window's ``statistics.json``: ``feature_data_<f>`` (numeric features: the window's
@@ -46,6 +46,9 @@ def data_metrics_datums(statistics: dict, distances: Mapping[str, float], when: 
         The datums' timestamp (the window's end).
     endpoint, schedule : str
         The ``Endpoint`` and ``MonitoringSchedule`` dimensions.
+    statistic_values : bool
+        ``feature_data_<f>`` as StatisticValues (PutMetricData); False gives its mean as a single value (Embedded
+        Metric Format here carries single values: then only Average reads as the analyzer's).
 
     Returns
     -------
@@ -63,8 +66,11 @@ def data_metrics_datums(statistics: dict, distances: Mapping[str, float], when: 
                                        DATA_METRICS_NAMESPACE))
         if "numerical_statistics" in f and present:
             ns = f["numerical_statistics"]
-            values = {k: read_float(ns[k], f"{name}.{k}") for k in ("sum", "min", "max")}
-            if all(math.isfinite(v) for v in values.values()):
+            values = {k: read_float(ns[k], f"{name}.{k}") for k in ("sum", "min", "max", "mean")}
+            if not statistic_values and math.isfinite(values["mean"]):
+                out.append(_with_namespace(datum(f"feature_data_{name}", values["mean"], when, dims),
+                                           DATA_METRICS_NAMESPACE))
+            elif statistic_values and all(math.isfinite(v) for v in values.values()):
                 out.append(_with_namespace({
                     "MetricName": f"feature_data_{name}", "Timestamp": when, "Unit": "None",
                     "Dimensions": [{"Name": k, "Value": v} for k, v in dims.items()],

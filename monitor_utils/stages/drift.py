@@ -133,7 +133,7 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
                 if cfg.model_monitor["publish_metrics"]:
                     datums += model_monitor.data_metrics_datums(
                         quality.statistics, baseline_distances(report, mm_drift, quality_match), w.end,
-                        cfg.endpoint_name, schedule)
+                        cfg.endpoint_name, schedule, statistic_values=cfg.metrics_transport != "emf")
             feature_rows += per_feature.rename_axis("feature").reset_index().assign(window=w.label).to_dict("records")
         stats, mine = watermark.publish_once(aws, cfg, mark, closing, datums, now, STAGE, held)
         reports = {label: r for label, r in reports.items() if label in set(mine)}
