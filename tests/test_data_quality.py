@@ -320,3 +320,36 @@ def test_the_policy_allows_model_monitors_namespaces_only_when_publish_metrics_i
     assert denied(on, calls, cfg.region) == []
     off, _ = iam.policy(config.validate({**cfg.to_dict(), "model_monitor": {"publish_metrics": False}}), ACCOUNT)
     assert {n.context["cloudwatch:namespace"] for n in denied(off, calls, cfg.region)} == {mm.DATA_METRICS_NAMESPACE}
+
+
+def test_a_model_monitor_baseline_with_a_renamed_column_gives_missing_and_extra_column_violations(broken_world):
+    """The drift path of a window against a Model Monitor baseline whose files call one input by another name: the
+    window is still checked, and the two columns are violations instead of an error."""
+    from monitor_utils import baseline as suite_baseline, capture, engine, windows
+    from monitor_utils.aws import put_bytes
+    from monitor_utils.stages import drift as drift_stage
+
+    cfg, aws, now, result = broken_world
+    _, prefix = suite_baseline.served_prefix(aws, cfg)
+    docs = {name: json.loads(get_bytes(aws, cfg.bucket, f"{prefix}/{name}.json")) for name in ("statistics", "constraints")}
+    for doc in docs.values():
+        doc["features"][2]["name"] = "renamed_feature"
+    uris = {}
+    for name, doc in docs.items():
+        put_bytes(aws, cfg.bucket, f"mm-baseline/{name}.json", mm.dumps(doc).encode())
+        uris[name] = f"s3://{cfg.bucket}/mm-baseline/{name}.json"
+    mm_cfg = config.validate({**cfg.to_dict(), "model_monitor": {"statistics_uri": uris["statistics"],
+                                                                   "constraints_uri": uris["constraints"]}})
+    mm_baseline = mm.load_configured_baseline(aws, mm_cfg)
+    own, _ = suite_baseline.load_baseline(aws, cfg)
+    inputs = [f for f in own.feature_names if f != "prediction"]
+    constraints, uri, match = drift_stage.quality_reference(aws, mm_cfg, mm_baseline, inputs)
+    assert uri == uris["constraints"] and match.missing == ["renamed_feature"] and match.extra == [inputs[2]]
+    w = windows.from_label(result.record["history"]["window"].iloc[0], cfg.window)
+    res = engine.drift_window(aws, w, capture_uri=capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name,
+                                                                          cfg.variant_name),
+                              features=inputs, baseline=own, opts=drift_stage.detector_options(cfg),
+                              mm_baseline=mm_baseline, mm_columns=match.columns, quality_constraints=constraints,
+                              quality_match=match)
+    assert {(v.feature_name, v.constraint_check_type) for v in res["quality"].violations} == {
+        ("renamed_feature", "missing_column_check"), (inputs[2], "extra_column_check")}  # a clean window otherwise
