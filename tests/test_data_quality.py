@@ -308,6 +308,8 @@ def test_violations_and_model_monitor_metrics_are_published_once_with_their_name
     assert {tuple(sorted(d["Name"] for d in m["Dimensions"])) for m in listed} == {("Endpoint", "MonitoringSchedule")}
     again = stages.run("20_drift", cfg, aws, now)  # a rerun publishes nothing again
     assert again.record["windows_checked"] == [] and published() == first
+    # the newest window's violations are read back from its constraint_violations.json
+    assert again.record["data_quality"]["latest_violations"] == result.record["data_quality"]["latest_violations"]
 
 
 def test_the_policy_allows_model_monitors_namespaces_only_when_publish_metrics_is_on(broken_world):

@@ -1,4 +1,4 @@
-"""Drift stage: each complete window's features and predictions against the stored baseline, published once."""
+"""Drift stage: each complete window against the baseline (drift tests, Model Monitor's data-quality checks), published once."""
 
 from __future__ import annotations
 
