@@ -42,9 +42,9 @@ def match_columns(baseline_names: Sequence[str], window_columns: Sequence[str],
                   prediction: str | None = None) -> ColumnMatch:
     """Match a window's columns with a baseline's features, as the analyzer does, without raising.
 
-    By name when the baseline names any window column: baseline features the window lacks are missing, window
-    columns the baseline lacks are extra (the model's output ``prediction`` only when the baseline has other
-    outputs' names, i.e. never for an inputs-only baseline). Otherwise (a headerless baseline ``_c0, _c1, ...``)
+    By name when the baseline names any window column: baseline features the window lacks are missing, input
+    columns the baseline lacks are extra (never the model's output: a baseline of the inputs alone is complete).
+    Otherwise (a headerless baseline ``_c0, _c1, ...``)
     by position, as the analyzer lines up captured data: the model's output first, then the inputs in request
     order (or the inputs alone when the baseline has exactly as many features as inputs); the baseline features
     beyond the window's columns are missing, the window columns beyond the baseline's features are extra.
