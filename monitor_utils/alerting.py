@@ -66,6 +66,11 @@ def alarm_specs(cfg: Params, topic_arn: str, reports: str | None = None) -> list
          "Period": HOUR, "EvaluationPeriods": 3, "DatapointsToAlarm": 2, "Threshold": t["latency_p99_ms_max"] * 1000.0,
          "ComparisonOperator": "GreaterThanThreshold", "TreatMissingData": "notBreaching", "Unit": "Microseconds", **actions},
     ]
+    if cfg.alarms["data_quality"]:  # opt-in: Model Monitor's constraint violations page only when asked to
+        specs.append(suite_metric("data-quality", "DataQualityViolations", "Maximum", "GreaterThanOrEqualToThreshold",
+                                  1, 2, 1, "missing", "Data-quality violations (Model Monitor's constraint checks: "
+                                  "completeness, data types, value domains, columns, drift) in a checked window; "
+                                  "the window's constraint_violations.json names them"))
     if reports:
         for spec in specs:
             spec["AlarmDescription"] = f"{spec['AlarmDescription']}. Reports: {reports}"[:1024]

@@ -84,6 +84,17 @@ def store_model_monitor_files(aws: Aws, bucket: str, prefix: str, reference: pd.
     put_bytes(aws, bucket, f"{prefix}/constraints.json", model_monitor.dumps(cons).encode(), "application/json")
 
 
+def load_own_constraints(aws: Aws, cfg: Params) -> tuple[model_monitor.Constraints, str] | None:
+    """The ``constraints.json`` setup wrote beside the served model's baseline and its URI (None when that baseline
+    predates the file: its data-quality checks wait for a baseline built again)."""
+    key = f"{served_prefix(aws, cfg)[1]}/constraints.json"
+    body = get_bytes(aws, cfg.bucket, key)
+    if body is None:
+        return None
+    uri = f"s3://{cfg.bucket}/{key}"
+    return model_monitor.read_constraints(json.loads(body), uri), uri
+
+
 def store_drift_settings(aws: Aws, cfg: Params, options: dict) -> tuple[dict, bool]:
     """Write the drift checks' settings (:func:`drift.settings_document` of ``options``, the detect_drift options a
     stage runs with) beside the served model's baseline as ``monitor_utils_drift.json`` unless already there;

@@ -59,7 +59,7 @@ SCHEMA: dict[str, Param | Section] = {
     "alert_emails": Param(list, [], "e-mail addresses subscribed to the alert topic", item_type=str),
     "log_group": Param(str, "/msd-monitoring/msd-year-predictor", "CloudWatch Logs group for the suite's run logs", pattern=r"^[\.\-_/#A-Za-z0-9]{1,512}$"),
     "test_fire": Param(str, "local", "set the heartbeat alarm to ALARM and confirm the notification arrives: local: only on the emulator, always (pages subscribers in aws mode), never", choices=("local", "always", "never")),
-    "alarm_overrides": Param(dict, {}, "per alarm (rmse, r2, estimated-rmse, data-drift, heartbeat, error-rate, latency-p99), PutMetricAlarm fields to change: Period, EvaluationPeriods, DatapointsToAlarm, Threshold, TreatMissingData, ActionsEnabled"),
+    "alarm_overrides": Param(dict, {}, "per alarm (rmse, r2, estimated-rmse, data-drift, heartbeat, error-rate, latency-p99, and data-quality when alarms.data_quality is on), PutMetricAlarm fields to change: Period, EvaluationPeriods, DatapointsToAlarm, Threshold, TreatMissingData, ActionsEnabled"),
     "dashboard_name": Param(str, "MillionSongModel", "CloudWatch dashboard name", pattern=r"^[A-Za-z0-9_\-]{1,255}$"),
     "window": Param(str, "daily", "length of a monitoring window", choices=("hourly", "daily")),
     "segment_columns": Param(list, [], "extra columns of the joined records to break metrics down by, besides release decade (numeric ones are cut into quartiles)", item_type=str),
@@ -84,6 +84,8 @@ SCHEMA: dict[str, Param | Section] = {
         "label_coverage": Param(float, 0.9, "share of invocations that ever get a label", min=0.05, max=1.0),
         "drift_start_fraction": Param(float, 0.6, "where in the world drift begins (drift scenario)", min=0.05, max=0.95),
         "broken_feature": Param(str, "timbre_avg_01", "feature whose upstream pipeline breaks (drift scenario)"),
+        "missing_share": Param(float, 0.0, "share of records whose broken_feature value is captured missing (null), from the day drift_start_fraction names (any scenario); data-quality completeness_check shows it", min=0.0, max=1.0),
+        "text_share": Param(float, 0.0, "share of records whose broken_feature value is captured as text (\"unknown\"), from the day drift_start_fraction names (any scenario); data-quality data_type_check shows it", min=0.0, max=1.0),
     }),
     "thresholds": Section("alarm thresholds on model quality and endpoint health", {
         "rmse_max": Param(float, 9.0, "RMSE (years) above which the quality alarm fires", min=0.0),
@@ -91,6 +93,9 @@ SCHEMA: dict[str, Param | Section] = {
         "error_rate_max": Param(float, 0.05, "share of invocations returning 4XX/5XX above which the error alarm fires", min=0.0, max=1.0),
         "latency_p99_ms_max": Param(float, 250.0, "ModelLatency p99 (milliseconds) above which the latency alarm fires", min=0.0),
         "estimated_rmse_max": Param(float, 0.0, "label-free estimated RMSE (years) above which the estimated-rmse alarm fires the day a window closes (0 means thresholds.rmse_max)", min=0.0),
+    }),
+    "alarms": Section("optional alarms (off by default)", {
+        "data_quality": Param(bool, False, "put the data-quality alarm (<endpoint_name>-data-quality: DataQualityViolations >= 1 in a window) that pages like the others; alarm_overrides can then tune it"),
     }),
     "drift": Section("drift detection", {
         "alpha": Param(float, 0.01, "significance level after multiple-testing correction (per window: a daily false alarm about once in 100 days)", min=1e-12, max=0.5),
@@ -103,7 +108,8 @@ SCHEMA: dict[str, Param | Section] = {
     "model_monitor": Section("an existing SageMaker Model Monitor data-quality baseline as the drift reference (empty: the suite's own baseline)", {
         "statistics_uri": Param(str, "", "S3 URI of the baselining job's statistics.json (with constraints_uri; empty means none)", pattern=r"^(|s3://.+)$"),
         "constraints_uri": Param(str, "", "S3 URI of the baselining job's constraints.json (with statistics_uri; empty means none)", pattern=r"^(|s3://.+)$"),
-        "schedule_name": Param(str, "", "data-quality monitoring schedule whose baseline (DescribeMonitoringSchedule and its job definition) is used when the URIs are empty", pattern=r"^(|[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62})$"),
+        "schedule_name": Param(str, "", "data-quality monitoring schedule whose baseline (DescribeMonitoringSchedule and its job definition) is used when the URIs are empty; also the <schedule> of the per-window files' layout and the MonitoringSchedule dimension (empty there means <endpoint_name>-suite)", pattern=r"^(|[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62})$"),
+        "publish_metrics": Param(bool, False, "also publish Model Monitor's own metrics (feature_baseline_drift_<f>, feature_non_null_<f>, feature_data_<f> to aws/sagemaker/Endpoints/data-metrics; mae, mse, rmse, r2 to aws/sagemaker/Endpoints/model-metrics) with dimensions Endpoint and MonitoringSchedule, exactly once like the suite's"),
         "model_quality_constraints_uri": Param(str, "", "S3 URI of a model-quality baselining job's constraints.json (regression_constraints) each window's model quality is checked against; empty means the one setup writes from the test split", pattern=r"^(|s3://.+)$"),
         "attribution_ndcg_min": Param(float, 0.9, "feature-attribution drift: a window whose nDCG of global SHAP values against the baseline's is below this violates (Clarify's default 0.9)", min=0.0, max=1.0),
     }),

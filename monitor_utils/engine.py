@@ -7,7 +7,7 @@ from typing import Any, Callable, Collection, Iterator, Sequence
 
 import pandas as pd
 
-from . import attribution, capture, data, drift, estimates, keeping, model_monitor, windows
+from . import attribution, capture, data, drift, estimates, keeping, model_monitor, payloads, windows
 from .aws import Aws, connect
 from .baseline import PREDICTION
 from .config import Params
@@ -74,13 +74,17 @@ def target_drift(target_baseline: drift.Baseline | None, current: pd.DataFrame, 
 def drift_window(aws: Aws, w: windows.Window, *, capture_uri: str, features: Sequence[str], baseline: drift.Baseline,
                  opts: dict, labels: pd.DataFrame | None = None, target_baseline: drift.Baseline | None = None,
                  mm_baseline: model_monitor.ModelMonitorBaseline | None = None,
-                 mm_columns: dict[str, str] | None = None, explainer: attribution.Explainer | None = None) -> dict:
+                 mm_columns: dict[str, str] | None = None,
+                 quality_constraints: model_monitor.Constraints | None = None,
+                 quality_match: model_monitor.ColumnMatch | None = None,
+                 explainer: attribution.Explainer | None = None) -> dict:
     """Drift of one window against the baseline: its report (None without traffic), target drift, rows, unreadable
     lines, the line accounting (``lines``, ``lines_read``, ``lines_quarantined``, ``lines_outside``), the feature
     values captured missing (``missing_values``, per feature with any), whether nothing was captured
     (``read_nothing``), and with a Model Monitor baseline (``mm_columns``: its features -> window columns) its
-    ``baseline_drift`` table (:func:`model_monitor.baseline_drift`), and with an ``explainer`` the served model's
-    global attributions on the window (``attributions``: mean |SHAP| per feature, :func:`attribution.global_attributions`)."""
+    ``baseline_drift`` table (:func:`model_monitor.baseline_drift`), with ``quality_constraints`` its data
+    quality (:func:`window_quality`), and with an ``explainer`` the served model's global attributions on the
+    window (``attributions``: mean |SHAP| per feature, :func:`attribution.global_attributions`)."""
     current, batch = read_window(aws, capture_uri, w, features, labels)
     out = {"rows": int(len(current)), "quarantined": len(batch.quarantined), "report": None, "target": None,
            "read_nothing": not batch.requests and not batch.quarantined, "baseline_drift": None,
@@ -90,10 +94,34 @@ def drift_window(aws: Aws, w: windows.Window, *, capture_uri: str, features: Seq
         out["target"] = target_drift(target_baseline, current, opts)
         if mm_baseline is not None:
             out["baseline_drift"] = model_monitor.baseline_drift(mm_baseline, current, mm_columns or {})
+        if quality_constraints is not None and quality_match is not None:
+            out["quality"] = window_quality(quality_constraints, quality_match, current, batch, features,
+                                            out["report"], out["baseline_drift"])
         if explainer is not None:
             out["attributions"] = attribution.global_attributions(explainer, current,
                                                                   seed=int(w.start.timestamp()) % 2**31)
     return out
+
+
+def window_quality(constraints: model_monitor.Constraints, match: model_monitor.ColumnMatch, current: pd.DataFrame,
+                   batch: capture.CaptureBatch, features: Sequence[str], report: drift.DriftReport,
+                   mm_drift: pd.DataFrame | None) -> model_monitor.WindowQuality:
+    """One window's Model Monitor data-quality checks (:func:`model_monitor.check_window`).
+
+    Values that were not numbers are counted from the window's quarantined lines (one per line whose reason names
+    a feature's value as not a number; a header row counts for every feature). Drift: with a Model Monitor
+    baseline its ``baseline_drift`` table (``mm_drift``), else the exact tests' drifted features, described by
+    their reason."""
+    mismatches: dict[str, int] = {}
+    for q in batch.quarantined:
+        for f in payloads.non_numeric_features(q["reason"], features):
+            mismatches[f] = mismatches.get(f, 0) + 1
+    if mm_drift is None:
+        table = report.table
+        mm_drift = pd.DataFrame({"baseline_feature": table.index.astype(str), "drifted": table["drifted"].astype(bool),
+                                 "description": ["Exact two-sample test against the suite's baseline: " + str(r)
+                                                 for r in table["reason"]]}, index=table.index)
+    return model_monitor.check_window(constraints, current, match, type_mismatches=mismatches, drift=mm_drift)
 
 
 # --- engines ------------------------------------------------------------------------------------------------
@@ -173,7 +201,8 @@ def run_windows(cfg: Params, aws: Aws, fn: Callable[..., Any], todo: Sequence[wi
     from distributed import progress as dask_progress
 
     with dask_client(cfg.dask_address) as client:
-        scattered = (pd.DataFrame, drift.Baseline, LossEstimator, model_monitor.ModelMonitorBaseline)
+        scattered = (pd.DataFrame, drift.Baseline, LossEstimator, model_monitor.ModelMonitorBaseline,
+                     model_monitor.Constraints)
         sent = {k: client.scatter(v, broadcast=True) if isinstance(v, scattered) else v
                 for k, v in shared.items()}
         futures = [client.submit(_remote, fn, cfg, aws.endpoint_url, w, sent, keeping.current(), key=f"{fn.__name__}-{w.label}", pure=False)

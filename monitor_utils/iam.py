@@ -223,6 +223,16 @@ def _features(cfg: Params) -> set[str]:
     return on
 
 
+def _namespaces(cfg: Params) -> str | list[str]:
+    """The namespaces the suite writes metrics to: its own, and Model Monitor's two with
+    ``model_monitor.publish_metrics``."""
+    if not cfg.model_monitor["publish_metrics"]:
+        return cfg.namespace
+    from .model_monitor.metrics import DATA_METRICS_NAMESPACE, MODEL_METRICS_NAMESPACE
+
+    return [cfg.namespace, DATA_METRICS_NAMESPACE, MODEL_METRICS_NAMESPACE]
+
+
 def kms_alias(key_id: str) -> str:
     """The alias name (``alias/...``) of a ``kms_key_id`` given as an alias or alias ARN, else ''."""
     return key_id[key_id.index("alias/"):] if key_id.startswith("alias/") or ":alias/" in key_id else ""
@@ -274,7 +284,7 @@ def _scopes(cfg: Params, account: str, sagemaker_role_arn: str, model_data_urls:
         # the run's lease (state/lease.json) is deleted when the run ends (aws mode, run_lease)
         "S3ReleaseRunLease": Scope(({"Bucket": cfg.bucket, "Key": cfg.key("state", "lease.json")},), when="lease"),
         "CloudWatchPutMetricDataInSuiteNamespace": Scope(
-            ({},), {"StringEquals": {"cloudwatch:namespace": cfg.namespace}}, when="api"),
+            ({},), {"StringEquals": {"cloudwatch:namespace": _namespaces(cfg)}}, when="api"),
         "CloudWatchReadMetricsHasNoResourceLevel": Scope(({},)),
         "CloudWatchReadSuiteAlarms": Scope(({"AlarmNames": alarms},)),
         "CloudWatchPutAlarmsNotifyingAlertTopic": Scope(

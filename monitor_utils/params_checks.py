@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from .alarms.constants import OVERRIDABLE_FIELDS, SUITE_ALARMS
+from .alarms.constants import OPTIONAL_ALARMS, OVERRIDABLE_FIELDS, SUITE_ALARMS
 from .data import FEATURES, TIMBRE_AVERAGES, TIMBRE_COVARIANCES
 
 SEGMENT_OTHER_COLUMNS = ("prediction",)  # besides the features, the one column of a captured record worth cutting by
@@ -23,9 +23,12 @@ def alarm_overrides(values: Mapping[str, Any]) -> None:
     """Every alarm named in ``alarm_overrides`` is one of the suite's, with a mapping of fields it may change."""
     overrides = values["alarm_overrides"]
     for key, fields in overrides.items():
-        if key not in SUITE_ALARMS:
+        if key in OPTIONAL_ALARMS and not values["alarms"][key.replace("-", "_")]:
+            raise ValueError(f"parameter 'alarm_overrides' is {dict(overrides)!r}: alarm {key!r} is off; turn it on "
+                             f"with alarms.{key.replace('-', '_')}: true")
+        if key not in SUITE_ALARMS + OPTIONAL_ALARMS:
             raise ValueError(f"parameter 'alarm_overrides' is {dict(overrides)!r}: unknown alarm {key!r}; alarms are "
-                             f"{', '.join(SUITE_ALARMS)}")
+                             f"{', '.join(SUITE_ALARMS + OPTIONAL_ALARMS)}")
         if not isinstance(fields, Mapping):
             raise ValueError(f"parameter 'alarm_overrides' is {dict(overrides)!r}: alarm {key!r} must map "
                              f"PutMetricAlarm fields to values, e.g. {{Threshold: 8.5}}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import base64
 import binascii
 import json
@@ -115,8 +116,25 @@ def _numeric(rows: list[list], where: str, features: Sequence[str]) -> np.ndarra
                                     "range") from None
                 except (TypeError, ValueError):
                     hint = " (a header row captured as data?)" if isinstance(v, str) and re.search(r"[A-Za-z_]", v) else ""
-                    raise BodyError(f"{where} record {i} value {j} is {str(v)[:40]!r}, not a number{hint}") from None
+                    raise BodyError(f"{where} record {i} value {j} (feature {features[j]!r}) is {str(v)[:40]!r}, "
+                                    f"not a number{hint}") from None
         raise BodyError(f"{where} records have unequal lengths") from None
+
+
+_NOT_A_NUMBER = re.compile(r" record \d+ value \d+ \(feature (?P<feature>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")\) "
+                           r"is .*, not a number")
+HEADER_ROW = "a header row captured as data"
+
+
+def non_numeric_features(reason: str, features: Sequence[str]) -> list[str]:
+    """The features a quarantine ``reason`` says held a value that is not a number: the one a ``... (feature 'f') is
+    'x', not a number`` reason names, every feature for a header row captured as data (each of its values is text,
+    as Model Monitor's analyzer counts it), else none."""
+    m = _NOT_A_NUMBER.search(reason)
+    if m is not None:
+        name = ast.literal_eval(m.group("feature"))
+        return [name] if name in features else []
+    return list(features) if HEADER_ROW in reason else []
 
 
 def parse_input(side: dict, features: Sequence[str]) -> np.ndarray:
@@ -150,7 +168,7 @@ def parse_input(side: dict, features: Sequence[str]) -> np.ndarray:
             if len(row) != len(features):
                 raise BodyError(f"CSV row {i} has {len(row)} values, the baseline has {len(features)}")
         if rows[0][0].strip() == features[0] or rows[0][0].strip().strip('"') == features[0]:
-            raise BodyError("CSV row 0 is a header row captured as data (it names the features)")
+            raise BodyError(f"CSV row 0 is {HEADER_ROW} (it names the features)")
         return _numeric(rows, "CSV", features)
     if kind == "jsonlines":
         items = [_load_json(line, f"JSON Lines record {i}") for i, line in enumerate(lines(text)) if line.strip()]

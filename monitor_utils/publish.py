@@ -49,6 +49,10 @@ class PublishStats:
         return self
 
 
+#: A datum's own namespace (removed before sending); datums without it go to the suite's ``namespace``.
+NAMESPACE_KEY = "Namespace"
+
+
 def datum(name: str, value: float, timestamp: dt.datetime, dimensions: dict[str, str] | None = None,
           unit: str = "None") -> dict:
     """One MetricData entry."""
@@ -342,11 +346,24 @@ def _ms_iso(ms: int) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def by_namespace(datums: Iterable[dict], default: str) -> dict[str, list[dict]]:
+    """Datums grouped by their :data:`NAMESPACE_KEY` (``default`` when they carry none), the key removed."""
+    out: dict[str, list[dict]] = {}
+    for d in datums:
+        out.setdefault(d.get(NAMESPACE_KEY, default), []).append({k: v for k, v in d.items() if k != NAMESPACE_KEY})
+    return out
+
+
 def transport(aws: Aws, cfg, datums: list[dict], now: dt.datetime, stream: str) -> PublishStats:
-    """Publish through the configured transport (``metrics_transport``: PutMetricData or EMF log lines in ``stream``).
+    """Publish through the configured transport (``metrics_transport``: PutMetricData or EMF log lines in ``stream``),
+    each datum to its own namespace (:data:`NAMESPACE_KEY`, e.g. Model Monitor's), else ``cfg.namespace``.
 
     Delivery with the outbox for what still fails after retries is :func:`monitor_utils.outbox.send`.
     """
-    if cfg.metrics_transport == "emf":
-        return write_emf(aws, cfg.log_group, stream, cfg.namespace, datums, now=now)
-    return publish(aws, cfg.namespace, datums, now=now)
+    stats = PublishStats()
+    for namespace, group in by_namespace(datums, cfg.namespace).items():
+        if cfg.metrics_transport == "emf":
+            stats += write_emf(aws, cfg.log_group, stream, namespace, group, now=now)
+        else:
+            stats += publish(aws, namespace, group, now=now)
+    return stats

@@ -120,6 +120,8 @@ EVALUATION_RANGE_RULE = (
 
 SUITE_ALARMS = ("rmse", "r2", "estimated-rmse", "data-drift", "heartbeat", "error-rate", "latency-p99")
 """The suite's alarms by the key ``alarm_overrides`` names them with (each alarm is ``<endpoint_name>-<key>``)."""
+OPTIONAL_ALARMS = ("data-quality",)
+"""Alarms the suite puts only when the params turn them on (``alarms.data_quality``)."""
 OVERRIDABLE_FIELDS = ("Period", "EvaluationPeriods", "DatapointsToAlarm", "Threshold", "TreatMissingData",
                       "ActionsEnabled")
 """PutMetricAlarm fields ``alarm_overrides`` may change."""

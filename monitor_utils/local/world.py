@@ -26,6 +26,8 @@ NEWER_SHARE_MAX = 0.7
 MAX_RECORDS_PER_REQUEST = 5
 WORLD_PARAMS = ("scenario", "days", "seed", "world", "faults", "data_path", "endpoint_name", "variant_name")
 WORLD_CODE = (sys.modules[__name__], data, model, capture, payloads, windows, publish)  # a change here simulates again
+TEXT_VALUE = "unknown"  # what a broken upstream writes for the broken feature when world.text_share asks for it
+TEXT_SENTINEL = -987654.3125  # a number no feature holds, replaced by TEXT_VALUE in the capture line
 REQUEST_COLUMNS = ["inference_time", "event_id", "inference_id", "input_format", "latency_us", "label_delay_days",
                    "labelled", "status"]
 
@@ -132,7 +134,8 @@ def traffic_objects(cfg: Params, traffic: pd.DataFrame, now: dt.datetime) -> tup
     them: (capture objects, ground-truth objects, counts); objects are (bucket, key, body)."""
     ok = traffic[traffic["status"] == 200]
     rng = np.random.default_rng([cfg.seed, 99])
-    features = ok[data.FEATURES].to_numpy()
+    features = ok[data.FEATURES].to_numpy(copy=True)
+    text = broken_values(cfg, ok, features, now)
     starts = np.flatnonzero(ok["record_index"].to_numpy() == 0)
     bounds = np.r_[starts, len(ok)]
     first = ok.iloc[starts]
@@ -141,6 +144,14 @@ def traffic_objects(cfg: Params, traffic: pd.DataFrame, now: dt.datetime) -> tup
     lines = [capture.capture_line(features[a:b], preds[a:b], e, i if isinstance(i, str) else None, windows.iso(t), fmt)
              for a, b, e, i, t, fmt in zip(bounds[:-1], bounds[1:], first["event_id"], first["inference_id"],
                                           first["inference_time"], first["input_format"])]
+    for idx in np.flatnonzero(np.add.reduceat(text, bounds[:-1]) > 0) if text.any() else ():
+        a, b = bounds[idx], bounds[idx + 1]  # a text value: the request goes as CSV with the word in its cell
+        rows = features[a:b].copy()
+        rows[text[a:b], data.FEATURES.index(cfg.world["broken_feature"])] = TEXT_SENTINEL
+        line = capture.capture_line(rows, preds[a:b], first["event_id"].iloc[idx],
+                                    first["inference_id"].iloc[idx] if isinstance(first["inference_id"].iloc[idx], str)
+                                    else None, windows.iso(first["inference_time"].iloc[idx]), "csv")
+        lines[idx] = line.replace(repr(TEXT_SENTINEL), TEXT_VALUE)
     corrupt = rng.random(len(lines)) < cfg.faults["malformed_capture_fraction"]
     for idx in np.flatnonzero(corrupt):
         lines[idx] = lines[idx][: len(lines[idx]) // 2]  # a torn write: the line ends mid-record
@@ -161,6 +172,24 @@ def traffic_objects(cfg: Params, traffic: pd.DataFrame, now: dt.datetime) -> tup
               "malformed_lines": int(corrupt.sum()), "labels_written": int(labelled["years"].map(len).sum()),
               "ground_truth_files": len(gt_files)}
     return capture_files, gt_files, counts
+
+
+def broken_values(cfg: Params, ok: pd.DataFrame, features: np.ndarray, now: dt.datetime) -> np.ndarray:
+    """Break data quality as asked (``world.missing_share``, ``world.text_share``): from the day
+    ``drift_start_fraction`` names, that share of records gets its ``broken_feature`` value missing (NaN in
+    ``features``, captured null/NaN) or as text; returns which records carry text (their values stay numbers in
+    ``features``; the capture writes :data:`TEXT_VALUE` instead)."""
+    w = cfg.world
+    text = np.zeros(len(ok), dtype=bool)
+    if not (w["missing_share"] or w["text_share"]):
+        return text
+    start = now - dt.timedelta(days=cfg.days) + dt.timedelta(days=int(round(w["drift_start_fraction"] * cfg.days)))
+    affected = (ok["inference_time"] >= pd.Timestamp(start)).to_numpy()
+    draw = np.random.default_rng([cfg.seed, 98]).random(len(ok))
+    missing = affected & (draw < w["missing_share"])
+    text = affected & ~missing & (draw < w["missing_share"] + w["text_share"])
+    features[missing, data.FEATURES.index(w["broken_feature"])] = np.nan
+    return text
 
 
 def endpoint_metric_datums(cfg: Params, traffic: pd.DataFrame) -> list[dict]:
@@ -272,6 +301,10 @@ def build(aws: Aws, cfg: Params, progress: Callable[[str], None] = print) -> dic
         "scenario": cfg.scenario, "seed": cfg.seed, "days": cfg.days, "start": windows.iso(start), "now": windows.iso(now),
         "drift_start": windows.iso(start + dt.timedelta(days=drift_day)) if cfg.scenario == "drift" else None,
         "broken_feature": cfg.world["broken_feature"] if cfg.scenario == "drift" else None,
+        "data_quality": {"feature": cfg.world["broken_feature"], "missing_share": cfg.world["missing_share"],
+                         "text_share": cfg.world["text_share"],
+                         "from": windows.iso(start + dt.timedelta(days=drift_day))}
+        if cfg.world["missing_share"] or cfg.world["text_share"] else None,
         "broken_from": windows.iso(start + dt.timedelta(days=drift_day + 1)) if cfg.scenario == "drift" else None,
         "model_version": names["version"], "endpoint_name": cfg.endpoint_name, **counts,
         "build_seconds": round(time.perf_counter() - t0, 2),

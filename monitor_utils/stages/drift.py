@@ -1,15 +1,17 @@
-"""Drift stage: each complete window's features and predictions against the stored baseline, published once."""
+"""Drift stage: each complete window against the baseline (drift tests, Model Monitor's data-quality checks), published once."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pandas as pd
 
 from .. import attribution, capture, drift, engine, model_monitor, outbox, publish, traffic, watermark, windows
 from .. import history as history_store
-from ..aws import Aws, put_json
-from ..baseline import PREDICTION, load_baseline, load_explainer, load_target_baseline, store_drift_settings
+from ..aws import Aws, get_bytes, put_bytes, put_json
+from ..baseline import (PREDICTION, load_baseline, load_explainer, load_own_constraints, load_target_baseline,
+                        store_drift_settings)
 from ..config import Params
 from ..model_monitor import model_quality
 from ..results import Series, StageResult, Verdict
@@ -82,14 +84,17 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
     opts = detector_options(cfg)
     store_drift_settings(aws, cfg, opts)  # the settings this run really checks with, beside the baseline
     mm_baseline = model_monitor.load_configured_baseline(aws, cfg)
-    mm_columns = None if mm_baseline is None else model_monitor.align_columns(
-        mm_baseline.feature_names, [f for f in baseline.feature_names if f != PREDICTION], PREDICTION)
+    inputs = [f for f in baseline.feature_names if f != PREDICTION]
+    quality_constraints, quality_uri, quality_match = quality_reference(aws, cfg, mm_baseline, inputs)
+    mm_columns = None if mm_baseline is None else quality_match.columns  # missing/extra columns are violations
+    schedule = model_monitor.schedule_name(cfg)
     explainer, base_attributions = load_explainer(aws, cfg)  # None before setup stored them
     ndcg_min = cfg["model_monitor"]["attribution_ndcg_min"]
     attr_tables: dict[str, pd.DataFrame] = {}
     stats = publish.PublishStats()
     reports: dict[str, drift.DriftReport] = {}
     mm_tables: dict[str, pd.DataFrame] = {}
+    quality_lists: dict[str, list[dict]] = {}
     quarantined = 0
     busy: dict[str, float] = {}
     quiet: list[str] = []
@@ -106,6 +111,7 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
         results = engine.run_windows(cfg, aws, engine.drift_window, todo, capture_uri=uri, features=features,
                                      baseline=baseline, opts=opts, labels=labels, target_baseline=target_baseline,
                                      mm_baseline=mm_baseline, mm_columns=mm_columns,
+                                     quality_constraints=quality_constraints, quality_match=quality_match,
                                      explainer=explainer if base_attributions is not None else None)
         # a window where nothing was captured closes only if the endpoint had no traffic then
         no_traffic, busy = traffic.split_empty(aws, cfg, [w for w, res in zip(todo, results) if res["read_nothing"]])
@@ -150,6 +156,16 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
                 attr_tables[w.label] = check.table
                 write_attribution_files(aws, cfg, w, res["attributions"], explainer.method, check)
                 per_feature["attribution"] = res["attributions"].reindex(per_feature.index)
+            quality = res.get("quality")
+            if quality is not None:  # Model Monitor's files for the window, then its count (and metrics)
+                rows[-1].update(write_quality_files(aws, cfg, schedule, w, quality))
+                quality_lists[w.label] = model_monitor.violations_document(quality.violations)["violations"]
+                datums.append(publish.datum("DataQualityViolations", len(quality.violations), w.end,
+                                            cfg.metric_dimensions(), "Count"))
+                if cfg.model_monitor["publish_metrics"]:
+                    datums += model_monitor.data_metrics_datums(
+                        quality.statistics, baseline_distances(report, mm_drift, quality_match), w.end,
+                        cfg.endpoint_name, schedule, statistic_values=cfg.metrics_transport != "emf")
             feature_rows += per_feature.rename_axis("feature").reset_index().assign(window=w.label).to_dict("records")
         stats, mine = watermark.publish_once(aws, cfg, mark, closing, datums, now, STAGE, held)
         reports = {label: r for label, r in reports.items() if label in set(mine)}
@@ -166,6 +182,8 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
         if reports:
             last_label = list(reports)[-1]
             doc = reports[last_label].to_dict()
+            if last_label in quality_lists:
+                doc["data_quality_violations"] = quality_lists[last_label]
             if last_label in mm_tables:
                 doc["model_monitor_baseline_drift"] = mm_tables[last_label].reset_index().to_dict("records")
             if last_label in attr_tables:
@@ -190,6 +208,10 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
               "datums_outboxed": stats.outboxed, "outbox_delivered": backlog["delivered"],
               "quarantined": quarantined, "options": opts, "baseline": info, "history": history, "latest": latest,
               "model_monitor": None if mm_baseline is None else mm_baseline.describe(),
+              "data_quality": None if quality_constraints is None else {
+                  "constraints_uri": quality_uri, "schedule": schedule,
+                  "output": f"s3://{cfg.bucket}/{model_monitor.monitoring_prefix(cfg.prefix, cfg.endpoint_name, schedule)}/",
+                  "latest_violations": latest_violations(aws, cfg, schedule, latest, quality_lists)},
               "attribution": None if base_attributions is None else {
                   "method": explainer.method, "ndcg_min": ndcg_min,
                   "windows_violated": [r["window"] for r in rows if r.get("attribution_violated")
@@ -202,12 +224,72 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
                        series=Series.from_history(history, "drifted_features", "drifted features", threshold))
 
 
+def quality_reference(aws: Aws, cfg: Params, mm_baseline: model_monitor.ModelMonitorBaseline | None,
+                      inputs: list[str]) -> tuple[model_monitor.Constraints | None, str, model_monitor.ColumnMatch]:
+    """The constraints every window is checked against (the configured Model Monitor baseline's, else the suite's own
+    ``constraints.json`` written at setup; None when neither exists), their URI, and how the window's columns (the
+    inputs, then the prediction) meet their features."""
+    if mm_baseline is not None:
+        return (mm_baseline.constraints, mm_baseline.constraints_uri,
+                model_monitor.match_columns(mm_baseline.feature_names, inputs, PREDICTION))
+    own = load_own_constraints(aws, cfg)
+    if own is None:
+        return None, "", model_monitor.match_columns(inputs + [PREDICTION], inputs, PREDICTION)
+    constraints, uri = own
+    return constraints, uri, model_monitor.match_columns(list(constraints.features), inputs, PREDICTION)
+
+
+def write_quality_files(aws: Aws, cfg: Params, schedule: str, w: windows.Window,
+                        quality: model_monitor.WindowQuality) -> dict:
+    """Write the window's ``statistics.json`` and ``constraint_violations.json`` at Model Monitor's layout
+    (:func:`model_monitor.execution_prefix`, the window's end as the execution hour); return the window record's
+    ``data_quality_violations`` (count), ``data_quality_checks`` (count per check type) and
+    ``data_quality_features`` (the features named, at most five)."""
+    prefix = model_monitor.execution_prefix(cfg.prefix, cfg.endpoint_name, schedule, w.end)
+    put_bytes(aws, cfg.bucket, f"{prefix}/statistics.json", model_monitor.dumps(quality.statistics).encode(),
+              "application/json")
+    put_bytes(aws, cfg.bucket, f"{prefix}/constraint_violations.json",
+              model_monitor.dumps(model_monitor.violations_document(quality.violations)).encode(), "application/json")
+    named = list(dict.fromkeys(v.feature_name for v in quality.violations))
+    return {"data_quality_violations": len(quality.violations), "data_quality_checks": quality.counts,
+            "data_quality_features": named[:5]}
+
+
+def baseline_distances(report: drift.DriftReport, mm_drift: pd.DataFrame | None,
+                       match: model_monitor.ColumnMatch) -> dict[str, float]:
+    """Per baseline feature, its distance from the baseline for ``feature_baseline_drift_<f>``: Model Monitor's
+    (``baseline_drift``'s ``distance``) against its baseline, else the exact KS statistic against the suite's own
+    (the largest distance between the two CDFs: Model Monitor's ``Simple`` distance, computed on the raw data)."""
+    if mm_drift is not None:
+        return {str(r.baseline_feature): float(r.distance) for r in mm_drift.itertuples()}
+    table = report.table
+    ks = table[table["test"] == "ks"]["statistic"]
+    by_column = {col: name for name, col in match.columns.items()}
+    return {by_column.get(str(col), str(col)): float(d) for col, d in ks.items() if pd.notna(d)}
+
+
+def latest_violations(aws: Aws, cfg: Params, schedule: str, latest: dict | None,
+                      this_run: dict[str, list[dict]]) -> list[dict] | None:
+    """The newest checked window's violations: from this run, else read back from its constraint_violations.json."""
+    if latest is None:
+        return None
+    if latest["window"] in this_run:
+        return this_run[latest["window"]]
+    w = windows.from_label(latest["window"], cfg.window)
+    body = get_bytes(aws, cfg.bucket, model_monitor.execution_prefix(cfg.prefix, cfg.endpoint_name, schedule, w.end)
+                     + "/constraint_violations.json")
+    return None if body is None else model_monitor.violations_document(
+        model_monitor.read_violations(json.loads(body)))["violations"]
+
+
 def headline(record: dict) -> dict:
     """Windows checked, whether the newest drifted, and how many features."""
     latest = record.get("latest") or {}
     n = latest.get("drifted_features")
+    dq = latest.get("data_quality_violations")
     return {"windows checked": len(record["windows_checked"]), "latest drift": latest.get("drift_detected"),
-            "latest drifted features": None if n is None or pd.isna(n) else int(n)}
+            "latest drifted features": None if n is None or pd.isna(n) else int(n),
+            "latest data-quality violations": None if dq is None or pd.isna(dq) else int(dq)}
 
 
 def verdict(record: dict) -> Verdict:
@@ -239,6 +321,14 @@ def verdict(record: dict) -> Verdict:
         text += (f" Feature attributions (mean |SHAP|): nDCG {float(score):.3f} against the baseline's ranking"
                  + (f", below {record['attribution']['ndcg_min']:g}: attribution drift" if attr_bad else "")
                  + (f"; most changed: {moved}." if moved else "."))
+    dq = record.get("data_quality")
+    dq_n = latest.get("data_quality_violations")
+    dq_n = None if dq_n is None or pd.isna(dq_n) else int(dq_n)
+    if dq and dq_n is not None:
+        text += f" Data quality against {dq['constraints_uri']}: {dq_n} violation(s)"
+        found = dq.get("latest_violations") or []
+        shown = list(dict.fromkeys(f"{v['constraint_check_type']} on {v['feature_name']}" for v in found))
+        text += (f" ({', '.join(shown[:5])}{', ...' if len(shown) > 5 else ''})." if shown else ".")
     if record["quarantined"]:
         text += f" {int(record['quarantined'])} capture line(s) were quarantined."
-    return Verdict(text, bool(latest.get("drift_detected")) or bool(record["quarantined"]) or attr_bad)
+    return Verdict(text, bool(latest.get("drift_detected")) or bool(record["quarantined"]) or attr_bad or bool(dq_n))
