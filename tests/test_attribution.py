@@ -131,7 +131,7 @@ def test_drift_stage_names_the_broken_feature_and_publishes_attribution_drift_on
     assert list(checked["attribution_most_changed"].iloc[0])[0] != "timbre_avg_07"  # before it broke
     assert "Feature attributions (mean |SHAP|): nDCG" in result.verdict.text
     assert "most changed: timbre_avg_07" in result.verdict.text
-    key = cfg.key("monitoring", cfg.endpoint_name, "monitor-utils-model-explainability",
+    key = cfg.key("monitoring", cfg.endpoint_name, f"{cfg.endpoint_name}-suite-model-explainability",
                   f"{dt.datetime.fromisoformat(last.name) + dt.timedelta(days=1):%Y/%m/%d/%H}")
     violations = json.loads(get_bytes(aws, cfg.bucket, f"{key}/constraint_violations.json"))
     assert violations["version"] == "1.0" and bool(violations["violations"]) == bool(last["attribution_violated"])

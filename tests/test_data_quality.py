@@ -312,6 +312,29 @@ def test_violations_and_model_monitor_metrics_are_published_once_with_their_name
     assert again.record["data_quality"]["latest_violations"] == result.record["data_quality"]["latest_violations"]
 
 
+def test_the_metrics_stage_publishes_model_monitors_model_metrics_once(broken_world):
+    cfg, aws, now, _ = broken_world
+    start, end = now - dt.timedelta(days=cfg.days + 1), now + dt.timedelta(days=1)
+    mm_dims = [{"Name": "Endpoint", "Value": cfg.endpoint_name},
+               {"Name": "MonitoringSchedule", "Value": f"{cfg.endpoint_name}-suite"}]
+    result = stages.run("10_metrics", cfg, aws, now)
+    history = result.record["history"].set_index("window")
+    published = [w for w in result.record["windows_published"] if history.loc[w, "count"]]
+    assert published
+    points = {name: metric_points(aws, mm.MODEL_METRICS_NAMESPACE, name, mm_dims, start, end)
+              for name in ("mae", "mse", "rmse", "r2")}
+    for name, got in points.items():
+        assert len(got) == len(published) and all(p["SampleCount"] == 1 for p in got), name
+    by_day = {pd.Timestamp(p["Timestamp"]).tz_convert("UTC").floor("D"): p["Maximum"] for p in points["rmse"]}
+    for w in published:  # the window's own RMSE, at its end
+        day = pd.Timestamp(history.loc[w, "end"], tz="UTC") if pd.Timestamp(history.loc[w, "end"]).tzinfo is None \
+            else pd.Timestamp(history.loc[w, "end"]).tz_convert("UTC")
+        assert by_day[day.floor("D")] == pytest.approx(history.loc[w, "rmse"])
+    again = stages.run("10_metrics", cfg, aws, now)
+    assert again.record["windows_published"] == []
+    assert {n: metric_points(aws, mm.MODEL_METRICS_NAMESPACE, n, mm_dims, start, end) for n in points} == points
+
+
 def test_the_policy_allows_model_monitors_namespaces_only_when_publish_metrics_is_on(broken_world):
     from test_iam import ACCOUNT, denied
 

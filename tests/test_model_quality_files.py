@@ -126,7 +126,7 @@ def test_metrics_stage_writes_model_monitors_files_per_window_and_counts_violati
     result = stages.run("10_metrics", cfg, aws, now)
     published = result["windows_published"]
     assert published and result["model_quality"]["windows_written"] == published
-    assert result["model_quality"]["output"] == f"s3://{cfg.bucket}/msd-year/monitoring/{cfg.endpoint_name}/monitor-utils-model-quality"
+    assert result["model_quality"]["output"] == f"s3://{cfg.bucket}/msd-year/monitoring/{cfg.endpoint_name}/{cfg.endpoint_name}-suite-model-quality"
     history = result.history.set_index("window")
     for label in published:
         end = dt.datetime.fromisoformat(label).replace(tzinfo=dt.timezone.utc) + dt.timedelta(days=1)

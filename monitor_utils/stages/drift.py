@@ -13,7 +13,6 @@ from ..aws import Aws, get_bytes, put_bytes, put_json
 from ..baseline import (PREDICTION, load_baseline, load_explainer, load_own_constraints, load_target_baseline,
                         store_drift_settings)
 from ..config import Params
-from ..model_monitor import model_quality
 from ..results import Series, StageResult, Verdict
 
 STAGE = "drift"
@@ -52,7 +51,7 @@ def write_attribution_files(aws: Aws, cfg: Params, w: windows.Window, values: pd
     """The window's Clarify-shaped ``analysis.json`` (its global attributions) and ``constraint_violations.json``
     under ``PREFIX/monitoring/<endpoint>/<schedule>-model-explainability/<yyyy>/<mm>/<dd>/<hh>/`` (the window's end);
     returns that key prefix."""
-    schedule = (cfg["model_monitor"]["schedule_name"] or model_quality.DEFAULT_SCHEDULE) + "-model-explainability"
+    schedule = model_monitor.schedule_name(cfg) + "-model-explainability"
     key = cfg.key("monitoring", cfg.endpoint_name, schedule, f"{w.end:%Y/%m/%d/%H}")
     put_json(aws, cfg.bucket, f"{key}/analysis.json", {**attribution.analysis_document(values, None, method), "ndcg": check.ndcg})
     put_json(aws, cfg.bucket, f"{key}/constraint_violations.json", attribution.violation_document(check))

@@ -58,7 +58,7 @@ def write_model_quality(aws: Aws, cfg: Params, w: windows.Window, statistics: di
     """Write the window's Model Monitor model-quality files at Model Monitor's layout
     (:func:`model_quality.output_key`; the execution hour is the window's end): ``statistics.json`` and, when there
     are constraints, ``constraint_violations.json``; return the violations (None without constraints)."""
-    key = model_quality.output_key(cfg["prefix"], cfg.endpoint_name, cfg["model_monitor"]["schedule_name"], w.end)
+    key = model_quality.output_key(cfg["prefix"], cfg.endpoint_name, model_monitor.schedule_name(cfg), w.end)
     put_bytes(aws, cfg.bucket, f"{key}/statistics.json", model_monitor.dumps(statistics).encode(), "application/json")
     if constraints is None:
         return None
@@ -70,10 +70,13 @@ def write_model_quality(aws: Aws, cfg: Params, w: windows.Window, statistics: di
 
 
 def model_quality_datums(cfg: Params, w: windows.Window, statistics: dict) -> list[dict]:
-    """Hook for Model Monitor's own model-quality metrics (``mae``, ``mse``, ``rmse``, ``r2`` in
-    ``aws/sagemaker/Endpoints/model-metrics``, issue #23 point 5, opt-in by ``model_monitor.publish_metrics``):
-    none are published from here yet; the window's ``statistics`` document is what they would be read from."""
-    return []
+    """Model Monitor's own model-quality metrics of the window (``mae``, ``mse``, ``rmse``, ``r2`` in
+    ``aws/sagemaker/Endpoints/model-metrics``, dimensions ``Endpoint`` and ``MonitoringSchedule``), read from its
+    regression ``statistics`` document; none unless ``model_monitor.publish_metrics``."""
+    if not cfg["model_monitor"]["publish_metrics"]:
+        return []
+    values = {name: entry.get("value") for name, entry in statistics.get("regression_metrics", {}).items()}
+    return model_monitor.model_metrics_datums(values, w.end, cfg.endpoint_name, model_monitor.schedule_name(cfg))
 
 
 def datum_exists(aws: Aws, cfg: Params, w_end: dt.datetime, metric: str = "LabelCoverage") -> bool:
@@ -224,7 +227,7 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
               "model_quality": {"constraints_uri": mq_uri, "windows_written": mq_written,
                                 "violations": int(sum(r.get("model_quality_violations") or 0 for r in new_rows)),
                                 "output": f"s3://{cfg.bucket}/" + model_quality.output_root(
-                                    cfg["prefix"], cfg.endpoint_name, cfg["model_monitor"]["schedule_name"])}}
+                                    cfg["prefix"], cfg.endpoint_name, model_monitor.schedule_name(cfg))}}
     return StageResult(record, headline=headline(record), verdict=verdict(cfg, record),
                        series=Series.from_history(history, "rmse", "RMSE (years)", cfg.thresholds["rmse_max"]))
 
