@@ -130,7 +130,7 @@ def test_metrics_stage_writes_model_monitors_files_per_window_and_counts_violati
     history = result.history.set_index("window")
     for label in published:
         end = dt.datetime.fromisoformat(label).replace(tzinfo=dt.timezone.utc) + dt.timedelta(days=1)
-        key = mq.output_key(cfg["prefix"], cfg.endpoint_name, "", end)
+        key = mq.output_key(cfg["prefix"], cfg.endpoint_name, f"{cfg.endpoint_name}-suite", end)
         stats = json.loads(get_bytes(aws, cfg.bucket, f"{key}/statistics.json"))
         assert stats["dataset"]["item_count"] == history.loc[label, "count"]
         assert stats["regression_metrics"]["rmse"]["value"] == pytest.approx(history.loc[label, "rmse"])
