@@ -208,6 +208,12 @@ def test_alarms_fire_in_the_drift_world_when_the_data_says_and_notify(drift_worl
     notes = _drain(aws, queue)
     alarmed = {n["AlarmName"] for n in notes if n["NewStateValue"] == "ALARM"}
     assert {f"{cfg.endpoint_name}-{k}" for k in ("rmse", "r2", "data-drift", "estimated-rmse")} <= alarmed
+    # a page about quality names the features whose attribution moved most; another page does not
+    reasons = {n["AlarmName"]: n["NewStateReason"] for n in notes if n["NewStateValue"] == "ALARM"}
+    moved = result["most_changed_features"]
+    assert moved and reasons[f"{cfg.endpoint_name}-estimated-rmse"].endswith("most changed: " + ", ".join(moved))
+    assert "latest value" in reasons[f"{cfg.endpoint_name}-estimated-rmse"]
+    assert "most changed" not in reasons[f"{cfg.endpoint_name}-data-drift"]
     rerun = stages.run("30_alerting", cfg, aws, now)
     assert rerun["alarms_put"] == [] and _drain(aws, queue) == []
 

@@ -21,6 +21,8 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> StageResult:
     start = now - dt.timedelta(days=cfg.days)
     rows, backtests, transitions, pages = [], {}, [], []
     states = alerting.describe(aws, [s["AlarmName"] for s in specs])
+    moved = most_changed_features(aws, cfg)
+    quality_alarms = {f"{cfg.endpoint_name}-{q}" for q in QUALITY_ALARMS}
     for spec in specs:
         name = spec["AlarmName"]
         history = alerting.alarm_history(aws, spec, start, now + dt.timedelta(seconds=1))
@@ -28,7 +30,8 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> StageResult:
         backtests[name] = result
         note = ""
         if aws.mode == "local":
-            alerting.drive_local_alarm(aws, spec, state, f"evaluated by the suite at {now.isoformat()}", now, cfg)
+            alerting.drive_local_alarm(aws, spec, state, page_reason(spec, result, now, moved if name in quality_alarms
+                                                                    else ()), now, cfg)
         else:
             state = states.get(name, {}).get("StateValue", state)  # CloudWatch evaluates real alarms itself
         for t in (result.transitions if result is not None else []):
@@ -69,13 +72,22 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> StageResult:
         series = Series(f"{quality} datapoints", [f"{t:%Y-%m-%d}" for t in tl["timestamp"]],
                         [None if pd.isna(v) else float(v) for v in tl["value"]],
                         next(s["Threshold"] for s in specs if s["AlarmName"] == quality))
-    moved = most_changed_features(aws, cfg)
     record["most_changed_features"] = moved
     return StageResult(record, {"backtests": backtests}, headline=headline,
                        verdict=verdict(rows, backtests, fire, moved, cfg.endpoint_name), series=series)
 
 
 QUALITY_ALARMS = ("rmse", "r2", "estimated-rmse")  # the pages about model quality: they name the features that moved
+
+
+def page_reason(spec: dict, result: alarms.BacktestResult | None, now: dt.datetime, most_changed=()) -> str:
+    """The state reason a local-mode page carries: the latest value against the threshold and, for a page about
+    model quality, the features whose attribution moved most ("latest value 11.3 over 9; most changed: ...")."""
+    text = f"evaluated by the suite at {now.isoformat()}"
+    latest = result.timeline["value"].dropna() if result is not None and len(result.timeline) else pd.Series(dtype=float)
+    if len(latest):
+        text += f": latest value {latest.iloc[-1]:.3g} against threshold {spec['Threshold']:g}"
+    return text + (f"; most changed: {', '.join(most_changed)}" if most_changed else "")
 
 
 def most_changed_features(aws: Aws, cfg: Params, top: int = 3) -> list[str]:
