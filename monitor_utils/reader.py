@@ -36,6 +36,7 @@ PLAIN_NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 PLAIN_TIME = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$"
 PARSE_OPTIONS = pa_json.ParseOptions(explicit_schema=CAPTURE_SCHEMA, unexpected_field_behavior="ignore")
 _HOUR_NS = 3_600_000_000_000
+STRING = pd.StringDtype("pyarrow", na_value=np.nan)  # pandas' default string column: Arrow strings, NaN missing
 
 
 def parse_time(text: str) -> dt.datetime:
@@ -154,15 +155,33 @@ def parse_request(rec: dict, features: Sequence[str]) -> tuple[np.ndarray, np.nd
 
 @dataclass
 class Block:
-    """Requests read in one pass: per request its ids, time (ns), file/line rank and record count; per record x, y."""
+    """Requests read in one pass: per request its ids (pyarrow strings; no inferenceId is null), time (ns),
+    file/line rank and record count; per record x, y."""
 
-    event_id: np.ndarray
-    inference_id: np.ndarray
+    event_id: pa.Array
+    inference_id: pa.Array
     time_ns: np.ndarray
     rank: np.ndarray
     sizes: np.ndarray
     x: np.ndarray
     y: np.ndarray
+
+
+def _strings(values: pa.Array | pa.ChunkedArray) -> pd.arrays.ArrowStringArray:
+    """Arrow strings as pandas' default string column (the ``str`` dtype), without a Python object each."""
+    return pd.array(values, dtype=STRING)
+
+
+def _sorted_order(time_ns: np.ndarray, key: pa.Array, record_index: np.ndarray, rank: np.ndarray) -> np.ndarray | None:
+    """Positions by inference time, join key, record index and rank; None when they are in that order already
+    (checked on the times alone when they strictly increase: the common case, no sort)."""
+    steps = np.diff(time_ns)
+    if (steps > 0).all():
+        return None
+    order = pc.sort_indices(pa.table({"t": time_ns, "k": key, "i": record_index, "r": rank}),
+                            sort_keys=[("t", "ascending"), ("k", "ascending"), ("i", "ascending"),
+                                       ("r", "ascending")]).to_numpy()
+    return None if (order == np.arange(len(order))).all() else order
 
 
 @dataclass
@@ -193,33 +212,58 @@ class Parsed:
         for k, v in other.missing.items():
             self.missing[k] = self.missing.get(k, 0) + v
 
-    def frame(self, features: Sequence[str]) -> pd.DataFrame:
-        """One row per record, sorted by inference time, join key and position (ties: file and line order)."""
+    def frame(self, features: Sequence[str], release: bool = False) -> pd.DataFrame:
+        """One row per record, sorted by inference time, join key and position (ties: file and line order).
+
+        The features are copied once, block by block, into one matrix the frame then holds without another copy
+        (column-major: each feature one contiguous column); ids stay Arrow strings. With ``release`` the blocks
+        are let go as they are copied (the Parsed is empty afterwards): the window's records are held once.
+        """
         blocks = [b for b in self.blocks if len(b.sizes)]
+        if release:
+            self.blocks = []
+        width = len(features)
+        sizes = np.concatenate([b.sizes for b in blocks]) if blocks else np.empty(0, np.int64)
+        n, single = int(sizes.sum()), bool((sizes == 1).all())
 
-        def cat(name: str, empty: np.ndarray) -> np.ndarray:
-            return np.concatenate([getattr(b, name) for b in blocks]) if blocks else empty
+        def per_request(name: str, dtype: type) -> np.ndarray:
+            return np.concatenate([getattr(b, name) for b in blocks]) if blocks else np.empty(0, dtype)
 
-        sizes = cat("sizes", np.empty(0, np.int64))
+        def strings(name: str) -> pa.Array:
+            return pa.concat_arrays([getattr(b, name) for b in blocks]) if blocks else pa.array([], pa.string())
 
-        def per_record(name: str, empty: np.ndarray) -> np.ndarray:
-            return np.repeat(cat(name, empty), sizes)
-
-        event_id, inference_id = per_record("event_id", np.empty(0, object)), per_record("inference_id", np.empty(0, object))
-        join_key = np.where(pd.isna(inference_id), event_id, inference_id).astype(object) if len(event_id) else event_id
-        starts = np.cumsum(sizes) - sizes
-        frame = pd.DataFrame({
-            "event_id": event_id, "inference_id": inference_id, "join_key": join_key,
-            "record_index": np.arange(int(sizes.sum())) - np.repeat(starts, sizes),
-            "inference_time": pd.to_datetime(per_record("time_ns", np.empty(0, np.int64)), utc=True),
-            "prediction": cat("y", np.empty(0)),
-        })
-        rank = per_record("rank", np.empty(0, np.int64))
-        order = frame.assign(_rank=rank).sort_values(["inference_time", "join_key", "record_index", "_rank"]).index
-        matrix = cat("x", np.empty((0, len(features))))
-        if not (order == np.arange(len(order))).all():  # sorted once, on the way into the frame
-            frame, matrix = frame.take(order), matrix[order]
-        return pd.concat([frame.reset_index(drop=True), pd.DataFrame(matrix, columns=list(features), copy=False)], axis=1)
+        event_id, inference_id, time_ns, rank = strings("event_id"), strings("inference_id"), \
+            per_request("time_ns", np.int64), per_request("rank", np.int64)
+        if single:
+            record_index = np.zeros(n, dtype=np.int64)
+        else:
+            request = np.repeat(np.arange(len(sizes)), sizes)
+            record_index = np.arange(n) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+            event_id, inference_id = event_id.take(pa.array(request)), inference_id.take(pa.array(request))
+            time_ns, rank = time_ns[request], rank[request]
+        join_key = pc.coalesce(inference_id, event_id)
+        order = _sorted_order(time_ns, join_key, record_index, rank)
+        x, y = np.empty((n, width), order="F"), np.empty(n)
+        at = 0
+        destination = None if order is None else np.empty(n, dtype=np.int64)
+        if destination is not None:
+            destination[order] = np.arange(n)
+        while blocks:
+            block = blocks.pop(0)
+            rows = slice(at, at + len(block.y)) if destination is None else destination[at:at + len(block.y)]
+            x[rows], y[rows] = block.x, block.y
+            at += len(block.y)
+            del block
+        if order is not None:
+            take = pa.array(order)
+            event_id, inference_id, join_key = event_id.take(take), inference_id.take(take), join_key.take(take)
+            time_ns, record_index = time_ns[order], record_index[order]
+        frame = pd.DataFrame(x, columns=list(features), copy=False)
+        columns = {"event_id": _strings(event_id), "inference_id": _strings(inference_id), "join_key": _strings(join_key),
+                   "record_index": record_index, "inference_time": pd.to_datetime(time_ns, utc=True), "prediction": y}
+        for i, (name, values) in enumerate(columns.items()):
+            frame.insert(i, name, values)
+        return frame
 
 
 def quarantine_entry(key: str, n: int, why: str, line: bytes | str) -> dict:
@@ -297,7 +341,7 @@ def parse_lines(key: str, numbered: Sequence[tuple[int, bytes | str]], window: w
                             ("time_ns", pd.Timestamp(t).value), ("rank", rank + n), ("sizes", len(y)), ("x", x), ("y", y)):
             cols[name].append(value)
     if cols["sizes"]:
-        out.blocks.append(Block(np.asarray(cols["event_id"], dtype=object), np.asarray(cols["inference_id"], dtype=object),
+        out.blocks.append(Block(pa.array(cols["event_id"], pa.string()), pa.array(cols["inference_id"], pa.string()),
                                 np.asarray(cols["time_ns"], dtype=np.int64), np.asarray(cols["rank"], dtype=np.int64),
                                 np.asarray(cols["sizes"], dtype=np.int64), np.vstack(cols["x"]), np.concatenate(cols["y"])))
     out.missing = {features[j]: int(v) for j, v in enumerate(missing) if v}
@@ -460,10 +504,9 @@ def _columnar(key: str, body: bytes, numbered: list[tuple[int, bytes]] | None, w
         if len(idx):
             lines = idx + 1 if numbered is None else np.fromiter(
                 (n for n, _ in numbered), dtype=np.int64, count=len(numbered))[idx]
-            inf = _take(inference, idx).to_numpy(zero_copy_only=False)
-            out.blocks.append(Block(_take(event, idx).to_numpy(zero_copy_only=False).astype(object),
-                                    np.array([v if v else None for v in inf], dtype=object), t_ns[idx], rank + lines,
-                                    np.ones(len(idx), dtype=np.int64), x, y))
+            inf = _take(inference, idx)
+            out.blocks.append(Block(_take(event, idx).cast(pa.string()), pc.if_else(pc.equal(inf, ""), None, inf).cast(pa.string()),
+                                    t_ns[idx], rank + lines, np.ones(len(idx), dtype=np.int64), x, y))
             out.captured["both"] += len(idx)
     slow = np.flatnonzero(~fast & ~outside)
     if len(slow):
