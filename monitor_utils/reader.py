@@ -29,11 +29,12 @@ CAPTURE_SCHEMA = pa.schema([
     ("captureData", pa.struct([("endpointInput", _SIDE), ("endpointOutput", _SIDE)])),
     ("eventMetadata", pa.struct([("eventId", pa.string()), ("inferenceId", pa.string()), ("inferenceTime", pa.string())])),
 ])
-READ_OPTIONS = pa_json.ReadOptions(use_threads=True)
+READ_BLOCK = 1 << 20  # the least block pyarrow's JSON reader reads at once; an object is read as one block
 # a value pyarrow's cast reads exactly as Python's float() does (pyarrow accepts a subset of what float() does)
 PLAIN_NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
-# the inferenceTime SageMaker writes: the columnar pass reads only these (pandas and fromisoformat agree on them)
-PLAIN_TIME = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$"
+# the inferenceTime SageMaker writes: the columnar pass reads only these (pyarrow, pandas and fromisoformat agree
+# on them; a year from 1900 to 2199 stays in range of nanoseconds; a date such as 02-30 sends the object to pandas)
+PLAIN_TIME = r"^(19|20|21)\d\d-[01]\d-[0-3]\dT([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?Z$"
 PARSE_OPTIONS = pa_json.ParseOptions(explicit_schema=CAPTURE_SCHEMA, unexpected_field_behavior="ignore")
 _HOUR_NS = 3_600_000_000_000
 STRING = pd.StringDtype("pyarrow", na_value=np.nan)  # pandas' default string column: Arrow strings, NaN missing
@@ -378,6 +379,20 @@ def _floats(cells: pa.ListArray, width: int) -> tuple[np.ndarray, np.ndarray]:
         return ok, pc.cast(keep.flatten(), pa.float64()).to_numpy().reshape(-1, width)
 
 
+def _times(stamps: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(rows whose inferenceTime has SageMaker's plain form and a real date, their times in ns since the epoch, 0
+    elsewhere): cast by pyarrow; an object holding an impossible date (02-30) is read by pandas instead."""
+    plain = pc.fill_null(pc.match_substring_regex(stamps, PLAIN_TIME), False)
+    try:
+        times = pc.cast(pc.if_else(plain, stamps, None), pa.timestamp("ns", tz="UTC"))
+        return times.is_valid().to_numpy(zero_copy_only=False), times.cast(pa.int64()).fill_null(0).to_numpy()
+    except pa.ArrowInvalid:
+        parsed = pd.to_datetime(pd.Series(stamps.to_numpy(zero_copy_only=False)).where(plain.to_numpy(zero_copy_only=False)),
+                                utc=True, format="ISO8601", errors="coerce")
+        known = parsed.notna().to_numpy()
+        return known, np.where(known, parsed.dt.tz_convert(None).to_numpy(dtype="datetime64[ns]").view(np.int64), 0)
+
+
 def _take(values: pa.Array, idx: np.ndarray) -> pa.Array:
     return values if len(idx) == len(values) else pc.take(values, pa.array(idx))
 
@@ -461,7 +476,9 @@ def _columnar(key: str, body: bytes, numbered: list[tuple[int, bytes]] | None, w
     """The columnar pass over an object of UTF-8 text (its non-blank lines ``numbered`` when already split)."""
     out = Parsed()
     try:
-        table = pa_json.read_json(io.BytesIO(body), read_options=READ_OPTIONS, parse_options=PARSE_OPTIONS)
+        # one block for the whole object: one chunk (no combined copy), objects are read in parallel instead
+        options = pa_json.ReadOptions(use_threads=False, block_size=max(READ_BLOCK, len(body) + 1))
+        table = pa_json.read_json(io.BytesIO(body), read_options=options, parse_options=PARSE_OPTIONS)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         return parse_lines(key, numbered if numbered is not None else split_lines(body), window, features, rank)
     if numbered is None and not _plain_lines(body, len(table)):
@@ -472,11 +489,7 @@ def _columnar(key: str, body: bytes, numbered: list[tuple[int, bytes]] | None, w
     rows = table.to_struct_array().combine_chunks()
     event, inference = _field(rows, "eventMetadata", "eventId"), _field(rows, "eventMetadata", "inferenceId")
     stamps = _field(rows, "eventMetadata", "inferenceTime")
-    plain = pc.fill_null(pc.match_substring_regex(stamps, PLAIN_TIME), False).to_numpy(zero_copy_only=False)
-    times = pd.to_datetime(pd.Series(stamps.to_numpy(zero_copy_only=False)).where(plain), utc=True,
-                           format="ISO8601", errors="coerce")
-    known = times.notna().to_numpy()
-    t_ns = np.where(known, times.dt.tz_convert(None).to_numpy(dtype="datetime64[ns]").view(np.int64), 0)
+    known, t_ns = _times(stamps)
     inside = known & (t_ns >= _ns(window.start)) & (t_ns < _ns(window.end))
     outside = known & ~inside
     outside[outside] = _outside(window, partition_hour(key), t_ns[outside])  # else quarantined line by line
