@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime as dt
 import hashlib
+import itertools
 import json
+import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -21,7 +24,11 @@ from .data import FEATURES
 from .reader import parse_request, parse_time, partition_hour  # noqa: F401 - public names of this module
 
 EVENT_VERSION = "0"
-FETCH_WORKERS = 8  # objects fetched (and parsed) at once
+T, R = TypeVar("T"), TypeVar("R")
+FETCH_WORKERS = 8  # objects fetched at once
+PARSE_WORKERS = max(2, min(FETCH_WORKERS, os.cpu_count() or 2))  # objects parsed at once: each holds its text and
+# columns while parsed, so more at once than cores only adds memory (the window's peak follows this, not speed)
+READ_AHEAD = 2 * FETCH_WORKERS  # label objects fetched ahead of the one being parsed
 PARSER_CODE = (reader, payloads, sys.modules[__name__])  # local mode keeps parsed windows; a change here re-parses
 
 
@@ -234,17 +241,26 @@ def read_capture(aws: Aws, capture_uri: str, window: windows.Window, features: S
     bucket, _ = split_s3_uri(capture_uri)
     objects = window_objects(aws, capture_uri, window)
 
-    def fetch_and_parse(item: tuple[int, keeping.Listed]) -> reader.Parsed:
-        i, obj = item  # objects are parsed as they arrive; pyarrow releases the GIL while others download
-        return reader.parse_object(obj.key, keeping.fetch(aws, bucket, obj), window, features, i << 32)
+    def parse_each() -> Iterator[reader.Parsed]:
+        """Objects fetched ``FETCH_WORKERS`` at once (at most that many waiting), parsed ``PARSE_WORKERS`` at once
+        on threads of their own: the window's peak is its records plus a few objects in flight."""
+        with ThreadPoolExecutor(FETCH_WORKERS) as fetchers, ThreadPoolExecutor(PARSE_WORKERS) as parsers:
+            parsing: collections.deque = collections.deque()
+            bodies = ahead(fetchers, lambda o: keeping.fetch(aws, bucket, o), objects, FETCH_WORKERS)
+            for i, (obj, body) in enumerate(zip(objects, bodies)):
+                parsing.append(parsers.submit(reader.parse_object, obj.key, body, window, features, i << 32))
+                del body
+                while len(parsing) > PARSE_WORKERS:
+                    yield parsing.popleft().result()
+            while parsing:
+                yield parsing.popleft().result()
 
     def parse() -> CaptureBatch:
         parsed = reader.Parsed()
-        with ThreadPoolExecutor(FETCH_WORKERS) as pool:
-            for part in pool.map(fetch_and_parse, enumerate(objects)):
-                parsed.add(part)
+        for part in parse_each():
+            parsed.add(part)
         c = parsed.captured
-        return CaptureBatch(parsed.frame(features), parsed.quarantined, len(objects), requests=parsed.lines_read,
+        return CaptureBatch(parsed.frame(features, release=True), parsed.quarantined, len(objects), requests=parsed.lines_read,
                             input_only=c["input"], output_only=c["output"], lines=parsed.lines,
                             lines_outside=parsed.outside, missing_values=parsed.missing)
 
@@ -351,10 +367,24 @@ def parse_label_lines(key: str, body: bytes) -> tuple[list[str], list[int], list
     return keys, positions, years, quarantined, len(numbered)
 
 
+def ahead(pool: ThreadPoolExecutor, fn: Callable[[T], R], items: Sequence[T], limit: int) -> Iterator[R]:
+    """``fn`` of each item on ``pool``, in order, with at most ``limit`` results fetched ahead of the one taken
+    (``pool.map`` would run every item at once and hold every result: a backlog's labels all in memory)."""
+    pending: collections.deque = collections.deque()
+    rest = iter(items)
+    for item in itertools.islice(rest, limit):
+        pending.append(pool.submit(fn, item))
+    while pending:
+        result = pending.popleft().result()
+        for item in itertools.islice(rest, 1):
+            pending.append(pool.submit(fn, item))
+        yield result
+
+
 def _parse_ground_truth(aws: Aws, bucket: str, objects: Sequence[keeping.Listed], compact: bool = False) -> LabelBatch:
     keys, positions, years, quarantined, counts, parts = [], [], [], [], [], []
     with ThreadPoolExecutor(FETCH_WORKERS) as pool:
-        bodies = pool.map(lambda o: keeping.fetch(aws, bucket, o), objects)
+        bodies = ahead(pool, lambda o: keeping.fetch(aws, bucket, o), objects, READ_AHEAD)
         for obj, body in zip(objects, bodies):
             k, p, y, bad, lines = parse_label_lines(obj.key, body)
             del body
