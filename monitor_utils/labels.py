@@ -66,13 +66,28 @@ class CompactLabels:
             return out
 
         h1, h2, index, year = field(0, np.uint64), field(1, np.uint64), field(2, np.int32), field(3, np.float64)
-        order = np.lexsort((index, h2, h1))  # stable: within one (key, index) the reading order stays
-        h1, h2, index, year = h1[order], h2[order], index[order], year[order]
+        order = np.argsort(h1, kind="stable")  # stable: within one key the reading order stays
+        # one array at a time: the peak is the labels, the order and one array's copy (44 bytes a label)
+        h1 = h1[order]
+        h2 = h2[order]
+        index = index[order]
+        year = year[order]
         del order
+        tied = np.flatnonzero(h1[1:] == h1[:-1])  # runs of one first hash (a key's several labels, or collisions):
+        if len(tied):  # ordered by second hash and record index within the run, reading order kept among equals
+            rows = np.union1d(tied, tied + 1)
+            within = np.lexsort((index[rows], h2[rows], h1[rows]))
+            h2[rows], index[rows], year[rows] = h2[rows][within], index[rows][within], year[rows][within]
+        del tied
         same_next = (h1[1:] == h1[:-1]) & (h2[1:] == h2[:-1]) & (index[1:] == index[:-1])
-        last = np.append(~same_next, True) if len(h1) else np.empty(0, bool)  # the latest of equal entries
+        if same_next.any():  # a record labelled more than once: the latest of equal entries stays
+            last = np.append(~same_next, True)
+            h1 = h1[last]
+            h2 = h2[last]
+            index = index[last]
+            year = year[last]
+            del last
         del same_next
-        h1, h2, index, year = h1[last], h2[last], index[last], year[last]
         new_key = np.append(True, (h1[1:] != h1[:-1]) | (h2[1:] != h2[:-1])) if len(h1) else np.empty(0, bool)
         first = h1[new_key]  # the first hash of each distinct key, in order
         same = first[1:] == first[:-1]
