@@ -29,6 +29,7 @@ FETCH_WORKERS = 8  # objects fetched at once
 PARSE_WORKERS = max(2, min(FETCH_WORKERS, os.cpu_count() or 2))  # objects parsed at once: each holds its text and
 # columns while parsed, so more at once than cores only adds memory (the window's peak follows this, not speed)
 READ_AHEAD = 2 * FETCH_WORKERS  # label objects fetched ahead of the one being parsed
+CAPTURE_AHEAD = 2 * PARSE_WORKERS  # capture objects fetched and waiting for a parser (their bytes count in the peak)
 PARSER_CODE = (reader, payloads, sys.modules[__name__])  # local mode keeps parsed windows; a change here re-parses
 
 
@@ -246,7 +247,7 @@ def read_capture(aws: Aws, capture_uri: str, window: windows.Window, features: S
         on threads of their own: the window's peak is its records plus a few objects in flight."""
         with ThreadPoolExecutor(FETCH_WORKERS) as fetchers, ThreadPoolExecutor(PARSE_WORKERS) as parsers:
             parsing: collections.deque = collections.deque()
-            bodies = ahead(fetchers, lambda o: keeping.fetch(aws, bucket, o), objects, FETCH_WORKERS)
+            bodies = ahead(fetchers, lambda o: keeping.fetch(aws, bucket, o), objects, CAPTURE_AHEAD)
             for i, (obj, body) in enumerate(zip(objects, bodies)):
                 parsing.append(parsers.submit(reader.parse_object, obj.key, body, window, features, i << 32))
                 del body
