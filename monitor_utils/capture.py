@@ -2,26 +2,34 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime as dt
 import hashlib
+import itertools
 import json
+import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 import pandas as pd
 
-from . import keeping, payloads, reader, windows
+from . import keeping, labels as label_store, payloads, reader, windows
 from .aws import Aws, put_bytes, split_s3_uri
 from .data import FEATURES
 from .reader import parse_request, parse_time, partition_hour  # noqa: F401 - public names of this module
 
 EVENT_VERSION = "0"
-FETCH_WORKERS = 8  # objects fetched (and parsed) at once
+T, R = TypeVar("T"), TypeVar("R")
+FETCH_WORKERS = 8  # objects fetched at once
+PARSE_WORKERS = max(2, min(FETCH_WORKERS, os.cpu_count() or 2))  # objects parsed at once: each holds its text and
+# columns while parsed, so more at once than cores only adds memory (the window's peak follows this, not speed)
+READ_AHEAD = 2 * FETCH_WORKERS  # label objects fetched ahead of the one being parsed
+CAPTURE_AHEAD = 2 * PARSE_WORKERS  # capture objects fetched and waiting for a parser (their bytes count in the peak)
 PARSER_CODE = (reader, payloads, sys.modules[__name__])  # local mode keeps parsed windows; a change here re-parses
 
 
@@ -234,17 +242,26 @@ def read_capture(aws: Aws, capture_uri: str, window: windows.Window, features: S
     bucket, _ = split_s3_uri(capture_uri)
     objects = window_objects(aws, capture_uri, window)
 
-    def fetch_and_parse(item: tuple[int, keeping.Listed]) -> reader.Parsed:
-        i, obj = item  # objects are parsed as they arrive; pyarrow releases the GIL while others download
-        return reader.parse_object(obj.key, keeping.fetch(aws, bucket, obj), window, features, i << 32)
+    def parse_each() -> Iterator[reader.Parsed]:
+        """Objects fetched ``FETCH_WORKERS`` at once (at most that many waiting), parsed ``PARSE_WORKERS`` at once
+        on threads of their own: the window's peak is its records plus a few objects in flight."""
+        with ThreadPoolExecutor(FETCH_WORKERS) as fetchers, ThreadPoolExecutor(PARSE_WORKERS) as parsers:
+            parsing: collections.deque = collections.deque()
+            bodies = ahead(fetchers, lambda o: keeping.fetch(aws, bucket, o), objects, CAPTURE_AHEAD)
+            for i, (obj, body) in enumerate(zip(objects, bodies)):
+                parsing.append(parsers.submit(reader.parse_object, obj.key, body, window, features, i << 32))
+                del body
+                while len(parsing) > PARSE_WORKERS:
+                    yield parsing.popleft().result()
+            while parsing:
+                yield parsing.popleft().result()
 
     def parse() -> CaptureBatch:
         parsed = reader.Parsed()
-        with ThreadPoolExecutor(FETCH_WORKERS) as pool:
-            for part in pool.map(fetch_and_parse, enumerate(objects)):
-                parsed.add(part)
+        for part in parse_each():
+            parsed.add(part)
         c = parsed.captured
-        return CaptureBatch(parsed.frame(features), parsed.quarantined, len(objects), requests=parsed.lines_read,
+        return CaptureBatch(parsed.frame(features, release=True), parsed.quarantined, len(objects), requests=parsed.lines_read,
                             input_only=c["input"], output_only=c["output"], lines=parsed.lines,
                             lines_outside=parsed.outside, missing_values=parsed.missing)
 
@@ -258,8 +275,9 @@ class LabelBatch:
 
     Attributes
     ----------
-    labels : pd.DataFrame
-        One row per labelled record: join_key, record_index, year.
+    labels : pd.DataFrame or labels.CompactLabels
+        One row per labelled record: join_key, record_index, year; or, read with ``compact``, the same labels as
+        hashed keys, record indexes and labels (:class:`labels.CompactLabels`, tens of bytes a label).
     quarantined : list[dict]
         Unreadable lines: key, line, reason and the line's text.
     counts : pd.DataFrame
@@ -267,7 +285,7 @@ class LabelBatch:
         an object is read or quarantined (ground truth has no time of its own to be outside of).
     """
 
-    labels: pd.DataFrame
+    labels: pd.DataFrame | label_store.CompactLabels
     quarantined: list[dict] = field(default_factory=list)
     counts: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=LABEL_COUNTS))
 
@@ -288,7 +306,8 @@ LABEL_COUNTS = ["key", "hour", "lines", "lines_read", "lines_quarantined"]
 LABEL_KEYS = {"lines": "label_lines", "lines_read": "label_lines_read", "lines_quarantined": "label_lines_quarantined"}
 
 
-def read_labels(aws: Aws, ground_truth_uri: str, start: dt.datetime, end: dt.datetime) -> LabelBatch:
+def read_labels(aws: Aws, ground_truth_uri: str, start: dt.datetime, end: dt.datetime, compact: bool = False
+                ) -> LabelBatch:
     """Labels collected in [start, end) (the hour partitions of the range): one row per labelled record, the
     ground-truth lines that could not be read (quarantined with file, line, reason and text), and per object its
     lines and how each was accounted for.
@@ -298,11 +317,16 @@ def read_labels(aws: Aws, ground_truth_uri: str, start: dt.datetime, end: dt.dat
     its eventId. A label for a multi-record request (``{"instances": [{"label": y}, ...]}``) gives one row per
     position. When a record is labelled more than once, the latest label (by collection hour, then file and
     line order) wins.
+
+    With ``compact`` the labels are held as :class:`labels.CompactLabels` (each join key as two 64-bit hashes, its
+    record index and label: 28 bytes a label), for a stage that reads a whole backlog's labels once and lets each
+    window look its records up (:func:`join_ground_truth` gives the same years either way).
     """
     bucket, _ = split_s3_uri(ground_truth_uri)
     objects = objects_between(aws, ground_truth_uri, windows.floor(start, "hourly"), end)
-    return keeping.parsed(aws, "ground_truth", objects, f"{windows.iso(start)}|{windows.iso(end)}",
-                               lambda: _parse_ground_truth(aws, bucket, objects), PARSER_CODE)
+    detail = f"{windows.iso(start)}|{windows.iso(end)}" + ("|compact" if compact else "")
+    return keeping.parsed(aws, "ground_truth", objects, detail,
+                          lambda: _parse_ground_truth(aws, bucket, objects, compact), PARSER_CODE)
 
 
 def read_ground_truth(aws: Aws, ground_truth_uri: str, start: dt.datetime, end: dt.datetime
@@ -344,28 +368,57 @@ def parse_label_lines(key: str, body: bytes) -> tuple[list[str], list[int], list
     return keys, positions, years, quarantined, len(numbered)
 
 
-def _parse_ground_truth(aws: Aws, bucket: str, objects: Sequence[keeping.Listed]) -> LabelBatch:
-    keys, positions, years, quarantined, counts = [], [], [], [], []
+def ahead(pool: ThreadPoolExecutor, fn: Callable[[T], R], items: Sequence[T], limit: int) -> Iterator[R]:
+    """``fn`` of each item on ``pool``, in order, with at most ``limit`` results fetched ahead of the one taken
+    (``pool.map`` would run every item at once and hold every result: a backlog's labels all in memory)."""
+    pending: collections.deque = collections.deque()
+    rest = iter(items)
+    for item in itertools.islice(rest, limit):
+        pending.append(pool.submit(fn, item))
+    while pending:
+        result = pending.popleft().result()
+        for item in itertools.islice(rest, 1):
+            pending.append(pool.submit(fn, item))
+        yield result
+
+
+def _parse_ground_truth(aws: Aws, bucket: str, objects: Sequence[keeping.Listed], compact: bool = False) -> LabelBatch:
+    keys, positions, years, quarantined, counts, parts = [], [], [], [], [], []
     with ThreadPoolExecutor(FETCH_WORKERS) as pool:
-        bodies = pool.map(lambda o: keeping.fetch(aws, bucket, o), objects)
+        bodies = ahead(pool, lambda o: keeping.fetch(aws, bucket, o), objects, READ_AHEAD)
         for obj, body in zip(objects, bodies):
             k, p, y, bad, lines = parse_label_lines(obj.key, body)
-            keys += k
-            positions += p
-            years += y
+            del body
+            if compact:  # each object's keys hashed as it is read: no Python string kept
+                parts.append((*label_store.key_hashes(k), np.asarray(p, dtype=np.int32),
+                              np.concatenate(y) if y else np.empty(0)))
+            else:
+                keys += k
+                positions += p
+                years += y
             quarantined += bad
             counts.append((obj.key, partition_hour(obj.key), lines, lines - len(bad), len(bad)))
+    if compact:
+        return LabelBatch(label_store.CompactLabels.build(parts), quarantined, pd.DataFrame(counts, columns=LABEL_COUNTS))
     gt = pd.DataFrame({"join_key": pd.Series(keys, dtype=object), "record_index": np.asarray(positions, dtype=int),
                        "year": np.concatenate(years) if years else np.empty(0)})
     gt = gt.drop_duplicates(["join_key", "record_index"], keep="last").reset_index(drop=True)
     return LabelBatch(gt, quarantined, pd.DataFrame(counts, columns=LABEL_COUNTS))
 
 
-def join_ground_truth(records: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
-    """Attach ``year`` to each capture record on (inferenceId else eventId, record_index); unlabelled rows get NaN."""
+def join_ground_truth(records: pd.DataFrame, labels: pd.DataFrame | label_store.CompactLabels) -> pd.DataFrame:
+    """Attach ``year`` to each capture record on (inferenceId else eventId, record_index); unlabelled rows get NaN.
+
+    ``labels`` is a frame (join_key, record_index when a request holds several records, year and any other
+    columns, attached alike) or :class:`labels.CompactLabels`. The records' columns are not copied: only the key
+    columns are matched, and the labels' columns are added to a new frame sharing the records' data.
+    """
+    out = records.reset_index(drop=True)
+    index = out["record_index"] if "record_index" in out else np.zeros(len(out), dtype=np.int64)
+    if isinstance(labels, label_store.CompactLabels):
+        return out.assign(year=labels.lookup(out["join_key"], index))
     if "record_index" not in labels:
         labels = labels.assign(record_index=0)
-    if "record_index" not in records:
-        return records.assign(record_index=0).merge(labels, on=["join_key", "record_index"], how="left",
-                                                    validate="many_to_one").drop(columns="record_index")
-    return records.merge(labels, on=["join_key", "record_index"], how="left", validate="many_to_one")
+    keys = pd.DataFrame({"join_key": out["join_key"], "record_index": index})
+    matched = keys.merge(labels, on=["join_key", "record_index"], how="left", validate="many_to_one")
+    return out.assign(**{c: matched[c].to_numpy() for c in matched.columns if c not in keys.columns})

@@ -12,6 +12,7 @@ from .aws import Aws, connect
 from .baseline import PREDICTION
 from .config import Params
 from .estimation import LossEstimator
+from .labels import CompactLabels
 from .metrics import evaluate_window
 from .model_monitor import model_quality
 
@@ -22,7 +23,7 @@ MIN_LABELLED_FOR_TARGET = 50
 
 
 def read_window(aws: Aws, capture_uri: str, w: windows.Window, features: Sequence[str],
-                labels: pd.DataFrame | None) -> tuple[pd.DataFrame, capture.CaptureBatch]:
+                labels: pd.DataFrame | CompactLabels | None) -> tuple[pd.DataFrame, capture.CaptureBatch]:
     """The window's records (read from its capture objects, parsed, joined with ``labels`` when given) and its batch."""
     batch = capture.read_capture(aws, capture_uri, w, features)
     rows = batch.records if labels is None else capture.join_ground_truth(batch.records, labels)
@@ -30,7 +31,7 @@ def read_window(aws: Aws, capture_uri: str, w: windows.Window, features: Sequenc
 
 
 def metrics_window(aws: Aws, w: windows.Window, *, capture_uri: str, features: Sequence[str],
-                   labels: pd.DataFrame | None = None, label_faults: dict[str, int] | None = None,
+                   labels: pd.DataFrame | CompactLabels | None = None, label_faults: dict[str, int] | None = None,
                    segment_columns: Sequence[str] = (), score: Collection[str] | None = None,
                    estimator: LossEstimator | None = None, estimate: Collection[str] = ()) -> dict:
     """Quality of one window: its row (metrics, intervals, coverage, counts), segments and unreadable lines when
@@ -72,7 +73,7 @@ def target_drift(target_baseline: drift.Baseline | None, current: pd.DataFrame, 
 
 
 def drift_window(aws: Aws, w: windows.Window, *, capture_uri: str, features: Sequence[str], baseline: drift.Baseline,
-                 opts: dict, labels: pd.DataFrame | None = None, target_baseline: drift.Baseline | None = None,
+                 opts: dict, labels: pd.DataFrame | CompactLabels | None = None, target_baseline: drift.Baseline | None = None,
                  mm_baseline: model_monitor.ModelMonitorBaseline | None = None,
                  mm_columns: dict[str, str] | None = None,
                  quality_constraints: model_monitor.Constraints | None = None,
@@ -201,7 +202,7 @@ def run_windows(cfg: Params, aws: Aws, fn: Callable[..., Any], todo: Sequence[wi
     from distributed import progress as dask_progress
 
     with dask_client(cfg.dask_address) as client:
-        scattered = (pd.DataFrame, drift.Baseline, LossEstimator, model_monitor.ModelMonitorBaseline,
+        scattered = (pd.DataFrame, CompactLabels, drift.Baseline, LossEstimator, model_monitor.ModelMonitorBaseline,
                      model_monitor.Constraints)
         sent = {k: client.scatter(v, broadcast=True) if isinstance(v, scattered) else v
                 for k, v in shared.items()}

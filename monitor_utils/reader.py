@@ -29,13 +29,20 @@ CAPTURE_SCHEMA = pa.schema([
     ("captureData", pa.struct([("endpointInput", _SIDE), ("endpointOutput", _SIDE)])),
     ("eventMetadata", pa.struct([("eventId", pa.string()), ("inferenceId", pa.string()), ("inferenceTime", pa.string())])),
 ])
-READ_OPTIONS = pa_json.ReadOptions(use_threads=True)
+READ_BLOCK = 1 << 20  # the least block pyarrow's JSON reader reads at once; an object is read as one block
 # a value pyarrow's cast reads exactly as Python's float() does (pyarrow accepts a subset of what float() does)
 PLAIN_NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
-# the inferenceTime SageMaker writes: the columnar pass reads only these (pandas and fromisoformat agree on them)
-PLAIN_TIME = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$"
+# the inferenceTime SageMaker writes: the columnar pass reads only these (pyarrow, pandas and fromisoformat agree
+# on them; a year from 1900 to 2199 stays in range of nanoseconds; a date such as 02-30 sends the object to pandas)
+PLAIN_TIME = r"^(19|20|21)\d\d-[01]\d-[0-3]\dT([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?Z$"
 PARSE_OPTIONS = pa_json.ParseOptions(explicit_schema=CAPTURE_SCHEMA, unexpected_field_behavior="ignore")
 _HOUR_NS = 3_600_000_000_000
+# pyarrow allocates through the C library (what is freed goes back to it and to the system), not its default pool
+# (mimalloc or jemalloc), which keeps what each parsing thread freed: a window's peak stays near its bytes (1.95x
+# instead of 2.6x for read_capture). Set for the whole process when the reader is imported.
+POOL = pa.system_memory_pool()
+pa.set_memory_pool(POOL)
+STRING = pd.StringDtype("pyarrow", na_value=np.nan)  # pandas' default string column: Arrow strings, NaN missing
 
 
 def parse_time(text: str) -> dt.datetime:
@@ -154,15 +161,33 @@ def parse_request(rec: dict, features: Sequence[str]) -> tuple[np.ndarray, np.nd
 
 @dataclass
 class Block:
-    """Requests read in one pass: per request its ids, time (ns), file/line rank and record count; per record x, y."""
+    """Requests read in one pass: per request its ids (pyarrow strings; no inferenceId is null), time (ns),
+    file/line rank and record count; per record x, y."""
 
-    event_id: np.ndarray
-    inference_id: np.ndarray
+    event_id: pa.Array
+    inference_id: pa.Array
     time_ns: np.ndarray
     rank: np.ndarray
     sizes: np.ndarray
     x: np.ndarray
     y: np.ndarray
+
+
+def _strings(values: pa.Array | pa.ChunkedArray) -> pd.arrays.ArrowStringArray:
+    """Arrow strings as pandas' default string column (the ``str`` dtype), without a Python object each."""
+    return pd.array(values, dtype=STRING)
+
+
+def _sorted_order(time_ns: np.ndarray, key: pa.Array, record_index: np.ndarray, rank: np.ndarray) -> np.ndarray | None:
+    """Positions by inference time, join key, record index and rank; None when they are in that order already
+    (checked on the times alone when they strictly increase: the common case, no sort)."""
+    steps = np.diff(time_ns)
+    if (steps > 0).all():
+        return None
+    order = pc.sort_indices(pa.table({"t": time_ns, "k": key, "i": record_index, "r": rank}),
+                            sort_keys=[("t", "ascending"), ("k", "ascending"), ("i", "ascending"),
+                                       ("r", "ascending")]).to_numpy()
+    return None if (order == np.arange(len(order))).all() else order
 
 
 @dataclass
@@ -193,33 +218,58 @@ class Parsed:
         for k, v in other.missing.items():
             self.missing[k] = self.missing.get(k, 0) + v
 
-    def frame(self, features: Sequence[str]) -> pd.DataFrame:
-        """One row per record, sorted by inference time, join key and position (ties: file and line order)."""
+    def frame(self, features: Sequence[str], release: bool = False) -> pd.DataFrame:
+        """One row per record, sorted by inference time, join key and position (ties: file and line order).
+
+        The features are copied once, block by block, into one matrix the frame then holds without another copy
+        (column-major: each feature one contiguous column); ids stay Arrow strings. With ``release`` the blocks
+        are let go as they are copied (the Parsed is empty afterwards): the window's records are held once.
+        """
         blocks = [b for b in self.blocks if len(b.sizes)]
+        if release:
+            self.blocks = []
+        width = len(features)
+        sizes = np.concatenate([b.sizes for b in blocks]) if blocks else np.empty(0, np.int64)
+        n, single = int(sizes.sum()), bool((sizes == 1).all())
 
-        def cat(name: str, empty: np.ndarray) -> np.ndarray:
-            return np.concatenate([getattr(b, name) for b in blocks]) if blocks else empty
+        def per_request(name: str, dtype: type) -> np.ndarray:
+            return np.concatenate([getattr(b, name) for b in blocks]) if blocks else np.empty(0, dtype)
 
-        sizes = cat("sizes", np.empty(0, np.int64))
+        def strings(name: str) -> pa.Array:
+            return pa.concat_arrays([getattr(b, name) for b in blocks]) if blocks else pa.array([], pa.string())
 
-        def per_record(name: str, empty: np.ndarray) -> np.ndarray:
-            return np.repeat(cat(name, empty), sizes)
-
-        event_id, inference_id = per_record("event_id", np.empty(0, object)), per_record("inference_id", np.empty(0, object))
-        join_key = np.where(pd.isna(inference_id), event_id, inference_id).astype(object) if len(event_id) else event_id
-        starts = np.cumsum(sizes) - sizes
-        frame = pd.DataFrame({
-            "event_id": event_id, "inference_id": inference_id, "join_key": join_key,
-            "record_index": np.arange(int(sizes.sum())) - np.repeat(starts, sizes),
-            "inference_time": pd.to_datetime(per_record("time_ns", np.empty(0, np.int64)), utc=True),
-            "prediction": cat("y", np.empty(0)),
-        })
-        rank = per_record("rank", np.empty(0, np.int64))
-        order = frame.assign(_rank=rank).sort_values(["inference_time", "join_key", "record_index", "_rank"]).index
-        matrix = cat("x", np.empty((0, len(features))))
-        if not (order == np.arange(len(order))).all():  # sorted once, on the way into the frame
-            frame, matrix = frame.take(order), matrix[order]
-        return pd.concat([frame.reset_index(drop=True), pd.DataFrame(matrix, columns=list(features), copy=False)], axis=1)
+        event_id, inference_id, time_ns, rank = strings("event_id"), strings("inference_id"), \
+            per_request("time_ns", np.int64), per_request("rank", np.int64)
+        if single:
+            record_index = np.zeros(n, dtype=np.int64)
+        else:
+            request = np.repeat(np.arange(len(sizes)), sizes)
+            record_index = np.arange(n) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+            event_id, inference_id = event_id.take(pa.array(request)), inference_id.take(pa.array(request))
+            time_ns, rank = time_ns[request], rank[request]
+        join_key = pc.coalesce(inference_id, event_id)
+        order = _sorted_order(time_ns, join_key, record_index, rank)
+        x, y = np.empty((n, width), order="F"), np.empty(n)
+        at = 0
+        destination = None if order is None else np.empty(n, dtype=np.int64)
+        if destination is not None:
+            destination[order] = np.arange(n)
+        while blocks:
+            block = blocks.pop(0)
+            rows = slice(at, at + len(block.y)) if destination is None else destination[at:at + len(block.y)]
+            x[rows], y[rows] = block.x, block.y
+            at += len(block.y)
+            del block
+        if order is not None:
+            take = pa.array(order)
+            event_id, inference_id, join_key = event_id.take(take), inference_id.take(take), join_key.take(take)
+            time_ns, record_index = time_ns[order], record_index[order]
+        frame = pd.DataFrame(x, columns=list(features), copy=False)
+        columns = {"event_id": _strings(event_id), "inference_id": _strings(inference_id), "join_key": _strings(join_key),
+                   "record_index": record_index, "inference_time": pd.to_datetime(time_ns, utc=True), "prediction": y}
+        for i, (name, values) in enumerate(columns.items()):
+            frame.insert(i, name, values)
+        return frame
 
 
 def quarantine_entry(key: str, n: int, why: str, line: bytes | str) -> dict:
@@ -297,7 +347,7 @@ def parse_lines(key: str, numbered: Sequence[tuple[int, bytes | str]], window: w
                             ("time_ns", pd.Timestamp(t).value), ("rank", rank + n), ("sizes", len(y)), ("x", x), ("y", y)):
             cols[name].append(value)
     if cols["sizes"]:
-        out.blocks.append(Block(np.asarray(cols["event_id"], dtype=object), np.asarray(cols["inference_id"], dtype=object),
+        out.blocks.append(Block(pa.array(cols["event_id"], pa.string()), pa.array(cols["inference_id"], pa.string()),
                                 np.asarray(cols["time_ns"], dtype=np.int64), np.asarray(cols["rank"], dtype=np.int64),
                                 np.asarray(cols["sizes"], dtype=np.int64), np.vstack(cols["x"]), np.concatenate(cols["y"])))
     out.missing = {features[j]: int(v) for j, v in enumerate(missing) if v}
@@ -332,6 +382,20 @@ def _floats(cells: pa.ListArray, width: int) -> tuple[np.ndarray, np.ndarray]:
         ok = plain.reshape(-1, width).all(axis=1)
         keep = _take(cells, np.flatnonzero(ok))
         return ok, pc.cast(keep.flatten(), pa.float64()).to_numpy().reshape(-1, width)
+
+
+def _times(stamps: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(rows whose inferenceTime has SageMaker's plain form and a real date, their times in ns since the epoch, 0
+    elsewhere): cast by pyarrow; an object holding an impossible date (02-30) is read by pandas instead."""
+    plain = pc.fill_null(pc.match_substring_regex(stamps, PLAIN_TIME), False)
+    try:
+        times = pc.cast(pc.if_else(plain, stamps, None), pa.timestamp("ns", tz="UTC"))
+        return times.is_valid().to_numpy(zero_copy_only=False), times.cast(pa.int64()).fill_null(0).to_numpy()
+    except pa.ArrowInvalid:
+        parsed = pd.to_datetime(pd.Series(stamps.to_numpy(zero_copy_only=False)).where(plain.to_numpy(zero_copy_only=False)),
+                                utc=True, format="ISO8601", errors="coerce")
+        known = parsed.notna().to_numpy()
+        return known, np.where(known, parsed.dt.tz_convert(None).to_numpy(dtype="datetime64[ns]").view(np.int64), 0)
 
 
 def _take(values: pa.Array, idx: np.ndarray) -> pa.Array:
@@ -417,7 +481,9 @@ def _columnar(key: str, body: bytes, numbered: list[tuple[int, bytes]] | None, w
     """The columnar pass over an object of UTF-8 text (its non-blank lines ``numbered`` when already split)."""
     out = Parsed()
     try:
-        table = pa_json.read_json(io.BytesIO(body), read_options=READ_OPTIONS, parse_options=PARSE_OPTIONS)
+        # one block for the whole object: one chunk (no combined copy), objects are read in parallel instead
+        options = pa_json.ReadOptions(use_threads=False, block_size=max(READ_BLOCK, len(body) + 1))
+        table = pa_json.read_json(io.BytesIO(body), read_options=options, parse_options=PARSE_OPTIONS)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         return parse_lines(key, numbered if numbered is not None else split_lines(body), window, features, rank)
     if numbered is None and not _plain_lines(body, len(table)):
@@ -428,11 +494,7 @@ def _columnar(key: str, body: bytes, numbered: list[tuple[int, bytes]] | None, w
     rows = table.to_struct_array().combine_chunks()
     event, inference = _field(rows, "eventMetadata", "eventId"), _field(rows, "eventMetadata", "inferenceId")
     stamps = _field(rows, "eventMetadata", "inferenceTime")
-    plain = pc.fill_null(pc.match_substring_regex(stamps, PLAIN_TIME), False).to_numpy(zero_copy_only=False)
-    times = pd.to_datetime(pd.Series(stamps.to_numpy(zero_copy_only=False)).where(plain), utc=True,
-                           format="ISO8601", errors="coerce")
-    known = times.notna().to_numpy()
-    t_ns = np.where(known, times.dt.tz_convert(None).to_numpy(dtype="datetime64[ns]").view(np.int64), 0)
+    known, t_ns = _times(stamps)
     inside = known & (t_ns >= _ns(window.start)) & (t_ns < _ns(window.end))
     outside = known & ~inside
     outside[outside] = _outside(window, partition_hour(key), t_ns[outside])  # else quarantined line by line
@@ -460,10 +522,10 @@ def _columnar(key: str, body: bytes, numbered: list[tuple[int, bytes]] | None, w
         if len(idx):
             lines = idx + 1 if numbered is None else np.fromiter(
                 (n for n, _ in numbered), dtype=np.int64, count=len(numbered))[idx]
-            inf = _take(inference, idx).to_numpy(zero_copy_only=False)
-            out.blocks.append(Block(_take(event, idx).to_numpy(zero_copy_only=False).astype(object),
-                                    np.array([v if v else None for v in inf], dtype=object), t_ns[idx], rank + lines,
-                                    np.ones(len(idx), dtype=np.int64), x, y))
+            inf = _take(inference, idx)
+            no_id = pc.equal(inf, "")  # an empty inferenceId is none (the join falls back to the eventId)
+            out.blocks.append(Block(_take(event, idx).cast(pa.string()), pc.if_else(no_id, None, inf).cast(pa.string()),
+                                    t_ns[idx], rank + lines, np.ones(len(idx), dtype=np.int64), x, y))
             out.captured["both"] += len(idx)
     slow = np.flatnonzero(~fast & ~outside)
     if len(slow):

@@ -104,7 +104,8 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
         target_baseline = load_target_baseline(aws, cfg)
         labels = None
         if target_baseline is not None:  # target drift where labels have arrived
-            labels, _ = capture.read_ground_truth(aws, cfg.ground_truth_uri, span.start, now + dt.timedelta(hours=1))
+            labels = capture.read_labels(aws, cfg.ground_truth_uri, span.start, now + dt.timedelta(hours=1),
+                                         compact=True).labels  # read once, held compactly
         uri = capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name, cfg.variant_name)
         datums, rows, feature_rows = [], [], []
         results = engine.run_windows(cfg, aws, engine.drift_window, todo, capture_uri=uri, features=features,

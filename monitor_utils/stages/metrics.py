@@ -137,7 +137,8 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
         uri = capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name, cfg.variant_name)
         labels, gt_bad_by_window, label_lines = None, {}, {}
         if todo:
-            label_batch = capture.read_labels(aws, cfg.ground_truth_uri, todo[0].start, now + dt.timedelta(hours=1))
+            label_batch = capture.read_labels(aws, cfg.ground_truth_uri, todo[0].start, now + dt.timedelta(hours=1),
+                                              compact=True)  # the backlog's labels read once, held compactly
             labels, bad = label_batch.labels, list(label_batch.quarantined)
             gt_bad_by_window = _count_by_window(cfg, bad)
             label_lines = label_batch.by_window(cfg.window)
