@@ -36,15 +36,13 @@ def one_worker():
 def test_a_dask_workers_peak_follows_the_window_not_the_backlog(make_world, one_worker):
     """One worker's peak over a backlog of 5 windows is that of 1 window: the worker lets each window go.
 
-    Each run starts in a fresh worker process, warmed by a call on a window without data (imports). Two peaks:
-    the kernel's (the worker's own VmHWM above its resident set after the warm-up) and tracemalloc's (Python and
-    numpy allocations, exact: no allocator keeps freed memory in it). The kernel's settles over the first windows
-    as the allocators grow (measured 102, 118, 122, 123, 123 MB after windows 1 to 5 of 3000 records), so it
-    catches a worker holding the backlog at once (about 5x); tracemalloc's also catches one keeping each window's
-    records frame (1.4x measured), which the allocators' slack hides from the kernel's.
+    Each run starts in a fresh worker process, warmed by a call on a window without data (imports); the peak is
+    the worker's own VmHWM above its resident set after the warm-up. It settles over the first windows as the
+    allocators grow (measured 102, 118, 122, 123, 123 MB after windows 1 to 5 of 3000 records), and memory they
+    keep after one window takes what a later one holds: the check's tolerance (half a window's peak over the
+    backlog) catches a worker keeping about 20 MB a window (8 copies of its records frame: 1.56x measured, against
+    1.28-1.30x without), not a smaller leak (one records frame a window, about a tenth of a window's peak here).
     """
-    import tracemalloc
-
     cfg, aws, now = make_world(**WORLD)
     cfg = config.validate({**cfg.to_dict(), "engine": "dask", "dask_address": one_worker.scheduler.address})
     days = windows.windows_between(now - dt.timedelta(days=cfg.days), now, cfg.window)
@@ -53,24 +51,18 @@ def test_a_dask_workers_peak_follows_the_window_not_the_backlog(make_world, one_
               "features": list(data.FEATURES),
               "labels": capture.read_labels(aws, cfg.ground_truth_uri, days[0].start, now).labels}
     previous = keeping.install(keeping.Keeper())  # the production keeper (the workers take it): nothing kept
-    kernel, traced, records = {}, {}, {}
+    kernel, records = {}, {}
     try:
         for backlog, todo in ((1, days[:1]), (5, days[1:6])):
             one_worker.restart()  # a fresh worker process for each run
             engine.run_windows(cfg, aws, engine.metrics_window, [nothing], progress=False, **shared)  # imports
             (before,) = one_worker.run(worker_memory, True).values()
-            one_worker.run(tracemalloc.start)
             results = engine.run_windows(cfg, aws, engine.metrics_window, todo, progress=False, **shared)
-            ((_, traced_peak),) = one_worker.run(tracemalloc.get_traced_memory).values()
-            one_worker.run(tracemalloc.stop)
             (after,) = one_worker.run(worker_memory, False).values()
             kernel[backlog] = after["VmHWM"] - before["VmRSS"]
-            traced[backlog] = traced_peak / 2**20
             records[backlog] = [r["row"]["captured"] for r in results]
     finally:
         keeping.install(previous)
-    print("PEAKS", kernel, traced, records)
     assert len(records[5]) == 5 and min(records[5] + records[1]) > 2500  # full windows, all on one worker
-    assert kernel[1] > 10 and traced[1] > 5, (kernel, traced)  # the window's work is visible above the noise
+    assert kernel[1] > 10, kernel  # the window's work is visible above the worker's noise
     assert kernel[5] < 1.5 * kernel[1], kernel
-    assert traced[5] < 1.2 * traced[1], traced
