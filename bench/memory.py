@@ -206,19 +206,21 @@ def print_figures(args, per_window: dict, labels: dict, stages: list[dict], days
     raw = per_window["fetch"]["bytes"] / 1e6
     per_m = 1e6 / n
 
-    def line(name: str, mb: float, extra: str = "") -> None:
-        print(f"  {name:<44} {mb * per_m:9,.0f} MB per million records   {mb / raw:5.2f}x the bytes{extra}")
+    def line(name: str, run: dict, extra: str = "") -> None:
+        mb = run["peak_mb"]
+        print(f"  {name:<44} {mb * per_m:9,.0f} MB per million records   {mb / raw:5.2f}x the bytes{extra}"
+              f"   (VmRSS sampled every 20 ms: {run['sampled_mb'] * per_m:,.0f})")
 
     print(f"\nper window ({n:,} records, {per_window['fetch']['objects']} capture objects; each figure in a fresh "
           f"process, peak resident memory (VmHWM) above its own baseline; regression: {args.regress}):")
     print(f"  {'raw capture bytes the window reads':<44} {raw * per_m:9,.0f} MB per million records "
           f"({raw * 1e6 / n:,.0f} bytes a record)")
-    line("fetch floor (the objects held at once)", per_window["fetch"]["peak_mb"])
-    line("capture.read_capture", per_window["read"]["peak_mb"],
+    line("fetch floor (the objects held at once)", per_window["fetch"])
+    line("capture.read_capture", per_window["read"],
          f"   {n / per_window['read']['seconds']:,.0f} records/s")
-    line("engine.metrics_window (with labels)", per_window["metrics"]["peak_mb"],
+    line("engine.metrics_window (with labels)", per_window["metrics"],
          f"   {n / per_window['metrics']['seconds']:,.0f} records/s")
-    line("engine.drift_window (with labels)", per_window["drift"]["peak_mb"],
+    line("engine.drift_window (with labels)", per_window["drift"],
          f"   {n / per_window['drift']['seconds']:,.0f} records/s")
     k = labels["labels"]
     print(f"labels: capture.read_labels of the {days}-day backlog ({k:,} labels): peak "

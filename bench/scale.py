@@ -124,6 +124,7 @@ def child(what: str, label_days: int) -> None:
     peak = procmem.Peak()
     labels = capture.read_labels(aws, cfg.ground_truth_uri, w.start, w.end + dt.timedelta(days=label_days)).labels
     read = peak.result(labels=int(len(labels)))
+    print(f"labels read: {read}", file=sys.stderr)
     peak.rebase()
     res = fn(aws, w, labels=labels, **shared)
     records = res["row"]["captured"] if what == "metrics" else res["rows"]
@@ -164,7 +165,8 @@ def print_figures(args, runs: dict) -> None:
           f"{k / labels['seconds']:,.0f} labels/s")
     for name, run in (("metrics (engine.metrics_window)", m), ("drift (engine.drift_window)", d)):
         print(f"  {name:<32} peak {run['peak_mb']:8,.0f} MB above baseline+labels ({run['base_mb']:,.0f} MB), "
-              f"{run['records'] / run['seconds']:9,.0f} records/s ({run['seconds']:.1f} s)")
+              f"{run['records'] / run['seconds']:9,.0f} records/s ({run['seconds']:.1f} s; "
+              f"largest 20 ms sample of VmRSS {run['sampled_mb']:,.0f} MB)")
     backlog_labels = args.days * k
     total = 0.0
     print(f"a first run over {args.days} days at {n:,} invocations a day (metrics and drift side by side, "
