@@ -4,7 +4,9 @@ The emulator serves a simulated world of ``--records`` single-record CSV invocat
 own (``python -m monitor_utils emulator``: it builds the world, then serves it); the setup stage runs once, in
 aws mode against it, in another. Then each figure is measured in a fresh process (aws mode: the production
 keeper, nothing kept on disk or between runs), as its peak resident memory (``VmHWM``, read by that process
-itself) above its own baseline after its imports (see ``bench/procmem.py`` for why VmHWM and not ``ru_maxrss``):
+itself) above its own baseline after its imports. VmHWM belongs to the process's address space and exec
+starts a new one, so a child's VmHWM is its own; ``ru_maxrss`` is kept across exec and starts at the parent's
+size (the previous bench measured its parent that way); ``bench/procmem.py`` has the details:
 
 - bytes: the raw size of the capture objects one window reads (its hourly partitions and the hour either side);
 - fetch: fetching those objects into memory, all held at once (8 at a time, as ``read_capture`` fetches);
