@@ -1,118 +1,239 @@
-"""Bench: peak memory per million records of the per-window work, and that it follows the window, not the backlog.
+"""Bench: peak memory of the per-window work per million records, each figure in a process doing only that thing.
 
-The emulator (in this process) holds ``--days`` days of ``--records`` single-record CSV invocations a day, with
-their labels. A fresh child process then runs the metrics stage's per-window function
-(``engine.metrics_window``: read the window's objects, parse, join labels, metrics) over the first window,
-then over all of them, one at a time, and reports its peak resident memory (ru_maxrss) above what it held
-before the first window. Peak per window / records per window gives the memory per million records. The
-floor, in another fresh process: only fetching each window's objects into memory with boto3. Nothing is kept
-between runs (local mode's ``caches`` is off in the child, as in aws mode).
-Run: python bench/memory.py [--records 100000] [--days 3]
+The emulator serves a simulated world of ``--records`` single-record CSV invocations a day in a process of its
+own (``python -m monitor_utils emulator``: it builds the world, then serves it); the setup stage runs once, in
+aws mode against it, in another. Then each figure is measured in a fresh process (aws mode: the production
+keeper, nothing kept on disk or between runs), as its peak resident memory (``VmHWM``, read by that process
+itself) above its own baseline after its imports. VmHWM belongs to the process's address space and exec
+starts a new one, so a child's VmHWM is its own; ``ru_maxrss`` is kept across exec and starts at the parent's
+size (the previous bench measured its parent that way); ``bench/procmem.py`` has the details:
+
+- bytes: the raw size of the capture objects one window reads (its hourly partitions and the hour either side);
+- fetch: fetching those objects into memory, all held at once (8 at a time, as ``read_capture`` fetches);
+- read_capture: reading the window (fetch, parse, records frame);
+- metrics: ``engine.metrics_window`` with labels (read, parse, join, metrics with bootstrap intervals);
+- drift: ``engine.drift_window`` (read, parse, join, the drift tests, target drift);
+- labels: ``capture.read_labels`` of the whole backlog (peak while reading, and what the result holds);
+- the whole metrics stage (``stages.run('10_metrics')``, aws mode) over a backlog of 3 windows, then of 12.
+
+The per-window children first read the labels the window's records get (those collected from its start to
+``--label-days`` after its end) and reset their high water mark after that (``/proc/self/clear_refs``): the
+labels' own cost is the labels figure. Their baseline is taken after imports and one call of the same work
+on an empty window (which imports what the work imports lazily and loads botocore's S3 model).
+
+Stage runs use ``label_wait_days: 0`` so that a backlog of N windows is exactly N windows read (scored and
+estimated); the second run starts where the first published, so it has a backlog of its own.
+
+``--regress`` applies a deliberate regression in the measured children, to show the bench sees it:
+``bootstrap-at-once`` (``metrics.bootstrap_intervals`` draws all n_boot x n indices at once) or ``hold-windows``
+(every window's records are kept until the process ends).
+
+Run: python bench/memory.py [--records 20000] [--backlogs 3 12] [--regress bootstrap-at-once]
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
-import logging
-import resource
-import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
-import numpy as np
-import pandas as pd
+import yaml
 
-from monitor_utils import capture, config, data, local, windows
-from monitor_utils.aws import connect, ensure_bucket, get_bytes, split_s3_uri
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import procmem  # noqa: E402  (bench/procmem.py)
 
-START = dt.datetime(2026, 1, 5, tzinfo=dt.timezone.utc)
+WORLD_END = "2026-01-20T00:00:00Z"  # the pinned clock of the world (no wall clock)
 BUCKET = "bench-memory"
+REGRESSIONS = ("none", "bootstrap-at-once", "hold-windows")
+_HELD: list = []
 
 
-def rss_mb() -> float:
-    """Resident memory now (MB)."""
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * resource.getpagesize() / 1e6
+# --- what a child measures --------------------------------------------------------------------------------
+
+def apply_regression(name: str) -> None:
+    """Make the per-window work worse on purpose (see the module's docstring)."""
+    from monitor_utils import capture, metrics
+
+    if name == "bootstrap-at-once":
+        original = metrics.bootstrap_intervals
+
+        def at_once(actuals, predictions, **kw):
+            return original(actuals, predictions, **{**kw, "chunk_values": 1 << 62})
+
+        metrics.bootstrap_intervals = at_once
+    elif name == "hold-windows":
+        read = capture.read_capture
+
+        def holding(*a, **kw):
+            batch = read(*a, **kw)
+            _HELD.append(batch)
+            return batch
+
+        capture.read_capture = holding  # the module engine reads windows through
 
 
-def child(url: str, days: int, floor: bool) -> None:
-    """Run the per-window work (or, for the floor, only fetch each window's objects into memory) over ``days``
-    windows; print JSON with memory before, after one window, after all."""
-    from monitor_utils import engine
-    from monitor_utils.local import caches as object_cache
+def window_labels(batch):
+    """What the per-window functions take as ``labels`` from what :func:`capture.read_labels` returns."""
+    return batch.labels
 
-    object_cache.enabled = lambda aws: False  # every window read and parsed, as in aws mode (no kept copies)
-    cfg = config.validate({"bucket": BUCKET})
-    aws = connect(cfg, url)
-    uri = capture.capture_uri_for(cfg.capture_uri, "bench", "AllTraffic")
-    labels, _ = capture.read_ground_truth(aws, cfg.ground_truth_uri, START, START + dt.timedelta(days=days + 1))
-    todo = windows.windows_between(START, START + dt.timedelta(days=days), "daily")
-    empty = windows.Window(START - dt.timedelta(days=2), START - dt.timedelta(days=1))  # imports, without data
-    engine.metrics_window(aws, empty, capture_uri=uri, features=data.FEATURES, labels=labels)
-    before = rss_mb()
-    out = {"before_mb": before, "records": []}
-    for i, w in enumerate(todo):
-        if floor:
-            bucket, _ = split_s3_uri(uri)
-            keys = capture.keys_between(aws, uri, w.start - dt.timedelta(hours=1), w.end + dt.timedelta(hours=1))
-            bodies = [get_bytes(aws, bucket, k) for k in keys]
-            out["records"].append(sum(body.count(b"\n") for body in bodies))
-            del bodies
-        else:
-            res = engine.metrics_window(aws, w, capture_uri=uri, features=data.FEATURES, labels=labels)
-            out["records"].append(res["row"]["captured"])
-        if i == 0:
-            out["peak_one_window_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
-    out["peak_all_windows_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
-    print(json.dumps(out))
+
+def label_count(labels) -> int:
+    return int(len(labels))
+
+
+def child(args) -> None:
+    """One measurement, in this fresh process; prints its result (:func:`procmem.report`)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from monitor_utils import capture, config, engine, keeping, stages, windows  # noqa: F401
+    from monitor_utils.aws import connect, split_s3_uri
+    from monitor_utils.baseline import feature_names, load_baseline, load_target_baseline
+    from monitor_utils.stages import drift as drift_stage
+
+    cfg = config.load([args.params], args.param or [])
+    aws = connect(cfg)
+    assert aws.mode == "aws" and type(keeping.current()) is keeping.Keeper  # production: nothing kept
+    apply_regression(args.regress)
+    uri = capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name, cfg.variant_name)
+    what = args.child
+    if what == "setup":
+        res = stages.run("00_setup", cfg, aws, config.parse_time(cfg.now))
+        return procmem.report({"changes": len(res.record["changes"])})
+    if what == "stage":
+        now = config.parse_time(cfg.now)
+        peak = procmem.Peak()
+        res = stages.run("10_metrics", cfg, aws, now)
+        return procmem.report(peak.result(windows=len(res.record["windows_published"]),
+                                          estimated=len(res.record["windows_estimated"])))
+    w = windows.containing(config.parse_time(args.window or cfg.now), "daily")
+    empty = windows.Window(w.start - dt.timedelta(days=400), w.start - dt.timedelta(days=399))  # no data there
+    features = feature_names(aws, cfg)
+    if what in ("metrics", "drift"):
+        shared = {"capture_uri": uri, "features": features}
+        fn = engine.metrics_window
+        if what == "drift":
+            baseline, _ = load_baseline(aws, cfg)
+            shared.update(baseline=baseline, opts=drift_stage.detector_options(cfg),
+                          target_baseline=load_target_baseline(aws, cfg))
+            fn = engine.drift_window
+        fn(aws, empty, labels=window_labels(capture.read_labels(aws, cfg.ground_truth_uri, empty.start, empty.end)),
+           **shared)  # warm-up: lazy imports, botocore's model
+        labels = window_labels(capture.read_labels(aws, cfg.ground_truth_uri, w.start,
+                                                   w.end + dt.timedelta(days=args.label_days)))
+        peak = procmem.Peak()
+        labels_mb = peak.rebase()
+        res = fn(aws, w, labels=labels, **shared)
+        records = res["row"]["captured"] if what == "metrics" else res["rows"]
+        return procmem.report(peak.result(records=records, labels=label_count(labels), labels_held_mb=labels_mb))
+    if what == "labels":
+        capture.read_labels(aws, cfg.ground_truth_uri, empty.start, empty.end)  # warm-up
+        end = config.parse_time(cfg.now)
+        peak = procmem.Peak()
+        labels = window_labels(capture.read_labels(aws, cfg.ground_truth_uri, end - dt.timedelta(days=args.days), end))
+        return procmem.report(peak.result(labels=label_count(labels)))
+    capture.read_capture(aws, uri, empty, features)  # warm-up
+    peak = procmem.Peak()
+    if what == "fetch":
+        bucket, _ = split_s3_uri(uri)
+        objects = capture.window_objects(aws, uri, w)
+        with ThreadPoolExecutor(capture.FETCH_WORKERS) as pool:
+            bodies = list(pool.map(lambda o: keeping.fetch(aws, bucket, o), objects))
+        return procmem.report(peak.result(bytes=sum(len(b) for b in bodies), objects=len(bodies),
+                                          listed_bytes=sum(o.size for o in objects)))
+    batch = capture.read_capture(aws, uri, w, features)
+    return procmem.report(peak.result(records=int(len(batch.records)), lines=batch.lines))
+
+
+# --- the parent: serve the world, run the children, print ------------------------------------------------------
+
+def world_params(records: int, days: int) -> dict:
+    return {"aws_mode": "local", "bucket": BUCKET, "now": WORLD_END, "days": days, "scenario": "stable", "seed": 7,
+            "label_wait_days": 0,
+            "world": {"requests_per_day": records, "capture_formats": ["csv"], "train_rows": 20000, "test_rows": 5000}}
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--records", type=int, default=100_000, help="single-record CSV invocations per day")
-    ap.add_argument("--days", type=int, default=3, help="windows (days) in the backlog")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--records", type=int, default=20_000, help="single-record CSV invocations a day (at most 200,000)")
+    ap.add_argument("--backlogs", type=int, nargs=2, default=(3, 12), metavar=("FIRST", "SECOND"),
+                    help="windows in the metrics stage's first run, then in the second")
+    ap.add_argument("--label-days", type=float, default=3.0,
+                    help="days after a window whose labels the per-window children join")
+    ap.add_argument("--regress", choices=REGRESSIONS, default="none", help="a deliberate regression (see above)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
-    ap.add_argument("--floor", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--params", help=argparse.SUPPRESS)
+    ap.add_argument("-p", "--param", action="append", help=argparse.SUPPRESS)
+    ap.add_argument("--window", help=argparse.SUPPRESS)
+    ap.add_argument("--days", type=float, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        return child(args.child, args.days, args.floor)
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = local.start()
-    try:
-        cfg = config.validate({"bucket": BUCKET})
-        aws = connect(cfg, server.url)
-        ensure_bucket(aws, BUCKET)
-        uri = capture.capture_uri_for(cfg.capture_uri, "bench", "AllTraffic")
-        rng = np.random.default_rng(2)
-        for day in range(args.days):
-            n = args.records
-            x = data.generate(n, seed=10 + day)
-            times = [START + dt.timedelta(days=day, seconds=float(s)) for s in np.sort(rng.uniform(0, 86_400, n))]
-            lines = [capture.capture_line(row, 2000.0, f"ev-{day}-{i}", f"inf-{day}-{i}", windows.iso(t), "csv")
-                     for i, (row, t) in enumerate(zip(x[data.FEATURES].to_numpy(), times))]
-            capture.write_hourly(aws, uri, pd.Series(times), lines, "cap")
-            gt = [capture.ground_truth_line(f"inf-{day}-{i}", float(y)) for i, y in enumerate(x["year"])]
-            capture.write_hourly(aws, cfg.ground_truth_uri, pd.Series(times), gt, "gt")
-        runs = {}
-        for floor in (True, False):  # each in a fresh process
-            got = subprocess.run([sys.executable, __file__, "--child", server.url, "--days", str(args.days)]
-                                 + (["--floor"] if floor else []), check=True, capture_output=True, text=True)
-            runs[floor] = json.loads(got.stdout.strip().splitlines()[-1])
-        out = runs[False]
-    finally:
-        server.stop()
-    per_window = float(np.mean(out["records"]))
-    one, every = out["peak_one_window_mb"] - out["before_mb"], out["peak_all_windows_mb"] - out["before_mb"]
-    print(f"per-window work (read, parse, join, metrics) on {per_window:,.0f} records a window, "
-          f"{len(out['records'])} windows, in a fresh process holding {out['before_mb']:.0f} MB before:")
-    print(f"  peak above that after the first window:  {one:8.0f} MB")
-    print(f"  peak above that after all {len(out['records'])} windows:   {every:8.0f} MB "
-          f"(ratio {every / one:.2f}: memory follows the window, not the backlog)")
-    base = runs[True]["peak_all_windows_mb"] - runs[True]["before_mb"]
-    print(f"  floor: only fetching each window's objects into memory (boto3), peak above start: {base:8.0f} MB")
-    print(f"peak memory per million records = {every / per_window * 1e6:,.0f} MB "
-          f"(floor: fetching the bytes {base / per_window * 1e6:,.0f} MB; ratio {every / base:.2f}x)")
+        return child(args)
+    first, second = args.backlogs
+    if first < 2 or second < 1:
+        ap.error("--backlogs: the first run's backlog is its 'days' parameter, at least 2; the second at least 1")
+    days = first + second
+    end = dt.datetime.fromisoformat(WORLD_END.replace("Z", "+00:00"))
+    start = end - dt.timedelta(days=days)
+    with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
+        folder = Path(tmp)
+        (folder / "world.yaml").write_text(yaml.safe_dump(world_params(args.records, days)))
+        served_params = folder / "aws.yaml"
+        print(f"building and serving a world of {days} days x {args.records:,} single-record CSV invocations "
+              "(python -m monitor_utils emulator, a process of its own) ...", flush=True)
+        with procmem.Served(["-m", "monitor_utils", "emulator", "-f", str(folder / "world.yaml"),
+                             "--write-params", str(served_params)]) as served:
+            env = procmem.aws_environment(served.url)
+            base = [__file__, "--params", str(served_params), "-p", f"outbox_dir={folder / 'outbox'}",
+                    "--regress", args.regress]
+
+            def measure(what: str, *extra: str) -> dict:
+                return procmem.run_child([*base, "--child", what, *extra], env=env)
+
+            measure("setup")
+            window = (start + dt.timedelta(days=1)).isoformat()  # a window with full days on both sides
+            per_window = {what: measure(what, "--window", window, "--label-days", str(args.label_days))
+                          for what in ("fetch", "read", "metrics", "drift")}
+            labels = measure("labels", "--days", str(days))
+            stage_now = [start + dt.timedelta(days=first), start + dt.timedelta(days=days)]
+            stages = [measure("stage", "-p", f"now={now.isoformat()}", "-p", f"days={first}")
+                      for now in stage_now]
+    print_figures(args, per_window, labels, stages, days)
+
+
+def print_figures(args, per_window: dict, labels: dict, stages: list[dict], days: int) -> None:
+    n = per_window["read"]["records"]
+    raw = per_window["fetch"]["bytes"] / 1e6
+    per_m = 1e6 / n
+
+    def line(name: str, run: dict, extra: str = "") -> None:
+        mb = run["peak_mb"]
+        print(f"  {name:<44} {mb * per_m:9,.0f} MB per million records   {mb / raw:5.2f}x the bytes{extra}"
+              f"   (VmRSS sampled every 20 ms: {run['sampled_mb'] * per_m:,.0f})")
+
+    print(f"\nper window ({n:,} records, {per_window['fetch']['objects']} capture objects; each figure in a fresh "
+          f"process, peak resident memory (VmHWM) above its own baseline; regression: {args.regress}):")
+    print(f"  {'raw capture bytes the window reads':<44} {raw * per_m:9,.0f} MB per million records "
+          f"({raw * 1e6 / n:,.0f} bytes a record)")
+    line("fetch floor (the objects held at once)", per_window["fetch"])
+    line("capture.read_capture", per_window["read"],
+         f"   {n / per_window['read']['seconds']:,.0f} records/s")
+    line("engine.metrics_window (with labels)", per_window["metrics"],
+         f"   {n / per_window['metrics']['seconds']:,.0f} records/s")
+    line("engine.drift_window (with labels)", per_window["drift"],
+         f"   {n / per_window['drift']['seconds']:,.0f} records/s")
+    k = labels["labels"]
+    print(f"labels: capture.read_labels of the {days}-day backlog ({k:,} labels): peak "
+          f"{labels['peak_mb'] * 1e6 / k:,.0f} MB per million labels, the result holds "
+          f"{labels['held_mb'] * 1e6 / k:,.0f} MB per million ({labels['held_mb'] * 1e6 / k:,.0f} bytes a label); "
+          f"{k / labels['seconds']:,.0f} labels/s")
+    print("the whole metrics stage (stages.run('10_metrics'), aws mode, first run then the next backlog):")
+    for backlog, run in zip(args.backlogs, stages):
+        print(f"  backlog of {backlog:>2} windows ({run['windows']} published, {run['estimated']} estimated): peak "
+              f"{run['peak_mb']:8,.0f} MB above its baseline ({run['base_mb']:,.0f} MB after imports) = "
+              f"{run['peak_mb'] * per_m:7,.0f} MB per million records a window; {run['seconds']:.1f} s")
+    print(f"  backlog {args.backlogs[1]} / backlog {args.backlogs[0]}: {stages[1]['peak_mb'] / stages[0]['peak_mb']:.2f}x")
 
 
 if __name__ == "__main__":
