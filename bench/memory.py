@@ -75,7 +75,8 @@ def apply_regression(name: str) -> None:
 
 
 def window_labels(batch):
-    """What the per-window functions take as ``labels`` from what :func:`capture.read_labels` returns."""
+    """What the per-window functions take as ``labels`` from what :func:`capture.read_labels` returns (read with
+    ``compact=True``, as the metrics and drift stages read them: :class:`labels.CompactLabels`)."""
     return batch.labels
 
 
@@ -118,20 +119,21 @@ def child(args) -> None:
             shared.update(baseline=baseline, opts=drift_stage.detector_options(cfg),
                           target_baseline=load_target_baseline(aws, cfg))
             fn = engine.drift_window
-        fn(aws, empty, labels=window_labels(capture.read_labels(aws, cfg.ground_truth_uri, empty.start, empty.end)),
+        fn(aws, empty, labels=window_labels(capture.read_labels(aws, cfg.ground_truth_uri, empty.start, empty.end, compact=True)),
            **shared)  # warm-up: lazy imports, botocore's model
         labels = window_labels(capture.read_labels(aws, cfg.ground_truth_uri, w.start,
-                                                   w.end + dt.timedelta(days=args.label_days)))
+                                                   w.end + dt.timedelta(days=args.label_days), compact=True))
         peak = procmem.Peak()
         labels_mb = peak.rebase()
         res = fn(aws, w, labels=labels, **shared)
         records = res["row"]["captured"] if what == "metrics" else res["rows"]
         return procmem.report(peak.result(records=records, labels=label_count(labels), labels_held_mb=labels_mb))
     if what == "labels":
-        capture.read_labels(aws, cfg.ground_truth_uri, empty.start, empty.end)  # warm-up
+        capture.read_labels(aws, cfg.ground_truth_uri, empty.start, empty.end, compact=True)  # warm-up
         end = config.parse_time(cfg.now)
         peak = procmem.Peak()
-        labels = window_labels(capture.read_labels(aws, cfg.ground_truth_uri, end - dt.timedelta(days=args.days), end))
+        labels = window_labels(capture.read_labels(aws, cfg.ground_truth_uri, end - dt.timedelta(days=args.days), end,
+                                                   compact=True))
         return procmem.report(peak.result(labels=label_count(labels)))
     capture.read_capture(aws, uri, empty, features)  # warm-up
     peak = procmem.Peak()

@@ -120,9 +120,9 @@ def child(what: str, label_days: int) -> None:
                       target_baseline=drift.Baseline.from_bytes(get_bytes(aws, BUCKET, TARGET_BASELINE_KEY)),
                       opts=drift.detector_options(cfg.drift))
         fn = engine.drift_window
-    fn(aws, empty, labels=capture.read_labels(aws, cfg.ground_truth_uri, empty.start, empty.end).labels, **shared)
+    fn(aws, empty, labels=capture.read_labels(aws, cfg.ground_truth_uri, empty.start, empty.end, compact=True).labels, **shared)
     peak = procmem.Peak()
-    labels = capture.read_labels(aws, cfg.ground_truth_uri, w.start, w.end + dt.timedelta(days=label_days)).labels
+    labels = capture.read_labels(aws, cfg.ground_truth_uri, w.start, w.end + dt.timedelta(days=label_days), compact=True).labels
     read = peak.result(labels=int(len(labels)))
     print(f"labels read: {read}", file=sys.stderr)
     peak.rebase()
