@@ -72,3 +72,18 @@ def test_drift_runs_on_the_model_monitor_baseline_alone_and_flags_the_drift_afte
     assert "drifted from the Model Monitor baseline (KLL CDF distance)" in result.verdict.text
     assert result["data_quality"]["constraints_uri"] == uris["constraints_uri"]  # its constraints checked the windows
     assert checked["data_quality_violations"].notna().all()
+
+
+def test_the_inputs_come_from_the_statistics_names_else_by_position_from_the_served_models(monkeypatch):
+    from monitor_utils.stages import drift as drift_stage
+
+    frame = pd.DataFrame({"prediction": [2000.0, 2001.0, 1999.5], "f1": [0.1, 0.2, 0.3], "f2": [1.0, 2.0, 3.0]})
+
+    def baseline_of(df: pd.DataFrame) -> mm.ModelMonitorBaseline:
+        stats = mm.statistics_document(df, {c: "Fractional" for c in df.columns})
+        return mm.ModelMonitorBaseline(mm.read_statistics(stats), mm.read_constraints(mm.constraints_document(stats)))
+
+    monkeypatch.setattr(drift_stage, "feature_names", lambda aws, cfg: ["served_a", "served_b"])
+    assert drift_stage.model_monitor_inputs(None, None, baseline_of(frame)) == ["f1", "f2"]
+    headerless = frame.set_axis(["_c0", "_c1", "_c2"], axis=1)
+    assert drift_stage.model_monitor_inputs(None, None, baseline_of(headerless)) == ["served_a", "served_b"]
