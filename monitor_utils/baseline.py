@@ -117,6 +117,26 @@ def load_baseline(aws: Aws, cfg: Params) -> tuple[drift.Baseline, dict]:
     return drift.Baseline.from_bytes(blob), get_json(aws, cfg.bucket, f"{prefix}/info.json") or {}
 
 
+def find_baseline(aws: Aws, cfg: Params) -> tuple[drift.Baseline | None, dict]:
+    """The served model's stored baseline and its description, or (None, {}) when no ``baseline.bin`` is stored
+    for the served model (the drift stage can then run on a configured Model Monitor baseline alone)."""
+    _, prefix = served_prefix(aws, cfg)
+    blob = get_bytes(aws, cfg.bucket, f"{prefix}/baseline.bin")
+    if blob is None:
+        return None, {}
+    return drift.Baseline.from_bytes(blob), get_json(aws, cfg.bucket, f"{prefix}/info.json") or {}
+
+
+def no_reference_error(aws: Aws, cfg: Params) -> FileNotFoundError:
+    """The error of a drift check with no reference at all: neither the suite's baseline nor a Model Monitor one."""
+    _, prefix = served_prefix(aws, cfg)
+    return FileNotFoundError(
+        f"no drift reference for the served model: no baseline at s3://{cfg.bucket}/{prefix}/baseline.bin and no "
+        "Model Monitor baseline configured; run the setup stage (notebooks/00_setup.ipynb) to build the suite's "
+        "baseline, or set model_monitor.statistics_uri and model_monitor.constraints_uri (or "
+        "model_monitor.schedule_name) to use an existing Model Monitor baseline")
+
+
 def feature_names(aws: Aws, cfg: Params) -> list[str]:
     """The served model's input features in request order, as its stored baseline names them (the 90 MSD
     features when no baseline is stored yet)."""

@@ -72,8 +72,9 @@ def target_drift(target_baseline: drift.Baseline | None, current: pd.DataFrame, 
             "reason": row["reason"]}
 
 
-def drift_window(aws: Aws, w: windows.Window, *, capture_uri: str, features: Sequence[str], baseline: drift.Baseline,
-                 opts: dict, labels: pd.DataFrame | CompactLabels | None = None, target_baseline: drift.Baseline | None = None,
+def drift_window(aws: Aws, w: windows.Window, *, capture_uri: str, features: Sequence[str],
+                 baseline: drift.Baseline | None, opts: dict, labels: pd.DataFrame | CompactLabels | None = None,
+                 target_baseline: drift.Baseline | None = None,
                  mm_baseline: model_monitor.ModelMonitorBaseline | None = None,
                  mm_columns: dict[str, str] | None = None,
                  quality_constraints: model_monitor.Constraints | None = None,
@@ -85,16 +86,18 @@ def drift_window(aws: Aws, w: windows.Window, *, capture_uri: str, features: Seq
     (``read_nothing``), and with a Model Monitor baseline (``mm_columns``: its features -> window columns) its
     ``baseline_drift`` table (:func:`model_monitor.baseline_drift`), with ``quality_constraints`` its data
     quality (:func:`window_quality`), and with an ``explainer`` the served model's global attributions on the
-    window (``attributions``: mean |SHAP| per feature, :func:`attribution.global_attributions`)."""
+    window (``attributions``: mean |SHAP| per feature, :func:`attribution.global_attributions`). Without the
+    suite's own ``baseline`` the report is Model Monitor's check alone (:func:`model_monitor.kll_drift_report`)."""
     current, batch = read_window(aws, capture_uri, w, features, labels)
     out = {"rows": int(len(current)), "quarantined": len(batch.quarantined), "report": None, "target": None,
            "read_nothing": not batch.requests and not batch.quarantined, "baseline_drift": None,
            "missing_values": dict(batch.missing_values), "attributions": None, **batch.line_counts()}
     if len(current):
-        out["report"] = drift.detect_drift(baseline, current[list(features) + [PREDICTION]], **opts)
-        out["target"] = target_drift(target_baseline, current, opts)
         if mm_baseline is not None:
             out["baseline_drift"] = model_monitor.baseline_drift(mm_baseline, current, mm_columns or {})
+        out["report"] = drift.detect_drift(baseline, current[list(features) + [PREDICTION]], **opts) \
+            if baseline is not None else kll_report(mm_baseline, out["baseline_drift"], opts, len(current))
+        out["target"] = target_drift(target_baseline, current, opts)
         if quality_constraints is not None and quality_match is not None:
             out["quality"] = window_quality(quality_constraints, quality_match, current, batch, features,
                                             out["report"], out["baseline_drift"])
@@ -102,6 +105,15 @@ def drift_window(aws: Aws, w: windows.Window, *, capture_uri: str, features: Seq
             out["attributions"] = attribution.global_attributions(explainer, current,
                                                                   seed=int(w.start.timestamp()) % 2**31)
     return out
+
+
+def kll_report(mm_baseline: model_monitor.ModelMonitorBaseline, table: pd.DataFrame, opts: dict,
+               n_current: int) -> drift.DriftReport:
+    """The window's drift report decided by Model Monitor's check alone (``table``: its ``baseline_drift``)."""
+    stats = mm_baseline.statistics
+    missing = {name: f.num_missing / (f.num_present + f.num_missing) for name, f in stats.features.items()
+               if f.num_present + f.num_missing}
+    return model_monitor.kll_drift_report(table, opts, stats.item_count, n_current, PREDICTION, missing)
 
 
 def window_quality(constraints: model_monitor.Constraints, match: model_monitor.ColumnMatch, current: pd.DataFrame,

@@ -110,6 +110,24 @@ def assemble_report(
     tested_names = table.index[table["tested"]].tolist()
     drifted = table[table["drifted"]].sort_values("effect", ascending=False, kind="stable")
     drifted_names = drifted.index.tolist()
+    detected, share = dataset_verdict(drifted_names, tested_names, opts, baseline.features)
+    return DriftReport(
+        drift_detected=bool(detected),
+        table=table,
+        n_reference=baseline.n_rows,
+        n_current=int(current.shape[0]),
+        drifted_features=drifted_names,
+        drift_share=float(share),
+        options=dict(opts),
+    )
+
+
+def dataset_verdict(
+    drifted_names: list[str], tested_names: list[str], opts: dict[str, Any], known: Any
+) -> tuple[bool, float]:
+    """The dataset-level verdict under ``opts['dataset_rule']`` and the drift share (drifted / tested features).
+
+    ``known`` holds the reference's feature names (``weights`` may name only those)."""
     n_tested = len(tested_names)
     share = len(drifted_names) / n_tested if n_tested else 0.0
     rule, level = opts["dataset_rule"], opts["dataset_threshold"]
@@ -119,7 +137,7 @@ def assemble_report(
         detected = n_tested > 0 and share >= level
     else:
         weights = opts["weights"]
-        unknown = [k for k in weights if k not in baseline.features]
+        unknown = [k for k in weights if k not in known]
         if unknown:
             raise ValueError(f"weights name feature(s) {unknown} not in the baseline; fix or remove them")
         missing = [c for c in tested_names if c not in weights]
@@ -131,12 +149,4 @@ def assemble_report(
         if total <= 0:
             raise ValueError("weights of the tested features sum to 0; give at least one a positive weight")
         detected = sum(weights[c] for c in drifted_names) / total >= level
-    return DriftReport(
-        drift_detected=bool(detected),
-        table=table,
-        n_reference=baseline.n_rows,
-        n_current=int(current.shape[0]),
-        drifted_features=drifted_names,
-        drift_share=float(share),
-        options=dict(opts),
-    )
+    return bool(detected), float(share)

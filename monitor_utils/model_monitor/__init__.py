@@ -10,6 +10,7 @@ from .quality import ColumnMatch, WindowQuality, check_window, match_columns
 from .reference import (ModelMonitorBaseline, align_columns, baseline_drift, configured_uris, drift_violations,
                         load_configured_baseline, load_model_monitor_baseline, schedule_baseline_uris)
 from .statistics import DatasetStatistics, FeatureStatistics, inferred_type, read_statistics, statistics_document
+from .verdict import EXACT_REFERENCE, KLL_REFERENCE, KLL_TEST, kll_drift_report
 from .violations import Violation, read_violations, violations_document
 
 __all__ = [
@@ -21,5 +22,6 @@ __all__ = [
     "ModelMonitorBaseline", "align_columns", "baseline_drift", "configured_uris", "drift_violations",
     "load_configured_baseline", "load_model_monitor_baseline", "schedule_baseline_uris",
     "DatasetStatistics", "FeatureStatistics", "inferred_type", "read_statistics", "statistics_document",
+    "EXACT_REFERENCE", "KLL_REFERENCE", "KLL_TEST", "kll_drift_report",
     "Violation", "read_violations", "violations_document",
 ]

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from typing import Sequence
 
 import pandas as pd
 
 from .. import attribution, capture, drift, engine, model_monitor, outbox, publish, traffic, watermark, windows
 from .. import history as history_store
 from ..aws import Aws, get_bytes, put_bytes, put_json
-from ..baseline import (PREDICTION, load_baseline, load_explainer, load_own_constraints, load_target_baseline,
-                        store_drift_settings)
+from ..baseline import (PREDICTION, feature_names, find_baseline, load_explainer, load_own_constraints,
+                        load_target_baseline, no_reference_error, store_drift_settings)
 from ..config import Params
 from ..results import Series, StageResult, Verdict
 
@@ -64,30 +65,53 @@ target_drift = engine.target_drift  # kept importable from here
 load_history = history_store.load_drift  # the stage's own record in S3 (kept under its old name)
 
 
-def window_records(aws: Aws, cfg: Params, w: windows.Window, baseline: drift.Baseline) -> pd.DataFrame:
-    """Captured features and predictions of one window (for plots), features named by the baseline."""
-    features = [f for f in baseline.feature_names if f != PREDICTION]
+def window_records(aws: Aws, cfg: Params, w: windows.Window, baseline: drift.Baseline | Sequence[str]) -> pd.DataFrame:
+    """Captured features and predictions of one window (for plots), features named by the baseline (or given)."""
+    names = baseline.feature_names if isinstance(baseline, drift.Baseline) else baseline
+    features = [f for f in names if f != PREDICTION]
     batch = capture.read_capture(aws, capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name, cfg.variant_name),
                                  w, features)
     return batch.records
 
 
+def model_monitor_inputs(aws: Aws, cfg: Params, mm_baseline: model_monitor.ModelMonitorBaseline) -> list[str]:
+    """The window's input features in request order when a Model Monitor baseline is the only reference: its
+    statistics' feature names (less the prediction) when they name columns, else, for a headerless baseline
+    (``_c0, _c1, ...``, matched by position), the served model's features (:func:`baseline.feature_names`)."""
+    names = mm_baseline.feature_names
+    if all(n.startswith("_c") and n[2:].isdigit() for n in names):
+        return feature_names(aws, cfg)
+    return [n for n in names if n != PREDICTION]
+
+
 def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
-    """Check every complete, unchecked window against the baseline; publish and record the verdicts."""
+    """Check every complete, unchecked window against the baseline; publish and record the verdicts.
+
+    The reference: the suite's own baseline (exact tests) when the served model's ``baseline.bin`` is stored, else
+    the configured Model Monitor baseline alone (its KLL CDF distance check decides); neither is an error naming
+    both."""
     backlog = outbox.deliver_outbox(aws, cfg)
     mark = watermark.load(aws, cfg, STAGE)
     start = mark.first_open(traffic.window_start(cfg)) or windows.floor(now - dt.timedelta(days=cfg.days), cfg.window)
     todo = [w for w in windows.windows_between(start, now, cfg.window) if w.label not in set(mark.published)]
-    baseline, info = load_baseline(aws, cfg)
+    baseline, info = find_baseline(aws, cfg)
     history, feature_history = load_history(aws, cfg)
     opts = detector_options(cfg)
-    store_drift_settings(aws, cfg, opts)  # the settings this run really checks with, beside the baseline
     mm_baseline = model_monitor.load_configured_baseline(aws, cfg)
-    inputs = [f for f in baseline.feature_names if f != PREDICTION]
+    if baseline is None and mm_baseline is None:
+        raise no_reference_error(aws, cfg)
+    if baseline is not None:
+        store_drift_settings(aws, cfg, opts)  # the settings this run really checks with, beside the baseline
+        inputs = [f for f in baseline.feature_names if f != PREDICTION]
+        reference = model_monitor.EXACT_REFERENCE
+    else:
+        inputs = model_monitor_inputs(aws, cfg, mm_baseline)
+        reference = model_monitor.KLL_REFERENCE
     quality_constraints, quality_uri, quality_match = quality_reference(aws, cfg, mm_baseline, inputs)
     mm_columns = None if mm_baseline is None else quality_match.columns  # missing/extra columns are violations
     schedule = model_monitor.schedule_name(cfg)
     explainer, base_attributions = load_explainer(aws, cfg)  # None before setup stored them
+    target_baseline = load_target_baseline(aws, cfg)  # None before setup stored it
     ndcg_min = cfg["model_monitor"]["attribution_ndcg_min"]
     attr_tables: dict[str, pd.DataFrame] = {}
     stats = publish.PublishStats()
@@ -100,8 +124,7 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
     elsewhere: list[str] = []
     if todo:
         span = windows.Window(todo[0].start, todo[-1].end)
-        features = [f for f in baseline.feature_names if f != PREDICTION]
-        target_baseline = load_target_baseline(aws, cfg)
+        features = inputs
         labels = None
         if target_baseline is not None:  # target drift where labels have arrived
             labels = capture.read_labels(aws, cfg.ground_truth_uri, span.start, now + dt.timedelta(hours=1),
@@ -194,19 +217,21 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
     latest_report, latest_current, latest_mm = None, None, None
     if latest is not None:  # the newest window's full report and data, for the notebook's ECDFs and table
         w = windows.from_label(latest["window"], cfg.window)
-        latest_current = window_records(aws, cfg, w, baseline)
-        features = [f for f in baseline.feature_names if f != PREDICTION]
-        latest_report = reports.get(w.label) or drift.detect_drift(
-            baseline, latest_current[features + [PREDICTION]], **opts)
+        latest_current = window_records(aws, cfg, w, inputs)
         if mm_baseline is not None:
             latest_mm = mm_tables[w.label] if w.label in mm_tables else model_monitor.baseline_drift(
                 mm_baseline, latest_current, mm_columns)
+        latest_report = reports.get(w.label) or (
+            drift.detect_drift(baseline, latest_current[inputs + [PREDICTION]], **opts) if baseline is not None
+            else engine.kll_report(mm_baseline, latest_mm, opts, len(latest_current)))
     record = {"windows_checked": list(reports), "windows_no_traffic": quiet, "windows_held_open": {**mark.held},
               "windows_left_to_another_run": elsewhere,
               "put_metric_data_calls": stats.calls, "datums_published": stats.datums,
               "datums_dropped_too_old": stats.dropped_too_old,
               "datums_outboxed": stats.outboxed, "outbox_delivered": backlog["delivered"],
-              "quarantined": quarantined, "options": opts, "baseline": info, "history": history, "latest": latest,
+              "quarantined": quarantined, "options": opts, "baseline": info if baseline is not None else None,
+              "reference": reference, "skipped": skipped_checks(baseline, target_baseline is not None, base_attributions),
+              "history": history, "latest": latest,
               "model_monitor": None if mm_baseline is None else mm_baseline.describe(),
               "data_quality": None if quality_constraints is None else {
                   "constraints_uri": quality_uri, "schedule": schedule,
@@ -222,6 +247,21 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
     threshold = opts["dataset_threshold"] if opts["dataset_rule"] == "count" else None
     return StageResult(record, artefacts, headline=headline(record), verdict=verdict(record),
                        series=Series.from_history(history, "drifted_features", "drifted features", threshold))
+
+
+def skipped_checks(baseline: drift.Baseline | None, target_present: bool, base_attributions) -> list[str]:
+    """Sentences naming the checks that need the suite's own files and did not run (empty with them all)."""
+    out = []
+    if baseline is None:
+        out.append("The exact drift tests and the notebook's ECDF figures need the suite's own baseline "
+                   "(baseline.bin, written by setup): Model Monitor's KLL CDF distance check decided instead.")
+    if not target_present:
+        out.append("Target drift skipped: it needs the training labels' profile (target_baseline.bin, written by "
+                   "setup).")
+    if base_attributions is None:
+        out.append("Feature-attribution drift skipped: it needs the served model's baseline attributions "
+                   "(analysis.json, written by setup).")
+    return out
 
 
 def quality_reference(aws: Aws, cfg: Params, mm_baseline: model_monitor.ModelMonitorBaseline | None,
@@ -299,7 +339,9 @@ def verdict(record: dict) -> Verdict:
         return Verdict("No window with captured traffic has been checked yet.")
     n = int(latest.get("drifted_features") or 0)
     lead = ", ".join(latest.get("top_features") or [])
-    text = (f"Newest window {latest['window']}: {n} feature(s) drifted from the baseline"
+    against = ("the Model Monitor baseline (KLL CDF distance)" if record.get("reference") == model_monitor.KLL_REFERENCE
+               else "the baseline")
+    text = (f"Newest window {latest['window']}: {n} feature(s) drifted from {against}"
             + (f", led by {lead}." if n else "; inputs look like the training data."))
     if latest.get("prediction_drift"):
         text += " The predictions drifted too."
