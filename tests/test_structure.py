@@ -22,17 +22,21 @@ def modules() -> dict[str, Path]:
     return out
 
 
+def import_base(node: ast.ImportFrom, pkg: str) -> str:
+    """The module a ``from ... import`` statement in package ``pkg`` imports from (relative levels resolved)."""
+    if not node.level:
+        return node.module or ""
+    parts = pkg.split(".")
+    return ".".join(parts[: len(parts) - node.level + 1] + ([node.module] if node.module else []))
+
+
 def imports_of(name: str, path: Path, known: dict[str, Path]) -> set[str]:
     """Every package module ``name`` imports anywhere in its code (top-level or inside functions)."""
     pkg = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
-            if node.level:
-                parts = pkg.split(".")
-                base = ".".join(parts[: len(parts) - node.level + 1] + ([node.module] if node.module else []))
-            else:
-                base = node.module or ""
+            base = import_base(node, pkg)
             found |= {m for m in [base, *(f"{base}.{a.name}" for a in node.names)] if m in known}
         elif isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name in known}
@@ -114,11 +118,7 @@ def local_imports(name: str, path: Path) -> list[tuple[int, bool]]:
     for node in ast.walk(tree):
         targets: list[str] = []
         if isinstance(node, ast.ImportFrom):
-            if node.level:
-                parts = pkg.split(".")
-                base = ".".join(parts[: len(parts) - node.level + 1] + ([node.module] if node.module else []))
-            else:
-                base = node.module or ""
+            base = import_base(node, pkg)
             targets = [base, *(f"{base}.{a.name}" for a in node.names)]
         elif isinstance(node, ast.Import):
             targets = [a.name for a in node.names]
