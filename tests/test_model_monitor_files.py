@@ -349,6 +349,14 @@ class _ScheduleThenMoto:
         self.describe_data_quality_job_definition = moto.describe_data_quality_job_definition
 
 
+def _schedule_answer(name: str, kind: str) -> dict:
+    """DescribeMonitoringSchedule's answer for schedule ``name`` of ``kind`` with job definition ``<name>-def``."""
+    return {"MonitoringScheduleArn": f"arn:aws:sagemaker:us-east-1:000000000000:monitoring-schedule/{name}",
+            "MonitoringScheduleName": name, "MonitoringScheduleStatus": "Scheduled",
+            "CreationTime": "2024-01-01T00:00:00Z", "LastModifiedTime": "2024-01-01T00:00:00Z",
+            "MonitoringScheduleConfig": {"MonitoringJobDefinitionName": f"{name}-def", "MonitoringType": kind}}
+
+
 def test_a_schedules_job_definition_gives_the_baseline(emulator):
     cfg = config.validate(small_world_params("mm-job-definition"))  # no world: a bucket and the emulated SageMaker
     aws = connect(cfg, emulator.url)
@@ -366,21 +374,13 @@ def test_a_schedules_job_definition_gives_the_baseline(emulator):
         RoleArn="arn:aws:iam::000000000000:role/monitor")
     client = _sagemaker()
     with Stubber(client) as stub:
-        stub.add_response("describe_monitoring_schedule", {
-            "MonitoringScheduleArn": "arn:aws:sagemaker:us-east-1:000000000000:monitoring-schedule/dq",
-            "MonitoringScheduleName": "dq", "MonitoringScheduleStatus": "Scheduled",
-            "CreationTime": "2024-01-01T00:00:00Z", "LastModifiedTime": "2024-01-01T00:00:00Z",
-            "MonitoringScheduleConfig": {"MonitoringJobDefinitionName": "dq-def", "MonitoringType": "DataQuality"}},
-            {"MonitoringScheduleName": "dq"})
+        stub.add_response("describe_monitoring_schedule", _schedule_answer("dq", "DataQuality"),
+                          {"MonitoringScheduleName": "dq"})
         uris = mm.schedule_baseline_uris(_ScheduleThenMoto(client, sm), "dq")
     assert uris == (f"s3://{cfg.bucket}/mm/statistics.json", f"s3://{cfg.bucket}/mm/constraints.json")
     with Stubber(client) as stub:
-        stub.add_response("describe_monitoring_schedule", {
-            "MonitoringScheduleArn": "arn:aws:sagemaker:us-east-1:000000000000:monitoring-schedule/mq",
-            "MonitoringScheduleName": "mq", "MonitoringScheduleStatus": "Scheduled",
-            "CreationTime": "2024-01-01T00:00:00Z", "LastModifiedTime": "2024-01-01T00:00:00Z",
-            "MonitoringScheduleConfig": {"MonitoringJobDefinitionName": "mq-def", "MonitoringType": "ModelQuality"}},
-            {"MonitoringScheduleName": "mq"})
+        stub.add_response("describe_monitoring_schedule", _schedule_answer("mq", "ModelQuality"),
+                          {"MonitoringScheduleName": "mq"})
         with pytest.raises(ValueError, match="'mq' is a ModelQuality monitor"):
             mm.schedule_baseline_uris(client, "mq")
     with pytest.raises(ValueError, match="model_monitor.constraints_uri is empty"):
