@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .aws import Aws, PreconditionFailed, get_json, get_json_etag, put_json, put_json_if
+from .aws import Aws, PreconditionFailed, get_json, get_json_etag, put_json_if
 from .config import Params
 from .records import to_jsonable
 
@@ -29,18 +29,6 @@ def load_drift(aws: Aws, cfg: Params) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-window drift summaries, and per-window, per-feature rows (statistic, effect, drifted)."""
     raw = get_json(aws, cfg.bucket, drift_key(cfg)) or {"windows": [], "features": []}
     return pd.DataFrame(raw["windows"]), pd.DataFrame(raw["features"])
-
-
-def store_metrics(aws: Aws, cfg: Params, windows: pd.DataFrame, segments: pd.DataFrame) -> None:
-    """Replace the metrics history."""
-    put_json(aws, cfg.bucket, metrics_key(cfg), to_jsonable({"windows": windows, "segments": segments}))
-
-
-def store_drift(aws: Aws, cfg: Params, windows: pd.DataFrame, features: pd.DataFrame) -> None:
-    """Replace the drift history."""
-    put_json(aws, cfg.bucket, drift_key(cfg), to_jsonable({"windows": windows, "features": features}))
-
-
 def estimates_key(cfg: Params) -> str:
     """S3 key of the label-free estimates history (written by the metrics stage)."""
     return cfg.key("metrics", "estimates.json")
@@ -50,12 +38,6 @@ def load_estimates(aws: Aws, cfg: Params) -> pd.DataFrame:
     """Every estimated window's label-free estimate (estimated RMSE, interval, MAE, outside support)."""
     raw = get_json(aws, cfg.bucket, estimates_key(cfg)) or {"windows": []}
     return pd.DataFrame(raw["windows"])
-
-
-def store_estimates(aws: Aws, cfg: Params, estimates: pd.DataFrame) -> None:
-    """Replace the estimates history."""
-    put_json(aws, cfg.bucket, estimates_key(cfg), to_jsonable({"windows": estimates}))
-
 
 def merged(old: pd.DataFrame, new: pd.DataFrame, keys: tuple[str, ...] = ("window", "segment")) -> pd.DataFrame:
     """History rows ``old`` and ``new`` in window order, one row per ``keys`` present (window, segment), the newer

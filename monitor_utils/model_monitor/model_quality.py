@@ -12,6 +12,7 @@ import numpy as np
 
 from ..metrics import regression_metrics
 from .jackson import java_double, json_float, read_float
+from .layout import monitoring_prefix
 
 #: The regression metrics Model Monitor writes, in its order.
 REGRESSION_METRICS = ("mae", "mse", "rmse", "r2")
@@ -164,5 +165,4 @@ def output_key(prefix: str, endpoint_name: str, schedule_name: str, when: dt.dat
 
 def output_root(prefix: str, endpoint_name: str, schedule_name: str) -> str:
     """``PREFIX/monitoring/<endpoint>/<schedule>-model-quality``: where every execution's hour folder goes."""
-    schedule = (schedule_name or DEFAULT_SCHEDULE) + FOLDER_SUFFIX
-    return "/".join([prefix.strip("/"), "monitoring", endpoint_name, schedule])
+    return monitoring_prefix(prefix, endpoint_name, (schedule_name or DEFAULT_SCHEDULE) + FOLDER_SUFFIX)

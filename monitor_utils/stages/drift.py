@@ -53,7 +53,7 @@ def write_attribution_files(aws: Aws, cfg: Params, w: windows.Window, values: pd
     under ``PREFIX/monitoring/<endpoint>/<schedule>-model-explainability/<yyyy>/<mm>/<dd>/<hh>/`` (the window's end);
     returns that key prefix."""
     schedule = model_monitor.schedule_name(cfg) + "-model-explainability"
-    key = cfg.key("monitoring", cfg.endpoint_name, schedule, f"{w.end:%Y/%m/%d/%H}")
+    key = model_monitor.execution_prefix(cfg.prefix, cfg.endpoint_name, schedule, w.end)
     put_json(aws, cfg.bucket, f"{key}/analysis.json", {**attribution.analysis_document(values, None, method), "ndcg": check.ndcg})
     put_json(aws, cfg.bucket, f"{key}/constraint_violations.json", attribution.violation_document(check))
     return key
