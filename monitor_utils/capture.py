@@ -137,6 +137,11 @@ class CaptureBatch:
         return self.requests
 
     @property
+    def read_nothing(self) -> bool:
+        """Nothing was captured in the window: no line read and none quarantined."""
+        return not self.requests and not self.quarantined
+
+    @property
     def lines_quarantined(self) -> int:
         """Lines quarantined by this window."""
         return len(self.quarantined)

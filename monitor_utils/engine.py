@@ -42,7 +42,7 @@ def metrics_window(aws: Aws, w: windows.Window, *, capture_uri: str, features: S
     the scored window's regression ``statistics.json`` document (Model Monitor's; None without a labelled record)."""
     batch = capture.read_capture(aws, capture_uri, w, features)
     out: dict[str, Any] = {"row": None, "segments": None, "quarantined": [], "estimate": None, "model_quality": None,
-                           "read_nothing": not batch.requests and not batch.quarantined}  # nothing captured at all
+                           "read_nothing": batch.read_nothing}  # nothing captured at all
     if estimator is not None and w.label in estimate:  # the day it closes, before any label
         out["estimate"] = estimates.estimate_window(estimator, w, batch.records)
     if score is not None and w.label not in score:
@@ -90,7 +90,7 @@ def drift_window(aws: Aws, w: windows.Window, *, capture_uri: str, features: Seq
     suite's own ``baseline`` the report is Model Monitor's check alone (:func:`model_monitor.kll_drift_report`)."""
     current, batch = read_window(aws, capture_uri, w, features, labels)
     out = {"rows": int(len(current)), "quarantined": len(batch.quarantined), "report": None, "target": None,
-           "read_nothing": not batch.requests and not batch.quarantined, "baseline_drift": None,
+           "read_nothing": batch.read_nothing, "baseline_drift": None,
            "missing_values": dict(batch.missing_values), "attributions": None, **batch.line_counts()}
     if len(current):
         if mm_baseline is not None:

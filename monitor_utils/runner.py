@@ -254,13 +254,13 @@ def _run_to_s3(cfg: config.Params, files, overrides, stages, output: str, notebo
                wait_for_lease: bool = False) -> tuple[int, Path]:
     """``--output s3://BUCKET/PREFIX/``: run into a temporary folder, then upload the records to
     ``PREFIX/<run_id>/`` and the index to ``PREFIX/latest/index.html``; returns (exit code, that folder). The folder
-    is removed once uploaded (a failed upload leaves it, says where, and exits 1)."""
+    is removed once uploaded (a failed upload leaves it, says where, and exits 1). :func:`run` has checked
+    ``output`` (:func:`_check_s3_output`) before the account."""
     import shutil
     import tempfile
 
     from .records import RECORDS_URI_ENV, upload_run
 
-    _check_s3_output(cfg, output)
     say = progress or _print_line
     records = output.rstrip("/") + "/"
     folder = Path(tempfile.mkdtemp(prefix="monitor-utils-run-"))

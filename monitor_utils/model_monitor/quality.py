@@ -11,6 +11,7 @@ import pandas as pd
 
 from .constraints import Constraints
 from .jackson import java_double
+from .reference import drift_violations
 from .statistics import NUMERIC_TYPES, statistics_document
 from .violations import Violation
 
@@ -243,9 +244,7 @@ def check_window(constraints: Constraints, window: pd.DataFrame, match: ColumnMa
             found["categorical_values_check"].append(Violation(name, "categorical_values_check",
                                                                value_description(row["domain_share"])))
     if drift is not None and len(drift):
-        for row in drift[drift["drifted"]].itertuples():
-            found["baseline_drift_check"].append(Violation(str(row.baseline_feature), "baseline_drift_check",
-                                                           row.description))
+        found["baseline_drift_check"] += drift_violations(drift)
     if not mc.evaluate_constraints:  # the file turns the constraint checks off; drift has its own switch
         found = {check: (found[check] if check == "baseline_drift_check" else []) for check in CHECK_ORDER}
     stats = statistics_document(pd.DataFrame(frame, index=window.index), types) if frame else \
