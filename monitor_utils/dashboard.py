@@ -36,7 +36,8 @@ def _metric_widget(cfg: Params, title: str, metrics: list, x: int, y: int, *, wi
 
 
 def build_body(cfg: Params, alarm_specs: list[dict], alarm_arns: list[str], reports_uri: str) -> dict:
-    """The dashboard body: model quality with thresholds, drift, endpoint traffic, errors and latency, alarms, links."""
+    """The dashboard body: model quality with thresholds, drift, endpoint traffic, errors and latency, data quality
+    and feature attribution, alarms, links."""
     ns, ep, var = cfg.namespace, cfg.endpoint_name, cfg.variant_name
     dims = ["EndpointName", ep, "VariantName", var]
     thr = {s["AlarmName"].removeprefix(f"{ep}-"): s["Threshold"] for s in alarm_specs}
@@ -72,7 +73,15 @@ def build_body(cfg: Params, alarm_specs: list[dict], alarm_arns: list[str], repo
         _metric_widget(cfg, "ModelLatency (microseconds)", [["AWS/SageMaker", "ModelLatency", *dims, {"stat": "p50"}],
                                                             ["...", {"stat": "p99"}]], 12, 20, period=3600,
                        annotations=[{"label": "p99 alarm", "value": thr.get("latency-p99", 0)}]),
-        {"type": "alarm", "x": 0, "y": 26, "width": 24, "height": 3,
+        _metric_widget(cfg, "Data quality: Model Monitor's checks violated per window",
+                       [[ns, "DataQualityViolations", *dims, {"label": "violations"}]], 0, 26, stat="Maximum",
+                       period=period, annotations=[{"label": "data-quality alarm", "value": thr["data-quality"]}]
+                       if "data-quality" in thr else None),
+        _metric_widget(cfg, "Feature attribution: nDCG against the baseline's ranking",
+                       [[ns, "AttributionNDCG", *dims, {"label": "nDCG"}]], 12, 26, stat="Minimum", period=period,
+                       annotations=[{"label": "attribution drift below",
+                                     "value": cfg.model_monitor["attribution_ndcg_min"]}]),
+        {"type": "alarm", "x": 0, "y": 32, "width": 24, "height": 3,
          "properties": {"title": "Alarm status", "alarms": alarm_arns}},
     ]
     return {"start": f"-P{cfg.days}D", "widgets": widgets}

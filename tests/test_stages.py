@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from conftest import MECHANICS
-from monitor_utils import alerting, config, stages, watermark, windows
+from monitor_utils import alerting, config, dashboard, stages, watermark, windows
 from monitor_utils.aws import connect
 
 
@@ -233,6 +233,21 @@ def test_dashboard_is_valid_and_rerun_changes_nothing(stable_world):
     stored = json.loads(aws.client("cloudwatch").get_dashboard(DashboardName=cfg.dashboard_name)["DashboardBody"])
     assert stored == first["body"]
     assert stages.run("40_dashboard", cfg, aws, now)["put"] is False
+
+
+def test_every_suite_widget_shows_what_the_stages_published(stable_world):
+    """Each line of the dashboard's own metric widgets names a metric the stages published: drawn from the emulator's
+    GetMetricData over the world's range, none is empty (a misspelt name or dimension would draw nothing)."""
+    cfg, aws, now = stable_world.cfg, stable_world.aws, stable_world.now
+    body = stages.run("40_dashboard", cfg, aws, now)["body"]
+    start = now - dt.timedelta(days=cfg.days)
+    drawn = {}
+    for w in body["widgets"]:
+        if w["type"] == "metric" and w["properties"]["metrics"][0][0] == cfg.namespace:
+            drawn[w["properties"]["title"]] = {label: int(s.notna().sum())
+                                               for label, s in dashboard.widget_data(aws, w, start, now).items()}
+    assert any("Data quality" in t for t in drawn) and any("attribution" in t for t in drawn)
+    assert all(n > 0 for lines in drawn.values() for n in lines.values()), drawn
 
 
 def _serving_config(aws, cfg) -> str:
