@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -170,10 +171,12 @@ def child(days: int, regress: bool) -> None:
     peak = procmem.Peak()
     batch = capture.read_labels(aws, cfg.ground_truth_uri, start, start + dt.timedelta(days=days), compact=True)
     lab = batch.labels
-    digest = __import__("hashlib").sha1(b"".join(a.tobytes() for a in (lab.h1, lab.h2, lab.record_index, lab.year)))
-    procmem.report(peak.result(labels=len(lab), nbytes=lab.nbytes, collisions=lab.collisions,
-                               quarantined=len(batch.quarantined), lines=int(batch.counts["lines"].sum()),
-                               digest=digest.hexdigest()))
+    result = peak.result(labels=len(lab), nbytes=lab.nbytes, collisions=lab.collisions,
+                         quarantined=len(batch.quarantined), lines=int(batch.counts["lines"].sum()))
+    digest = hashlib.sha1()  # after the figures: what both ways read, compared
+    for a in (lab.h1, lab.h2, lab.record_index, lab.year):
+        digest.update(memoryview(a))
+    procmem.report({**result, "digest": digest.hexdigest()})
 
 
 def main() -> None:
@@ -193,24 +196,40 @@ def main() -> None:
         return child(args.days, args.regress)
     print(f"writing {args.days} days of {args.per_day:,} labels a day (hourly ground-truth objects; a writer process "
           "serving the emulator) ...", flush=True)
-    ways = [True, False] if args.both else [args.regress]
+    # the current way over the whole backlog and over its first half (the growth a label: the slope), the
+    # previous way over the whole backlog when asked
+    runs = [(False, args.days), (False, max(1, args.days // 2))] if not args.regress else []
+    runs += [(True, args.days)] if args.regress or args.both else []
     with procmem.Served([__file__, "--serve", "--per-day", str(args.per_day), "--days", str(args.days),
                          "--multi", str(args.multi), "--relabel", str(args.relabel)], timeout_s=7200) as served:
         env = procmem.aws_environment(served.url)
-        runs = {way: procmem.run_child([__file__, "--child", "--days", str(args.days)] + (["--regress"] if way else []),
-                                       env=env) for way in ways}
-    print(f"read_labels(compact=True) of {args.days} days, each in a fresh process (VmHWM and VmRSS above its baseline "
-          "after imports and an empty read):")
-    for way, r in runs.items():
+        got = {(way, days): procmem.run_child([__file__, "--child", "--days", str(days)] + (["--regress"] if way else []),
+                                              env=env) for way, days in runs}
+    print("read_labels(compact=True), each in a fresh process (VmHWM and VmRSS above its baseline after imports and "
+          "an empty read):")
+    for (way, days), r in got.items():
         k = r["labels"]
-        peak_b, held_b = r["peak_mb"] * 1e6 / k, r["held_mb"] * 1e6 / k
-        print(f"  {'previous (--regress)' if way else 'current':<21} {k:,} labels ({r['lines']:,} lines, "
+        print(f"  {'previous (--regress)' if way else 'current':<21} {days:>2} days, {k:,} labels ({r['lines']:,} lines, "
               f"{r['quarantined']:,} quarantined, {r['collisions']} first-hash collisions): peak {r['peak_mb']:,.0f} MB "
-              f"({peak_b:,.1f} B/label), held {r['held_mb']:,.0f} MB ({held_b:,.1f} B/label; arrays "
-              f"{r['nbytes'] / k:.0f} B/label), {k / r['seconds']:,.0f} labels/s; 30M labels: peak "
-              f"{peak_b * BACKLOG_LABELS / 1e6:,.0f} MB, held {held_b * BACKLOG_LABELS / 1e6:,.0f} MB "
-              f"(goal {GOAL_MB:,.0f} MB) [{r['digest'][:12]}]")
-    if len({r["digest"] for r in runs.values()}) > 1:
+              f"({r['peak_mb'] * 1e6 / k:,.1f} B/label), held {r['held_mb']:,.0f} MB ({r['held_mb'] * 1e6 / k:,.1f} "
+              f"B/label; arrays {r['nbytes'] / k:.0f} B/label), {k / r['seconds']:,.0f} labels/s [{r['digest'][:12]}]")
+    for way in (False, True):
+        full, half = got.get((way, args.days)), got.get((way, max(1, args.days // 2)))
+        if full is None:
+            continue
+        k = full["labels"]
+        if half is not None and half["labels"] < k:  # what a further label adds, and what is there whatever the count
+            slope = {f: (full[f] - half[f]) * 1e6 / (k - half["labels"]) for f in ("peak_mb", "held_mb")}
+            extra = {f: full[f] + slope[f] * (BACKLOG_LABELS - k) / 1e6 for f in slope}
+            how = (f"a further label adds {slope['peak_mb']:.1f} B at peak, {slope['held_mb']:.1f} B held (the "
+                   f"{args.days // 2}- and {args.days}-day reads): ")
+        else:  # one point: every byte scaled with the labels (an upper bound)
+            extra = {f: full[f] * BACKLOG_LABELS / k for f in ("peak_mb", "held_mb")}
+            how = "scaled from one read (constant costs scaled too): "
+        fits = "within" if extra["peak_mb"] <= GOAL_MB else "OVER"
+        print(f"  {'previous' if way else 'current'}: 30M labels (30 days at a million a day): {how}peak "
+              f"{extra['peak_mb']:,.0f} MB, held {extra['held_mb']:,.0f} MB: {fits} the goal of {GOAL_MB:,.0f} MB")
+    if len({r["digest"] for (_, days), r in got.items() if days == args.days}) > 1:
         sys.exit("the two ways gave different labels")
 
 

@@ -490,6 +490,7 @@ def ahead(pool: ThreadPoolExecutor, fn: Callable[[T], R], items: Sequence[T], li
 def _parse_ground_truth(aws: Aws, bucket: str, objects: Sequence[keeping.Listed], compact: bool = False) -> LabelBatch:
     parts, quarantined, counts = [], [], []
     builder = label_store.LabelBuilder() if compact else None
+    label_store.map_large_buffers()
     with ThreadPoolExecutor(FETCH_WORKERS) as pool:
         bodies = ahead(pool, lambda o: keeping.fetch(aws, bucket, o), objects, READ_AHEAD)
         for obj, body in zip(objects, bodies):

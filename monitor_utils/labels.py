@@ -19,14 +19,31 @@ BUCKET_BITS = 8  # labels are gathered into 2**8 buckets by the top bits of thei
 CHUNK = 1 << 16  # labels a bucket's full chunk holds (1.8 MB, its own memory map: given back whole when let go)
 
 
-def _malloc_trim() -> Callable[[int], int] | None:
+def _glibc() -> ctypes.CDLL | None:
     try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim, libc.mallopt  # noqa: B018 - both must exist
+        return libc
     except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to call
         return None
 
 
-_TRIM = _malloc_trim()
+_GLIBC = _glibc()
+M_MMAP_THRESHOLD = -3  # mallopt's parameter (malloc.h)
+MAPPED_FROM = 1 << 20  # bytes from which glibc gives each allocation a memory map of its own
+
+
+def map_large_buffers() -> None:
+    """Make glibc give every allocation of ``MAPPED_FROM`` bytes or more a memory map of its own (``mallopt``;
+    nothing elsewhere), for the rest of the process.
+
+    By default glibc raises that threshold to the size of the largest block freed (up to 32 MB): once a fetched
+    object of a few MB is let go, the next ones (the bodies the fetching threads read, the texts and tables of
+    each object) come from its heaps, whose freed holes stay resident, and the peak of reading a backlog grows
+    with the objects read, by how the threads happened to interleave. Mapped, each is given back when let go.
+    """
+    if _GLIBC is not None:
+        _GLIBC.mallopt(M_MMAP_THRESHOLD, MAPPED_FROM)
 
 
 def release_freed() -> None:
@@ -36,8 +53,8 @@ def release_freed() -> None:
     threads) leaves freed holes in glibc's heaps, which it keeps resident: without this the peak of reading a
     backlog grows with the objects read even when nothing of them is kept.
     """
-    if _TRIM is not None:
-        _TRIM(0)
+    if _GLIBC is not None:
+        _GLIBC.malloc_trim(0)
 
 
 def key_hashes(keys: Sequence[str] | np.ndarray | pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -140,10 +157,8 @@ def _sorted_unique(h1: np.ndarray, h2: np.ndarray, index: np.ndarray, year: np.n
 
 
 def _chunk(size: int) -> np.ndarray:
-    """Room for ``size`` entries: a full chunk in a memory map of its own (its pages are given back to the system
-    as soon as it is let go, wherever the allocator's heap stands), a smaller one from the allocator."""
-    if size < CHUNK:
-        return np.empty(size, ENTRY)
+    """Room for ``size`` entries in a memory map of its own: its pages are the system's again as soon as it is let
+    go, and it pins none of the allocator's heap (where each object's passing text and tables come and go)."""
     return np.frombuffer(mmap.mmap(-1, size * ENTRY.itemsize), ENTRY)
 
 
@@ -211,8 +226,6 @@ class LabelBuilder:
                 out[at:at + m] = values
             at += m
             collisions += shared
-            if b % 16 == 15:
-                release_freed()  # the smaller chunks came from the allocator's heap
         self._count = 0
         if at < total:  # some labels replaced by later ones: the arrays shrink in place (no copy)
             for out in (h1, h2, index, year):
