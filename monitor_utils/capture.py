@@ -504,7 +504,6 @@ def _parse_ground_truth(aws: Aws, bucket: str, objects: Sequence[keeping.Listed]
             counts.append((obj.key, partition_hour(obj.key), part.lines, part.lines - len(part.quarantined),
                            len(part.quarantined)))
             del part
-            label_store.release_freed()
     counts = pd.DataFrame(counts, columns=LABEL_COUNTS)
     if builder is not None:
         return LabelBatch(builder.build(), quarantined, counts)

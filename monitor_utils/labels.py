@@ -6,7 +6,7 @@ import ctypes
 import ctypes.util
 import mmap
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -22,7 +22,7 @@ CHUNK = 1 << 16  # labels a bucket's full chunk holds (1.8 MB, its own memory ma
 def _glibc() -> ctypes.CDLL | None:
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim, libc.mallopt  # noqa: B018 - both must exist
+        libc.mallopt  # noqa: B018 - glibc's
         return libc
     except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to call
         return None
@@ -44,17 +44,6 @@ def map_large_buffers() -> None:
     """
     if _GLIBC is not None:
         _GLIBC.mallopt(M_MMAP_THRESHOLD, MAPPED_FROM)
-
-
-def release_freed() -> None:
-    """Give the pages the C allocator holds freed back to the system (glibc's ``malloc_trim``; nothing elsewhere).
-
-    Reading many objects one after another (each a few MB of text, its table and its labels, fetched on other
-    threads) leaves freed holes in glibc's heaps, which it keeps resident: without this the peak of reading a
-    backlog grows with the objects read even when nothing of them is kept.
-    """
-    if _GLIBC is not None:
-        _GLIBC.malloc_trim(0)
 
 
 def key_hashes(keys: Sequence[str] | np.ndarray | pd.Series) -> tuple[np.ndarray, np.ndarray]:
