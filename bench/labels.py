@@ -29,6 +29,7 @@ import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import procmem  # noqa: E402  (bench/procmem.py)
@@ -43,27 +44,26 @@ def params(mode: str) -> dict:
     return {"aws_mode": mode, "bucket": BUCKET, "now": START, "region": "us-east-1"}
 
 
-def ground_truth(per_day: int, days: int, multi: float, relabel: float, seed: int = 24) -> list[tuple]:
-    """(hour offset, lines) per hourly object of the backlog."""
+def ground_truth(per_day: int, days: int, multi: float, relabel: float, seed: int = 24) -> Iterator[tuple[int, list]]:
+    """(hour offset, lines) of each hourly object of the backlog, one hour at a time."""
     import numpy as np
 
     from monitor_utils import capture
 
     rng = np.random.default_rng(seed)
     per_hour = per_day // 24
-    hours = []
+    before: list[str] = []
     for h in range(days * 24):
         ids = rng.integers(0, 1 << 62, per_hour)
         years = rng.integers(1922, 2012, per_hour)
         many = rng.random(per_hour) < multi
         lines = [capture.ground_truth_line(f"{i:032x}", [float(y), float(y) + 1, float(y) + 2] if m else float(y))
                  for i, y, m in zip(ids, years, many)]
-        if h and relabel:  # some records of the hour before labelled again (a correction): the latest wins
-            again = hours[-1][1][: int(per_hour * relabel)]
-            lines += [line.replace('"data":"', '"data":"-') if '"CSV"' in line else line for line in again]
+        again = before[: int(per_hour * relabel)]  # some records of the hour before labelled again: the latest wins
+        before = lines
+        lines = lines + [line.replace('"data":"', '"data":"-') if '"CSV"' in line else line for line in again]
         lines.append('{"groundTruthData": {"data": "not a number", "encoding": "CSV"}, "eventMetadata": {"eventId": "x"}}')
-        hours.append((h, lines))
-    return hours
+        yield h, lines
 
 
 def serve(per_day: int, days: int, multi: float, relabel: float) -> None:
