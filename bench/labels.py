@@ -57,8 +57,12 @@ def ground_truth(per_day: int, days: int, multi: float, relabel: float, seed: in
         ids = rng.integers(0, 1 << 62, per_hour)
         years = rng.integers(1922, 2012, per_hour)
         many = rng.random(per_hour) < multi
-        lines = [capture.ground_truth_line(f"{i:032x}", [float(y), float(y) + 1, float(y) + 2] if m else float(y))
-                 for i, y, m in zip(ids, years, many)]
+        # the common line written from a template (what ground_truth_line gives: checked on each hour's first)
+        lines = [capture.ground_truth_line(f"{i:032x}", [float(y), float(y) + 1, float(y) + 2]) if m else
+                 f'{{"groundTruthData":{{"data":"{y}","encoding":"CSV"}},"eventMetadata":{{"eventId":"{i:032x}"}},'
+                 f'"eventVersion":"0"}}' for i, y, m in zip(ids.tolist(), years.tolist(), many.tolist())]
+        i, y, m = int(ids[0]), int(years[0]), bool(many[0])
+        assert lines[0] == capture.ground_truth_line(f"{i:032x}", [float(y), float(y) + 1, float(y) + 2] if m else float(y))
         again = before[: int(per_hour * relabel)]  # some records of the hour before labelled again: the latest wins
         before = lines
         lines = lines + [line.replace('"data":"', '"data":"-') if '"CSV"' in line else line for line in again]
