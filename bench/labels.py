@@ -92,6 +92,8 @@ def serve(per_day: int, days: int, multi: float, relabel: float) -> None:
         from monitor_utils import windows
 
         for h, lines in ground_truth(per_day, days, multi, relabel):
+            if stop.is_set():  # stopped while writing
+                return
             hour = start + dt.timedelta(hours=h)
             key = windows.partition_prefix(base, hour) + f"00-00-000-gt{h:05d}.jsonl"
             objects = [(bucket, key, ("\n".join(lines) + "\n").encode())]
