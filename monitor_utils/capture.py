@@ -34,7 +34,7 @@ PARSE_WORKERS = max(2, min(FETCH_WORKERS, os.cpu_count() or 2))  # objects parse
 READ_AHEAD = FETCH_WORKERS  # label objects fetched ahead of the one being parsed (the columnar pass parses one
 # faster than one is fetched: more ahead only holds more bodies, a few MB each for a busy endpoint)
 CAPTURE_AHEAD = 2 * PARSE_WORKERS  # capture objects fetched and waiting for a parser (their bytes count in the peak)
-PARSER_CODE = (reader, payloads, sys.modules[__name__])  # local mode keeps parsed windows; a change here re-parses
+PARSER_CODE = (reader, payloads, label_store, sys.modules[__name__])  # local mode keeps parsed windows; a change here re-parses
 
 
 # --- encoding -----------------------------------------------------------------------------------
