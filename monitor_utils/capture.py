@@ -17,6 +17,9 @@ from typing import Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pa_json
 
 from . import keeping, labels as label_store, payloads, reader, windows
 from .aws import Aws, put_bytes, split_s3_uri
@@ -28,9 +31,10 @@ T, R = TypeVar("T"), TypeVar("R")
 FETCH_WORKERS = 8  # objects fetched at once
 PARSE_WORKERS = max(2, min(FETCH_WORKERS, os.cpu_count() or 2))  # objects parsed at once: each holds its text and
 # columns while parsed, so more at once than cores only adds memory (the window's peak follows this, not speed)
-READ_AHEAD = 2 * FETCH_WORKERS  # label objects fetched ahead of the one being parsed
+READ_AHEAD = FETCH_WORKERS  # label objects fetched ahead of the one being parsed (the columnar pass parses one
+# faster than one is fetched: more ahead only holds more bodies, a few MB each for a busy endpoint)
 CAPTURE_AHEAD = 2 * PARSE_WORKERS  # capture objects fetched and waiting for a parser (their bytes count in the peak)
-PARSER_CODE = (reader, payloads, sys.modules[__name__])  # local mode keeps parsed windows; a change here re-parses
+PARSER_CODE = (reader, payloads, label_store, sys.modules[__name__])  # local mode keeps parsed windows; a change here re-parses
 
 
 # --- encoding -----------------------------------------------------------------------------------
@@ -343,14 +347,25 @@ def read_ground_truth(aws: Aws, ground_truth_uri: str, start: dt.datetime, end: 
 
 
 def parse_label_lines(key: str, body: bytes) -> tuple[list[str], list[int], list[np.ndarray], list[dict], int]:
-    """(join keys, positions, label arrays, quarantined lines, lines counted) of one ground-truth object."""
+    """(join keys, positions, label arrays, quarantined lines, lines counted) of one ground-truth object, every
+    line read by ``json.loads`` (the per-line pass; :func:`parse_label_object` reads most lines columnar)."""
+    what = reader.not_text(body)
+    if what is not None:
+        return [], [], [], [reader.not_text_entry(key, body, what)], 1
+    numbered = reader.split_lines(body)
+    keys, positions, years, _, quarantined = _label_lines(key, numbered)
+    return keys, positions, years, quarantined, len(numbered)
+
+
+def _label_lines(key: str, numbered: Sequence[tuple[int, bytes]]
+                 ) -> tuple[list[str], list[int], list[np.ndarray], list[int], list[dict]]:
+    """The per-line pass over some lines of an object: (join keys, positions, label arrays, each label's line
+    number, quarantined lines)."""
     keys: list[str] = []
     positions: list[int] = []
     years: list[np.ndarray] = []
-    what = reader.not_text(body)
-    if what is not None:
-        return keys, positions, years, [reader.not_text_entry(key, body, what)], 1
-    quarantined, numbered = [], reader.split_lines(body)
+    at: list[int] = []
+    quarantined = []
     for n, raw in numbered:
         try:
             try:
@@ -369,8 +384,93 @@ def parse_label_lines(key: str, body: bytes) -> tuple[list[str], list[int], list
             continue
         keys += [event_id] * len(labels)
         positions += range(len(labels))
+        at += [n] * len(labels)
         years.append(labels)
-    return keys, positions, years, quarantined, len(numbered)
+    return keys, positions, years, at, quarantined
+
+
+# the fields the columnar pass over ground truth reads, as text (a label is converted from its CSV text)
+GROUND_TRUTH_SCHEMA = pa.schema([("groundTruthData", pa.struct([("data", pa.string()), ("encoding", pa.string())])),
+                                 ("eventMetadata", pa.struct([("eventId", pa.string())]))])
+GROUND_TRUTH_OPTIONS = pa_json.ParseOptions(explicit_schema=GROUND_TRUTH_SCHEMA, unexpected_field_behavior="ignore")
+
+
+@dataclass
+class LabelPart:
+    """The labels of one ground-truth object in line order (one entry per label), its unreadable lines and its
+    non-blank line count.
+
+    Attributes
+    ----------
+    keys : np.ndarray
+        Join keys (Python strings, object dtype): the object's only strings, let go with it.
+    positions : np.ndarray
+        int32 position of each label's record in its request.
+    years : np.ndarray
+        float64 labels.
+    quarantined : list[dict]
+        Unreadable lines, in line order.
+    lines : int
+        Non-blank lines (an object that is not text counts as one).
+    """
+
+    keys: np.ndarray
+    positions: np.ndarray
+    years: np.ndarray
+    quarantined: list[dict]
+    lines: int
+
+
+def _label_part(keys: list | np.ndarray, positions, years: list[np.ndarray] | np.ndarray, quarantined: list[dict],
+                lines: int) -> LabelPart:
+    years = (np.concatenate(years) if len(years) else np.empty(0)) if isinstance(years, list) else years
+    return LabelPart(np.asarray(keys, dtype=object).reshape(-1), np.asarray(positions, dtype=np.int32).reshape(-1),
+                     np.asarray(years, dtype=np.float64), quarantined, lines)
+
+
+def parse_label_object(key: str, body: bytes) -> LabelPart:
+    """The labels of one ground-truth object, as :func:`parse_label_lines` reads them, mostly in one columnar pass.
+
+    The object is read as a table with pyarrow's JSON reader (explicit schema, one block); lines labelling a
+    single-record request with one plain number in CSV (``groundTruthData.data``, encoding CSV: the common
+    case) are converted in one vectorised cast. Every other line (JSON or BASE64 labels, several labels, a
+    value that is not a plain finite number, a missing or empty eventId, a line that is not UTF-8), and every
+    line of an object the columnar pass cannot read whole, goes through the per-line pass: the same labels in
+    the same order, the same quarantine entries and counts either way.
+    """
+    what = reader.not_text(body)
+    if what is not None:
+        return _label_part([], [], [], [reader.not_text_entry(key, body, what)], 1)
+    text, numbered, not_utf8 = reader.text_part(body)
+    read = reader.json_table(text, numbered, GROUND_TRUTH_OPTIONS)
+    if read is None:
+        numbered = reader.split_lines(body)
+        k, p, y, _, bad = _label_lines(key, numbered)
+        return _label_part(k, p, y, bad, len(numbered))
+    rows, numbered = read
+    gt, event = pc.struct_field(rows, "groundTruthData"), pc.struct_field(rows, "eventMetadata")
+    event_id, data = pc.struct_field(event, "eventId"), pc.struct_field(gt, "data")
+    fast = pc.and_(pc.and_(pc.greater(pc.utf8_length(event_id), 0), pc.equal(pc.struct_field(gt, "encoding"), "CSV")),
+                   pc.match_substring_regex(data, reader.PLAIN_NUMBER))
+    fast = pc.fill_null(fast, False).to_numpy(zero_copy_only=False)
+    idx = np.flatnonzero(fast)
+    years = pc.cast(data.take(pa.array(idx)), pa.float64()).to_numpy(zero_copy_only=False)
+    finite = np.isfinite(years)
+    if not finite.all():  # 1e999: the per-line pass names it
+        fast[idx[~finite]], idx, years = False, idx[finite], years[finite]
+    keys = event_id.take(pa.array(idx)).to_numpy(zero_copy_only=False)
+    lines = len(rows) + len(not_utf8)
+    slow = np.flatnonzero(~fast)
+    if not len(slow) and not not_utf8:
+        return _label_part(keys, np.zeros(len(idx), np.int32), years, [], lines)
+    line_of = (idx + 1) if numbered is None else np.fromiter((n for n, _ in numbered), np.int64, len(numbered))[idx]
+    numbered = numbered or reader.split_lines(text)
+    rest = sorted([numbered[i] for i in slow] + not_utf8)
+    k, p, y, at, bad = _label_lines(key, rest)
+    order = np.argsort(np.concatenate([line_of, np.asarray(at, dtype=np.int64)]), kind="stable")
+    return _label_part(np.concatenate([keys, np.asarray(k, dtype=object)])[order],
+                       np.concatenate([np.zeros(len(idx), np.int32), np.asarray(p, dtype=np.int32)])[order],
+                       np.concatenate([years] + y)[order], bad, lines)
 
 
 def ahead(pool: ThreadPoolExecutor, fn: Callable[[T], R], items: Sequence[T], limit: int) -> Iterator[R]:
@@ -388,27 +488,30 @@ def ahead(pool: ThreadPoolExecutor, fn: Callable[[T], R], items: Sequence[T], li
 
 
 def _parse_ground_truth(aws: Aws, bucket: str, objects: Sequence[keeping.Listed], compact: bool = False) -> LabelBatch:
-    keys, positions, years, quarantined, counts, parts = [], [], [], [], [], []
+    parts, quarantined, counts = [], [], []
+    builder = label_store.LabelBuilder() if compact else None
+    label_store.map_large_buffers()
     with ThreadPoolExecutor(FETCH_WORKERS) as pool:
         bodies = ahead(pool, lambda o: keeping.fetch(aws, bucket, o), objects, READ_AHEAD)
         for obj, body in zip(objects, bodies):
-            k, p, y, bad, lines = parse_label_lines(obj.key, body)
+            part = parse_label_object(obj.key, body)
             del body
-            if compact:  # each object's keys hashed as it is read: no Python string kept
-                parts.append((*label_store.key_hashes(k), np.asarray(p, dtype=np.int32),
-                              np.concatenate(y) if y else np.empty(0)))
+            if builder is not None:  # each object's keys hashed as it is read: no Python string kept
+                builder.add(*label_store.key_hashes(part.keys), part.positions, part.years)
             else:
-                keys += k
-                positions += p
-                years += y
-            quarantined += bad
-            counts.append((obj.key, partition_hour(obj.key), lines, lines - len(bad), len(bad)))
-    if compact:
-        return LabelBatch(label_store.CompactLabels.build(parts), quarantined, pd.DataFrame(counts, columns=LABEL_COUNTS))
-    gt = pd.DataFrame({"join_key": pd.Series(keys, dtype=object), "record_index": np.asarray(positions, dtype=int),
-                       "year": np.concatenate(years) if years else np.empty(0)})
+                parts.append(part)
+            quarantined += part.quarantined
+            counts.append((obj.key, partition_hour(obj.key), part.lines, part.lines - len(part.quarantined),
+                           len(part.quarantined)))
+            del part
+    counts = pd.DataFrame(counts, columns=LABEL_COUNTS)
+    if builder is not None:
+        return LabelBatch(builder.build(), quarantined, counts)
+    gt = pd.DataFrame({"join_key": pd.Series(np.concatenate([p.keys for p in parts]) if parts else [], dtype=object),
+                       "record_index": np.concatenate([p.positions for p in parts]).astype(int) if parts else np.empty(0, int),
+                       "year": np.concatenate([p.years for p in parts]) if parts else np.empty(0)})
     gt = gt.drop_duplicates(["join_key", "record_index"], keep="last").reset_index(drop=True)
-    return LabelBatch(gt, quarantined, pd.DataFrame(counts, columns=LABEL_COUNTS))
+    return LabelBatch(gt, quarantined, counts)
 
 
 def join_ground_truth(records: pd.DataFrame, labels: pd.DataFrame | label_store.CompactLabels) -> pd.DataFrame:

@@ -534,3 +534,45 @@ def _columnar(key: str, body: bytes, numbered: list[tuple[int, bytes]] | None, w
         rest.lines = 0  # counted above with the object's lines
         out.add(rest)
     return out
+
+
+# --- shared by other JSON Lines readers (ground truth) ---------------------------------------------------------
+
+def text_part(body: bytes) -> tuple[bytes, list[tuple[int, bytes]] | None, list[tuple[int, bytes]]]:
+    """(the object's UTF-8 text for a columnar pass, its non-blank lines when they had to be split, the lines that
+    are not UTF-8): an object that is all text is returned whole and unsplit (the common case); otherwise the
+    lines that are not UTF-8 are set apart (for the per-line pass to quarantine) and the rest is joined again."""
+    try:
+        body.decode("utf-8")
+        return body, None, []
+    except UnicodeDecodeError:
+        pass
+    text, bad = [], []
+    for n, line in split_lines(body):
+        try:
+            line.decode("utf-8")
+            text.append((n, line))
+        except UnicodeDecodeError:
+            bad.append((n, line))
+    joined = b"\n".join(line for _, line in text)
+    if joined.startswith(BOM):  # not the object's own start (split_lines dropped that one): pyarrow must not skip it
+        joined = b"\n" + joined
+    return joined, text, bad
+
+
+def json_table(body: bytes, numbered: list[tuple[int, bytes]] | None, options: pa_json.ParseOptions
+               ) -> tuple[pa.StructArray, list[tuple[int, bytes]] | None] | None:
+    """An object of UTF-8 JSON Lines read as one table with pyarrow (``options``: its explicit schema), as rows of a
+    struct array, with its non-blank lines (``numbered``, split here when its rows are not its lines one for one);
+    None when the columnar pass cannot read it whole (a torn line, a line that is not an object, a field of
+    another type than the schema's, two records on one line): then every line goes through the per-line pass."""
+    try:
+        read = pa_json.ReadOptions(use_threads=False, block_size=max(READ_BLOCK, len(body) + 1))
+        table = pa_json.read_json(io.BytesIO(body), read_options=read, parse_options=options)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return None
+    if numbered is None and not _plain_lines(body, len(table)):
+        numbered = split_lines(body)
+    if numbered is not None and len(table) != len(numbered):
+        return None
+    return table.to_struct_array().combine_chunks(), numbered
