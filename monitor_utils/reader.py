@@ -6,7 +6,7 @@ import datetime as dt
 import io
 import json
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
-from . import payloads, windows
+from . import capture_layout, payloads, windows
 
 TEXT_LIMIT = 1024  # bytes of an unreadable line kept beside its reason
 READ_MARGIN = dt.timedelta(hours=1)  # a window reads the hour partitions this far either side of it
@@ -373,15 +373,16 @@ def _csv_side(side: pa.Array, response: bool) -> np.ndarray:
     return pc.fill_null(pc.and_(ok, pc.is_valid(data)), False).to_numpy(zero_copy_only=False)
 
 
-def _floats(cells: pa.ListArray, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """(rows whose every value pyarrow converts, their values as rows x width); the other rows go line by line."""
+def _floats(cells: pa.Array, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows whose every value pyarrow converts, their values as rows x width) of ``cells``, the values of rows
+    one after the other (``width`` each); the other rows go line by line."""
     try:
-        return np.ones(len(cells), dtype=bool), pc.cast(cells.flatten(), pa.float64()).to_numpy().reshape(-1, width)
+        return np.ones(len(cells) // width, dtype=bool), pc.cast(cells, pa.float64()).to_numpy().reshape(-1, width)
     except pa.ArrowInvalid:  # some value is not a plain number (a header, a space, a newline): find its rows
-        plain = pc.match_substring_regex(cells.flatten(), PLAIN_NUMBER).to_numpy(zero_copy_only=False)
+        plain = pc.match_substring_regex(cells.cast(pa.string()), PLAIN_NUMBER).to_numpy(zero_copy_only=False)
         ok = plain.reshape(-1, width).all(axis=1)
-        keep = _take(cells, np.flatnonzero(ok))
-        return ok, pc.cast(keep.flatten(), pa.float64()).to_numpy().reshape(-1, width)
+        keep = (np.flatnonzero(ok)[:, None] * width + np.arange(width)).ravel()
+        return ok, pc.cast(_take(cells, keep), pa.float64()).to_numpy().reshape(-1, width)
 
 
 def _times(stamps: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -456,6 +457,12 @@ def parse_object(key: str, body: bytes, window: windows.Window, features: Sequen
             out.outside = 1
         return out
     out, numbered = Parsed(), None
+    if (cut := capture_layout.cut(body, len(features))) is not None:  # plain ASCII: lines in SageMaker's layout
+        out.add(_cut_pass(key, body, cut, window, features, rank))  # cut by byte positions, the rest by pyarrow
+        if cut.rest:
+            out.add(_columnar(key, b"\n".join(line for _, line in cut.rest), cut.rest, window, features, rank))
+        out.quarantined.sort(key=lambda q: q["line"])
+        return out
     try:
         body.decode("utf-8")  # the common case: the whole object is text
     except UnicodeDecodeError:  # the lines that are not go to the per-line pass alone, the rest stays columnar
@@ -476,6 +483,34 @@ def parse_object(key: str, body: bytes, window: windows.Window, features: Sequen
     return out
 
 
+def _cut_pass(key: str, body: bytes, cut: capture_layout.Cut, window: windows.Window, features: Sequence[str],
+              rank: int) -> Parsed:
+    """The columnar pass over the lines of an object :func:`capture_layout.cut` found in SageMaker's layout: both
+    sides are CSV by that layout; the values are converted from views over the object's bytes (no split copy)."""
+    out = Parsed(lines=len(cut.line))
+    width = len(features)
+    spans = cut.spans
+
+    def text(name: str) -> pa.Array:
+        return capture_layout.strings(body, *spans[name])
+
+    def cells(idx: np.ndarray) -> tuple[np.ndarray, pa.Array]:
+        data_start, data_end = spans["data"][0][idx], spans["data"][1][idx]
+        commas = cut.commas[idx]
+        starts = np.concatenate((data_start[:, None], commas + 1), axis=1).ravel()
+        ends = np.concatenate((commas, data_end[:, None]), axis=1).ravel()
+        return np.ones(len(idx), dtype=bool), capture_layout.views(body, starts, ends)
+
+    def outputs(idx: np.ndarray) -> pa.Array:
+        return capture_layout.strings(body, spans["y"][0][idx], spans["y"][1][idx])
+
+    event = text("event_id")
+    plain = np.diff(np.stack(spans["event_id"]), axis=0)[0] > 0  # an eventId; both sides CSV by the layout
+    return _rows_pass(out, key, window, features, rank, cut.line, event, text("inference_id"), text("time"), plain,
+                      cells, outputs, lambda rows: [(int(cut.line[i]), body[spans["line"][0][i]:spans["line"][1][i]])
+                                                    for i in rows])
+
+
 def _columnar(key: str, body: bytes, numbered: list[tuple[int, bytes]] | None, window: windows.Window,
               features: Sequence[str], rank: int) -> Parsed:
     """The columnar pass over an object of UTF-8 text (its non-blank lines ``numbered`` when already split)."""
@@ -493,24 +528,50 @@ def _columnar(key: str, body: bytes, numbered: list[tuple[int, bytes]] | None, w
     out.lines += len(table)
     rows = table.to_struct_array().combine_chunks()
     event, inference = _field(rows, "eventMetadata", "eventId"), _field(rows, "eventMetadata", "inferenceId")
-    stamps = _field(rows, "eventMetadata", "inferenceTime")
+    plain = pc.fill_null(pc.greater(pc.utf8_length(event), 0), False).to_numpy(zero_copy_only=False)
+    plain &= _csv_side(_field(rows, "captureData", "endpointInput"), False)
+    plain &= _csv_side(_field(rows, "captureData", "endpointOutput"), True)
+    lines = np.arange(1, len(table) + 1) if numbered is None else np.fromiter(
+        (n for n, _ in numbered), dtype=np.int64, count=len(numbered))
+
+    def cells(idx: np.ndarray) -> tuple[np.ndarray, pa.Array]:
+        split = pc.split_pattern(_take(_field(rows, "captureData", "endpointInput", "data"), idx), ",")
+        sized = pc.equal(pc.list_value_length(split), len(features)).to_numpy(zero_copy_only=False)
+        return sized, _take(split, np.flatnonzero(sized)).flatten()
+
+    def outputs(idx: np.ndarray) -> pa.Array:
+        return _take(_field(rows, "captureData", "endpointOutput", "data"), idx)
+
+    def lines_of(idx: np.ndarray) -> list[tuple[int, bytes]]:
+        nonlocal numbered
+        numbered = numbered or split_lines(body)
+        return [numbered[i] for i in idx]
+
+    return _rows_pass(out, key, window, features, rank, lines, event, inference,
+                      _field(rows, "eventMetadata", "inferenceTime"), plain, cells, outputs, lines_of)
+
+
+def _rows_pass(out: Parsed, key: str, window: windows.Window, features: Sequence[str], rank: int, lines: np.ndarray,
+               event: pa.Array, inference: pa.Array, stamps: pa.Array, plain: np.ndarray,
+               cells: Callable[[np.ndarray], tuple[np.ndarray, pa.Array]], outputs: Callable[[np.ndarray], pa.Array],
+               lines_of: Callable[[np.ndarray], list[tuple[int, bytes]]]) -> Parsed:
+    """The rows of a columnar pass (one a line; ``lines`` their numbers) into ``out``: those in ``window`` whose
+    request is ``plain`` (an eventId, both sides single-row CSV) and whose ``cells`` (the row's values, rows
+    whose value count is right) and ``outputs`` convert to finite floats are kept; rows outside are counted;
+    every other row goes through :func:`parse_lines` (``lines_of``: their numbered lines), which names its reason."""
     known, t_ns = _times(stamps)
     inside = known & (t_ns >= _ns(window.start)) & (t_ns < _ns(window.end))
     outside = known & ~inside
     outside[outside] = _outside(window, partition_hour(key), t_ns[outside])  # else quarantined line by line
     out.outside += int(outside.sum())
-    fast = inside & (pc.fill_null(pc.greater(pc.utf8_length(event), 0), False).to_numpy(zero_copy_only=False))
-    fast &= _csv_side(_field(rows, "captureData", "endpointInput"), False)
-    fast &= _csv_side(_field(rows, "captureData", "endpointOutput"), True)
+    fast = inside & plain
     idx = np.flatnonzero(fast)
     if len(idx):
-        cells = pc.split_pattern(_take(_field(rows, "captureData", "endpointInput", "data"), idx), ",")
-        sized = pc.equal(pc.list_value_length(cells), len(features)).to_numpy(zero_copy_only=False)
-        converted, x = _floats(_take(cells, np.flatnonzero(sized)), len(features))
+        sized, values = cells(idx)
+        converted, x = _floats(values, len(features))
         sized[sized] = converted
         try:
-            y = pc.cast(_take(_field(rows, "captureData", "endpointOutput", "data"), idx[sized]),
-                        pa.float64()).to_numpy(zero_copy_only=False)
+            y = pc.cast(outputs(idx[sized]), pa.float64()).to_numpy(zero_copy_only=False)
         except pa.ArrowInvalid:  # a response that is not a plain number: the per-line pass names it
             sized[:], x, y = False, x[:0], np.empty(0)
         finite = np.isfinite(y) & np.isfinite(x).all(axis=1)
@@ -520,17 +581,14 @@ def _columnar(key: str, body: bytes, numbered: list[tuple[int, bytes]] | None, w
         fast[idx[~sized]] = False
         idx = idx[sized]
         if len(idx):
-            lines = idx + 1 if numbered is None else np.fromiter(
-                (n for n, _ in numbered), dtype=np.int64, count=len(numbered))[idx]
             inf = _take(inference, idx)
             no_id = pc.equal(inf, "")  # an empty inferenceId is none (the join falls back to the eventId)
             out.blocks.append(Block(_take(event, idx).cast(pa.string()), pc.if_else(no_id, None, inf).cast(pa.string()),
-                                    t_ns[idx], rank + lines, np.ones(len(idx), dtype=np.int64), x, y))
+                                    t_ns[idx], rank + lines[idx], np.ones(len(idx), dtype=np.int64), x, y))
             out.captured["both"] += len(idx)
     slow = np.flatnonzero(~fast & ~outside)
     if len(slow):
-        numbered = numbered or split_lines(body)
-        rest = parse_lines(key, [numbered[i] for i in slow], window, features, rank)
+        rest = parse_lines(key, lines_of(slow), window, features, rank)
         rest.lines = 0  # counted above with the object's lines
         out.add(rest)
     return out

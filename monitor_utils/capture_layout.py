@@ -1,0 +1,181 @@
+"""Capture lines written in SageMaker's own single-record CSV layout, found and cut into fields by byte positions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+from numpy.lib.stride_tricks import as_strided
+
+# bytes below this ('"', ',', a line break, a space, every control byte, ...) are where a line's layout is checked:
+# all of them are found in one vectorised pass, and a line of a layout has exactly that layout's ones, in order
+MARK = 45
+QUOTE, COMMA, BREAK = 34, 44, 10
+FIELDS = ("data", "y", "event_id", "inference_id", "time", "line")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One exact line layout: constant byte segments around the fields (each a JSON string's content).
+
+    ``segments[j]`` precedes field ``fields[j]``; the last segment ends the line. A field holds no byte below
+    ``MARK`` except the ``data`` field's commas (``width - 1`` of them).
+    """
+
+    segments: tuple[bytes, ...]
+    fields: tuple[str, ...]
+
+    def marks(self, width: int) -> tuple[np.ndarray, list[int]]:
+        """(the line's mark bytes in order, the column of each segment's first mark after the first segment)."""
+        out: list[int] = []
+        columns = []
+        for j, segment in enumerate(self.segments):
+            if j:
+                columns.append(len(out))
+            out += [b for b in segment if b < MARK]
+            if j < len(self.fields) and self.fields[j] == "data":
+                out += [COMMA] * (width - 1)
+        return np.array(out, dtype=np.uint8), columns
+
+
+def _layout(output_type: bytes, metadata: tuple[str, ...]) -> Layout:
+    side = b'{"observedContentType":"%s","mode":"%s","data":"'
+    segments = [b'{"captureData":{"endpointInput":' + side % (b"text/csv", b"INPUT"),
+                b'","encoding":"CSV"},"endpointOutput":' + side % (output_type, b"OUTPUT"),
+                b'","encoding":"CSV"}},"eventMetadata":{']
+    for name in metadata:
+        segments[-1] += b'"%s":"' % name.encode()
+        segments.append(b'",')
+    segments[-1] = b'"},"eventVersion":"0"}'
+    names = {"eventId": "event_id", "inferenceId": "inference_id", "inferenceTime": "time"}
+    return Layout(tuple(segments), ("data", "y") + tuple(names[m] for m in metadata))
+
+
+# what SageMaker writes for a CSV request and response (its eventMetadata with or without an inferenceId; the
+# simulated endpoint writes the inferenceId last)
+LAYOUTS = tuple(_layout(t, m) for t in (b"text/csv; charset=utf-8", b"text/csv")
+                for m in (("eventId", "inferenceTime", "inferenceId"), ("eventId", "inferenceId", "inferenceTime"),
+                          ("eventId", "inferenceTime")))
+
+
+@dataclass
+class Cut:
+    """The lines of one object that follow a layout, cut into fields (in line order), and the lines that do not.
+
+    Attributes
+    ----------
+    line : np.ndarray
+        1-based line number of each cut line.
+    spans : dict[str, tuple[np.ndarray, np.ndarray]]
+        Per field, (start, end) byte offsets of its text in the object (``inference_id`` empty when absent), and
+        of the whole ``line``.
+    commas : np.ndarray
+        Lines x (width - 1): the offsets of the commas in each line's ``data``.
+    rest : list[tuple[int, bytes]]
+        Every other non-blank line as (line number, bytes), a trailing ``\\r`` stripped (as ``reader.split_lines``).
+    lines : int
+        Non-blank lines of the object.
+    """
+
+    line: np.ndarray
+    spans: dict
+    commas: np.ndarray
+    rest: list
+    lines: int
+
+
+def _segment_at(data: np.ndarray, at: np.ndarray, segment: bytes) -> np.ndarray:
+    """Whether ``segment`` starts at each offset ``at`` of ``data`` (one gather of len(segment) bytes per offset)."""
+    n = len(segment)
+    if len(data) < n:
+        return np.zeros(len(at), dtype=bool)
+    windows = as_strided(data, shape=(len(data) - n + 1, n), strides=(1, 1), writeable=False)
+    return (windows[np.minimum(at, len(data) - n)] == np.frombuffer(segment, dtype=np.uint8)).all(axis=1)
+
+
+def cut(body: bytes, width: int) -> Cut | None:
+    """The object's lines in one of :data:`LAYOUTS` cut into fields; None when the object is not plain ASCII or
+    holds a backslash (a JSON escape: its lines are read by a JSON parser instead).
+
+    A line is cut only when it is byte for byte a layout (its constant segments at their places, its fields free
+    of quotes, escapes and control bytes): its JSON then holds exactly these fields with these texts.
+    """
+    if not body.isascii() or b"\\" in body:
+        return None
+    data = np.frombuffer(body, dtype=np.uint8)
+    pos = np.flatnonzero(data < MARK)
+    mark = data[pos]
+    if not body.endswith(b"\n"):  # the last line ends where the object does
+        pos, mark = np.append(pos, len(body)), np.append(mark, np.uint8(BREAK))
+    breaks = np.flatnonzero(mark == BREAK)
+    first = np.concatenate(([0], breaks[:-1] + 1))  # index into pos of each line's first mark
+    count = breaks - first
+    start = np.concatenate(([0], pos[breaks[:-1]] + 1))
+    end = pos[breaks]
+    matched = np.zeros(len(breaks), dtype=bool)
+    found = []
+    for layout in LAYOUTS:
+        expected, columns = layout.marks(width)
+        lines = np.flatnonzero((count == len(expected)) & ~matched)
+        if not len(lines):
+            continue
+        cols = first[lines, None] + np.arange(len(expected))
+        at = pos[cols]
+        ok = (mark[cols] == expected).all(axis=1)
+        anchors = [start[lines]] + [at[:, c] for c in columns]  # where each segment starts
+        for segment, anchor in zip(layout.segments, anchors):
+            ok &= _segment_at(data, anchor, segment)
+        ok &= end[lines] == anchors[-1] + len(layout.segments[-1])
+        if not ok.any():
+            continue
+        matched[lines[ok]] = True
+        spans = {name: (anchors[j][ok] + len(layout.segments[j]), anchors[j + 1][ok])
+                 for j, name in enumerate(layout.fields)}
+        spans.setdefault("inference_id", (spans["time"][0], spans["time"][0]))  # none: an empty text
+        spans["line"] = (start[lines[ok]], end[lines[ok]])
+        data_column = columns[layout.fields.index("data")] - (width - 1)
+        found.append((lines[ok], spans, at[ok][:, data_column:data_column + width - 1]))
+    rest = []
+    for i in np.flatnonzero(~matched):
+        line = body[start[i]:end[i]]
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if line.strip(b" \t\r"):
+            rest.append((int(i) + 1, line))
+    line = np.concatenate([f[0] for f in found]) if found else np.empty(0, dtype=np.int64)
+    order = np.argsort(line, kind="stable")
+    spans = {}
+    for name in FIELDS:
+        spans[name] = tuple(np.concatenate([f[1][name][k] for f in found])[order] if found
+                            else np.empty(0, dtype=np.int64) for k in (0, 1))
+    commas = np.concatenate([f[2] for f in found])[order] if found else np.empty((0, width - 1), dtype=np.int64)
+    return Cut(line[order] + 1, spans, commas, rest, len(line) + len(rest))
+
+
+def strings(body: bytes, start: np.ndarray, end: np.ndarray) -> pa.Array:
+    """The texts body[start:end] as one Arrow string array (one gather of their bytes)."""
+    sizes = end - start
+    offsets = np.zeros(len(sizes) + 1, dtype=np.int32)
+    np.cumsum(sizes, out=offsets[1:])
+    data = np.frombuffer(body, dtype=np.uint8)[np.repeat(start - offsets[:-1], sizes) + np.arange(offsets[-1])]
+    return pa.Array.from_buffers(pa.string(), len(sizes), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
+def views(body: bytes, start: np.ndarray, end: np.ndarray) -> pa.Array:
+    """The texts body[start:end] as an Arrow string_view array over the object's bytes: a text of up to 12 bytes
+    is held in its view (Arrow's layout), a longer one is its 4-byte prefix and its offset in ``body``."""
+    n = len(start)
+    sizes = (end - start).astype(np.int32)
+    padded = np.frombuffer(body + bytes(12), dtype=np.uint8)  # the last views may read past a short text's end
+    views = np.zeros((n, 16), dtype=np.uint8)
+    words = views.view(np.int32)
+    words[:, 0] = sizes
+    windows = as_strided(padded, shape=(len(body) + 1, 12), strides=(1, 1), writeable=False)
+    inline = windows[start]
+    inline[np.arange(12) >= sizes[:, None]] = 0
+    long = sizes > 12
+    inline[long, 4:] = 0
+    views[:, 4:] = inline
+    words[long, 3] = start[long]  # buffer 0, this offset
+    return pa.Array.from_buffers(pa.string_view(), n, [None, pa.py_buffer(views), pa.py_buffer(body)])
