@@ -8,10 +8,12 @@ import numpy as np
 import pyarrow as pa
 from numpy.lib.stride_tricks import as_strided
 
-# bytes below this ('"', ',', a line break, a space, every control byte, ...) are where a line's layout is checked:
-# all of them are found in one vectorised pass, and a line of a layout has exactly that layout's ones, in order
-MARK = 45
-QUOTE, COMMA, BREAK = 34, 44, 10
+# bytes below this ('"', a line break, a space, '!', every control byte) and every byte outside ASCII (negative as
+# int8) are where a line's layout is checked: all of them are found in one vectorised pass, and a line of a layout
+# has exactly that layout's ones, in order
+MARK = 35
+BREAK, BACKSLASH = 10, 92
+BOM = b"\xef\xbb\xbf"  # dropped at the start of an object (as reader.split_lines does)
 FIELDS = ("data", "y", "event_id", "inference_id", "time", "line")
 
 
@@ -20,23 +22,21 @@ class Layout:
     """One exact line layout: constant byte segments around the fields (each a JSON string's content).
 
     ``segments[j]`` precedes field ``fields[j]``; the last segment ends the line. A field holds no byte below
-    ``MARK`` except the ``data`` field's commas (``width - 1`` of them).
+    ``MARK``: no quote, no control byte.
     """
 
     segments: tuple[bytes, ...]
     fields: tuple[str, ...]
 
-    def marks(self, width: int) -> tuple[np.ndarray, list[int]]:
-        """(the line's mark bytes in order, the column of each segment's first mark after the first segment)."""
-        out: list[int] = []
-        columns = []
+    def marks(self) -> tuple[int, list[int]]:
+        """(how many marks a line of this layout holds, the index among them of each segment's first mark after
+        the first segment)."""
+        count, columns = 0, []
         for j, segment in enumerate(self.segments):
             if j:
-                columns.append(len(out))
-            out += [b for b in segment if b < MARK]
-            if j < len(self.fields) and self.fields[j] == "data":
-                out += [COMMA] * (width - 1)
-        return np.array(out, dtype=np.uint8), columns
+                columns.append(count)
+            count += sum(b < MARK for b in segment)
+        return count, columns
 
 
 def _layout(output_type: bytes, metadata: tuple[str, ...]) -> Layout:
@@ -70,8 +70,6 @@ class Cut:
     spans : dict[str, tuple[np.ndarray, np.ndarray]]
         Per field, (start, end) byte offsets of its text in the object (``inference_id`` empty when absent), and
         of the whole ``line``.
-    commas : np.ndarray
-        Lines x (width - 1): the offsets of the commas in each line's ``data``.
     rest : list[tuple[int, bytes]]
         Every other non-blank line as (line number, bytes), a trailing ``\\r`` stripped (as ``reader.split_lines``).
     lines : int
@@ -80,7 +78,6 @@ class Cut:
 
     line: np.ndarray
     spans: dict
-    commas: np.ndarray
     rest: list
     lines: int
 
@@ -94,36 +91,41 @@ def _segment_at(data: np.ndarray, at: np.ndarray, segment: bytes) -> np.ndarray:
     return (windows[np.minimum(at, len(data) - n)] == np.frombuffer(segment, dtype=np.uint8)).all(axis=1)
 
 
-def cut(body: bytes, width: int) -> Cut | None:
-    """The object's lines in one of :data:`LAYOUTS` cut into fields; None when the object is not plain ASCII or
-    holds a backslash (a JSON escape: its lines are read by a JSON parser instead).
+def cut(body: bytes) -> Cut:
+    """The object's lines in one of :data:`LAYOUTS` cut into fields, and its other lines as they are.
 
     A line is cut only when it is byte for byte a layout (its constant segments at their places, its fields free
-    of quotes, escapes and control bytes): its JSON then holds exactly these fields with these texts.
+    of quotes, backslashes (JSON escapes), control bytes and bytes outside ASCII): its JSON then holds exactly these
+    fields with these texts. Lines are split as :func:`reader.split_lines` does.
     """
-    if not body.isascii() or b"\\" in body:
-        return None
     data = np.frombuffer(body, dtype=np.uint8)
-    pos = np.flatnonzero(data < MARK)
+    skip = len(BOM) if body.startswith(BOM) else 0
+    pos = np.flatnonzero(data[skip:].view(np.int8) < MARK) + skip
     mark = data[pos]
     if not body.endswith(b"\n"):  # the last line ends where the object does
         pos, mark = np.append(pos, len(body)), np.append(mark, np.uint8(BREAK))
     breaks = np.flatnonzero(mark == BREAK)
     first = np.concatenate(([0], breaks[:-1] + 1))  # index into pos of each line's first mark
     count = breaks - first
-    start = np.concatenate(([0], pos[breaks[:-1]] + 1))
+    start = np.concatenate(([skip], pos[breaks[:-1]] + 1))
     end = pos[breaks]
     matched = np.zeros(len(breaks), dtype=bool)
+    if b"\\" in body:  # its lines hold JSON escapes: a JSON parser reads them
+        barred = np.zeros(len(breaks), dtype=bool)
+        barred[np.searchsorted(end, np.flatnonzero(data == BACKSLASH))] = True
+    else:
+        barred = matched
     found = []
     for layout in LAYOUTS:
-        expected, columns = layout.marks(width)
-        lines = np.flatnonzero((count == len(expected)) & ~matched)
+        marks, columns = layout.marks()
+        lines = np.flatnonzero((count == marks) & ~matched & ~barred)
         if not len(lines):
             continue
-        cols = first[lines, None] + np.arange(len(expected))
-        at = pos[cols]
-        ok = (mark[cols] == expected).all(axis=1)
-        anchors = [start[lines]] + [at[:, c] for c in columns]  # where each segment starts
+        # where each segment starts: the line's start, then the mark that opens it (each opens with a quote). With
+        # every segment there byte for byte and the line's end right after the last one, the line holds only
+        # its segments' marks (their count is the layout's): no field holds one.
+        anchors = [start[lines]] + list(pos[first[lines, None] + np.array(columns)].T)
+        ok = np.ones(len(lines), dtype=bool)
         for segment, anchor in zip(layout.segments, anchors):
             ok &= _segment_at(data, anchor, segment)
         ok &= end[lines] == anchors[-1] + len(layout.segments[-1])
@@ -134,8 +136,7 @@ def cut(body: bytes, width: int) -> Cut | None:
                  for j, name in enumerate(layout.fields)}
         spans.setdefault("inference_id", (spans["time"][0], spans["time"][0]))  # none: an empty text
         spans["line"] = (start[lines[ok]], end[lines[ok]])
-        data_column = columns[layout.fields.index("data")] - (width - 1)
-        found.append((lines[ok], spans, at[ok][:, data_column:data_column + width - 1]))
+        found.append((lines[ok], spans))
     rest = []
     for i in np.flatnonzero(~matched):
         line = body[start[i]:end[i]]
@@ -149,8 +150,7 @@ def cut(body: bytes, width: int) -> Cut | None:
     for name in FIELDS:
         spans[name] = tuple(np.concatenate([f[1][name][k] for f in found])[order] if found
                             else np.empty(0, dtype=np.int64) for k in (0, 1))
-    commas = np.concatenate([f[2] for f in found])[order] if found else np.empty((0, width - 1), dtype=np.int64)
-    return Cut(line[order] + 1, spans, commas, rest, len(line) + len(rest))
+    return Cut(line[order] + 1, spans, rest, len(line) + len(rest))
 
 
 def strings(body: bytes, start: np.ndarray, end: np.ndarray) -> pa.Array:

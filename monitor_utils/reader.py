@@ -385,6 +385,13 @@ def _floats(cells: pa.Array, width: int) -> tuple[np.ndarray, np.ndarray]:
         return ok, pc.cast(_take(cells, keep), pa.float64()).to_numpy().reshape(-1, width)
 
 
+def _split(rows: pa.Array, width: int) -> tuple[np.ndarray, pa.Array]:
+    """(rows of ``width`` comma-separated values, the values of those rows one after the other)."""
+    split = pc.split_pattern(rows, ",")
+    sized = pc.equal(pc.list_value_length(split), width).to_numpy(zero_copy_only=False)
+    return sized, _take(split, np.flatnonzero(sized)).flatten()
+
+
 def _times(stamps: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """(rows whose inferenceTime has SageMaker's plain form and a real date, their times in ns since the epoch, 0
     elsewhere): cast by pyarrow; an object holding an impossible date (02-30) is read by pandas instead."""
@@ -456,29 +463,26 @@ def parse_object(key: str, body: bytes, window: windows.Window, features: Sequen
         else:
             out.outside = 1
         return out
-    out, numbered = Parsed(), None
-    if (cut := capture_layout.cut(body, len(features))) is not None:  # plain ASCII: lines in SageMaker's layout
-        out.add(_cut_pass(key, body, cut, window, features, rank))  # cut by byte positions, the rest by pyarrow
-        if cut.rest:
-            out.add(_columnar(key, b"\n".join(line for _, line in cut.rest), cut.rest, window, features, rank))
-        out.quarantined.sort(key=lambda q: q["line"])
+    cut = capture_layout.cut(body)  # lines in SageMaker's own layout, cut by byte positions
+    out = _cut_pass(key, body, cut, window, features, rank)
+    numbered = cut.rest  # the others: read by pyarrow, line by line when that fails
+    if not numbered:
         return out
-    try:
-        body.decode("utf-8")  # the common case: the whole object is text
-    except UnicodeDecodeError:  # the lines that are not go to the per-line pass alone, the rest stays columnar
-        numbered = split_lines(body)
-        text = []
-        for n, line in numbered:
-            try:
-                line.decode("utf-8")
-                text.append((n, line))
-            except UnicodeDecodeError:
-                out.add(parse_lines(key, [(n, line)], window, features, rank))
-        numbered = text
-        body = b"\n".join(line for _, line in numbered)
+    text = []
+    for n, line in numbered:
+        if line.isascii():
+            text.append((n, line))
+            continue
+        try:
+            line.decode("utf-8")
+            text.append((n, line))
+        except UnicodeDecodeError:  # a line that is not UTF-8 goes to the per-line pass alone
+            out.add(parse_lines(key, [(n, line)], window, features, rank))
+    if text:
+        body = b"\n".join(line for _, line in text)
         if body.startswith(BOM):  # not the object's own start (that one split_lines dropped): pyarrow must not skip it
             body = b"\n" + body
-    out.add(_columnar(key, body, numbered, window, features, rank))
+        out.add(_columnar(key, body, text, window, features, rank))
     out.quarantined.sort(key=lambda q: q["line"])  # in line order, as the per-line pass gives them
     return out
 
@@ -486,7 +490,7 @@ def parse_object(key: str, body: bytes, window: windows.Window, features: Sequen
 def _cut_pass(key: str, body: bytes, cut: capture_layout.Cut, window: windows.Window, features: Sequence[str],
               rank: int) -> Parsed:
     """The columnar pass over the lines of an object :func:`capture_layout.cut` found in SageMaker's layout: both
-    sides are CSV by that layout; the values are converted from views over the object's bytes (no split copy)."""
+    sides are CSV by that layout."""
     out = Parsed(lines=len(cut.line))
     width = len(features)
     spans = cut.spans
@@ -495,11 +499,8 @@ def _cut_pass(key: str, body: bytes, cut: capture_layout.Cut, window: windows.Wi
         return capture_layout.strings(body, *spans[name])
 
     def cells(idx: np.ndarray) -> tuple[np.ndarray, pa.Array]:
-        data_start, data_end = spans["data"][0][idx], spans["data"][1][idx]
-        commas = cut.commas[idx]
-        starts = np.concatenate((data_start[:, None], commas + 1), axis=1).ravel()
-        ends = np.concatenate((commas, data_end[:, None]), axis=1).ravel()
-        return np.ones(len(idx), dtype=bool), capture_layout.views(body, starts, ends)
+        rows = capture_layout.views(body, spans["data"][0][idx], spans["data"][1][idx]).cast(pa.string())
+        return _split(rows, width)
 
     def outputs(idx: np.ndarray) -> pa.Array:
         return capture_layout.strings(body, spans["y"][0][idx], spans["y"][1][idx])
@@ -535,9 +536,7 @@ def _columnar(key: str, body: bytes, numbered: list[tuple[int, bytes]] | None, w
         (n for n, _ in numbered), dtype=np.int64, count=len(numbered))
 
     def cells(idx: np.ndarray) -> tuple[np.ndarray, pa.Array]:
-        split = pc.split_pattern(_take(_field(rows, "captureData", "endpointInput", "data"), idx), ",")
-        sized = pc.equal(pc.list_value_length(split), len(features)).to_numpy(zero_copy_only=False)
-        return sized, _take(split, np.flatnonzero(sized)).flatten()
+        return _split(_take(_field(rows, "captureData", "endpointInput", "data"), idx), len(features))
 
     def outputs(idx: np.ndarray) -> pa.Array:
         return _take(_field(rows, "captureData", "endpointOutput", "data"), idx)
