@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,6 +13,7 @@ from numpy.lib.stride_tricks import as_strided
 # int8) are where a line's layout is checked: all of them are found in one vectorised pass, and a line of a layout
 # has exactly that layout's ones, in order
 MARK = 35
+MARK_BLOCK = 1 << 18  # bytes compared at once
 BREAK, BACKSLASH = 10, 92
 BOM = b"\xef\xbb\xbf"  # dropped at the start of an object (as reader.split_lines does)
 FIELDS = ("data", "y", "event_id", "inference_id", "time", "line")
@@ -28,7 +30,8 @@ class Layout:
     segments: tuple[bytes, ...]
     fields: tuple[str, ...]
 
-    def marks(self) -> tuple[int, list[int]]:
+    @functools.cached_property
+    def marks(self) -> tuple[int, np.ndarray]:
         """(how many marks a line of this layout holds, the index among them of each segment's first mark after
         the first segment)."""
         count, columns = 0, []
@@ -36,7 +39,7 @@ class Layout:
             if j:
                 columns.append(count)
             count += sum(b < MARK for b in segment)
-        return count, columns
+        return count, np.array(columns)
 
 
 def _layout(output_type: bytes, metadata: tuple[str, ...]) -> Layout:
@@ -83,12 +86,33 @@ class Cut:
 
 
 def _segment_at(data: np.ndarray, at: np.ndarray, segment: bytes) -> np.ndarray:
-    """Whether ``segment`` starts at each offset ``at`` of ``data`` (one gather of len(segment) bytes per offset)."""
+    """Whether ``segment`` starts at each offset ``at`` of ``data`` (a gather of its bytes, 8 at a time, per offset)."""
     n = len(segment)
     if len(data) < n:
         return np.zeros(len(at), dtype=bool)
-    windows = as_strided(data, shape=(len(data) - n + 1, n), strides=(1, 1), writeable=False)
-    return (windows[np.minimum(at, len(data) - n)] == np.frombuffer(segment, dtype=np.uint8)).all(axis=1)
+    at = np.minimum(at, len(data) - n)
+    words, tail = divmod(n, 8)
+    ok = np.ones(len(at), dtype=bool)
+    if words:  # unaligned 8-byte words read in place
+        wide = np.ndarray((len(data) - n + 1, words), dtype=np.uint64, buffer=data, strides=(1, 8))
+        ok &= (wide[at] == np.frombuffer(segment[: words * 8], dtype=np.uint64)).all(axis=1)
+    if tail:
+        narrow = as_strided(data[words * 8:], shape=(len(data) - n + 1, tail), strides=(1, 1), writeable=False)
+        ok &= (narrow[at] == np.frombuffer(segment[words * 8:], dtype=np.uint8)).all(axis=1)
+    return ok
+
+
+def _marks(data: np.ndarray, skip: int) -> np.ndarray:
+    """Offsets of the bytes below ``MARK`` or outside ASCII from ``skip`` on, found a block at a time (a small
+    buffer reused: no pass allocates the object's size)."""
+    block = np.empty(min(MARK_BLOCK, len(data)), dtype=bool)
+    signed = data.view(np.int8)
+    found = []
+    for at in range(skip, len(data), MARK_BLOCK):
+        part = signed[at:at + MARK_BLOCK]
+        np.less(part, MARK, out=block[:len(part)])
+        found.append(np.flatnonzero(block[:len(part)]) + at)
+    return np.concatenate(found) if found else np.empty(0, dtype=np.int64)
 
 
 def cut(body: bytes) -> Cut:
@@ -100,7 +124,7 @@ def cut(body: bytes) -> Cut:
     """
     data = np.frombuffer(body, dtype=np.uint8)
     skip = len(BOM) if body.startswith(BOM) else 0
-    pos = np.flatnonzero(data[skip:].view(np.int8) < MARK) + skip
+    pos = _marks(data, skip)
     mark = data[pos]
     if not body.endswith(b"\n"):  # the last line ends where the object does
         pos, mark = np.append(pos, len(body)), np.append(mark, np.uint8(BREAK))
@@ -117,14 +141,14 @@ def cut(body: bytes) -> Cut:
         barred = matched
     found = []
     for layout in LAYOUTS:
-        marks, columns = layout.marks()
+        marks, columns = layout.marks
         lines = np.flatnonzero((count == marks) & ~matched & ~barred)
         if not len(lines):
             continue
         # where each segment starts: the line's start, then the mark that opens it (each opens with a quote). With
         # every segment there byte for byte and the line's end right after the last one, the line holds only
         # its segments' marks (their count is the layout's): no field holds one.
-        anchors = [start[lines]] + list(pos[first[lines, None] + np.array(columns)].T)
+        anchors = [start[lines]] + list(pos[first[lines, None] + columns].T)
         ok = np.ones(len(lines), dtype=bool)
         for segment, anchor in zip(layout.segments, anchors):
             ok &= _segment_at(data, anchor, segment)
