@@ -15,6 +15,8 @@ from numpy.lib.stride_tricks import as_strided
 MARK = 35
 MARK_BLOCK = 1 << 18  # bytes compared at once
 BREAK, BACKSLASH = 10, 92
+INLINE = 12  # Arrow's string view holds a text of up to this many bytes in the view itself
+_KEEP = np.array([0, 0xFF, 0xFFFF, 0xFFFFFF, 0xFFFFFFFF], dtype="<u4")  # the first k bytes of a little-endian word
 BOM = b"\xef\xbb\xbf"  # dropped at the start of an object (as reader.split_lines does)
 FIELDS = ("data", "y", "event_id", "inference_id", "time", "line")
 
@@ -186,20 +188,31 @@ def strings(body: bytes, start: np.ndarray, end: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.string(), len(sizes), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
-def views(body: bytes, start: np.ndarray, end: np.ndarray) -> pa.Array:
-    """The texts body[start:end] as an Arrow string_view array over the object's bytes: a text of up to 12 bytes
-    is held in its view (Arrow's layout), a longer one is its 4-byte prefix and its offset in ``body``."""
-    n = len(start)
-    sizes = (end - start).astype(np.int32)
-    padded = np.frombuffer(body + bytes(12), dtype=np.uint8)  # the last views may read past a short text's end
-    views = np.zeros((n, 16), dtype=np.uint8)
-    words = views.view(np.int32)
-    words[:, 0] = sizes
-    windows = as_strided(padded, shape=(len(body) + 1, 12), strides=(1, 1), writeable=False)
-    inline = windows[start]
-    inline[np.arange(12) >= sizes[:, None]] = 0
-    long = sizes > 12
-    inline[long, 4:] = 0
-    views[:, 4:] = inline
-    words[long, 3] = start[long]  # buffer 0, this offset
-    return pa.Array.from_buffers(pa.string_view(), n, [None, pa.py_buffer(views), pa.py_buffer(body)])
+def views(buffer: pa.Buffer | bytes, start: np.ndarray, end: np.ndarray) -> pa.Array:
+    """The texts buffer[start:end] as an Arrow ``string_view`` array over ``buffer`` (no copy of a longer text).
+
+    Arrow's layout: each view is 16 bytes, the text's length, then the text itself when it is at most
+    ``INLINE`` bytes (zero padded), else its first 4 bytes, buffer 0 and its offset. The short texts' bytes are
+    read as three unaligned 4-byte words each (one gather per word, not per byte).
+    """
+    data = np.frombuffer(buffer, dtype=np.uint8)
+    start = np.asarray(start, dtype=np.int64)
+    sizes = np.asarray(end, dtype=np.int64) - start
+    out = np.zeros((len(start), 4), dtype="<u4")
+    out[:, 0] = sizes
+    if len(data) >= 4:
+        words = np.ndarray((len(data) - 3,), dtype="<u4", buffer=data, strides=(1,))  # a word at every byte
+        for k in range(3):
+            keep = np.clip(sizes - 4 * k, 0, 4)
+            out[:, 1 + k] = words[np.minimum(start + 4 * k, len(data) - 4)] & _KEEP[keep]
+    near_end = np.flatnonzero(start + INLINE > len(data))  # their words were read from a shifted place: by hand
+    for i in near_end:
+        text = bytes(data[start[i]:start[i] + min(sizes[i], INLINE)]).ljust(INLINE, b"\0")
+        out[i, 1:] = np.frombuffer(text, dtype="<u4")
+    long = np.flatnonzero(sizes > INLINE)
+    if len(long):
+        out[long, 1] = np.ndarray((len(data) - 3,), dtype="<u4", buffer=data, strides=(1,))[start[long]]
+        out[long, 2] = 0  # buffer 0
+        out[long, 3] = start[long]
+    buffer = buffer if isinstance(buffer, pa.Buffer) else pa.py_buffer(buffer)
+    return pa.Array.from_buffers(pa.string_view(), len(start), [None, pa.py_buffer(out), buffer])

@@ -387,7 +387,7 @@ def _floats(cells: pa.Array, width: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _split(rows: pa.Array, width: int) -> tuple[np.ndarray, pa.Array]:
     """(rows of ``width`` comma-separated values, the values of those rows one after the other)."""
-    split = pc.split_pattern(rows, ",")
+    split = pc.split_pattern(rows.cast(pa.string()), ",")
     sized = pc.equal(pc.list_value_length(split), width).to_numpy(zero_copy_only=False)
     return sized, _take(split, np.flatnonzero(sized)).flatten()
 
@@ -499,8 +499,7 @@ def _cut_pass(key: str, body: bytes, cut: capture_layout.Cut, window: windows.Wi
         return capture_layout.strings(body, *spans[name])
 
     def cells(idx: np.ndarray) -> tuple[np.ndarray, pa.Array]:
-        rows = capture_layout.views(body, spans["data"][0][idx], spans["data"][1][idx]).cast(pa.string())
-        return _split(rows, width)
+        return _split(capture_layout.views(body, spans["data"][0][idx], spans["data"][1][idx]), width)
 
     def outputs(idx: np.ndarray) -> pa.Array:
         return capture_layout.strings(body, spans["y"][0][idx], spans["y"][1][idx])
