@@ -429,24 +429,13 @@ def _outside(window: windows.Window, hour: dt.datetime | None, t_ns: np.ndarray)
     return (first <= _ns(hour)) & (_ns(hour) <= last)
 
 
-def _plain_lines(body: bytes, rows: int) -> bool:
-    """True when the object's lines are its rows one for one, found without splitting it: no blank line, no line
-    that starts with whitespace, and as many rows as lines (one vectorised pass over the bytes)."""
-    if body[:1] in (b"", b" ", b"\t", b"\r", b"\n"):
-        return False
-    data = np.frombuffer(body, dtype=np.uint8)
-    breaks = np.flatnonzero(data == 10)
-    after = data[breaks[breaks < len(data) - 1] + 1]
-    if ((after == 10) | (after == 32) | (after == 9) | (after == 13)).any():
-        return False
-    return rows == len(breaks) + (not body.endswith(b"\n"))
-
-
 def parse_object(key: str, body: bytes, window: windows.Window, features: Sequence[str], rank: int) -> Parsed:
     """Records of one capture object in ``window``, and the account of each of its lines (see :class:`Parsed`).
 
-    The object is read as a table with pyarrow's JSON reader; requests whose both sides are single-row CSV (the
-    common case) are split and converted to floats in one vectorised pass. Every other request (JSON, JSON Lines,
+    Lines written byte for byte in SageMaker's own single-record CSV layout (the common case) are cut into their
+    fields by byte positions (:func:`capture_layout.cut`: no JSON parser); the other lines are read as a table
+    with pyarrow's JSON reader. In both, requests whose both sides are single-row CSV are split and converted to
+    floats in one vectorised pass. Every other request (JSON, JSON Lines,
     BASE64, multi-row CSV, a missing side, a missing or non-finite value, a time that is not SageMaker's plain
     form), and every request of an object the columnar pass cannot read whole (a torn line, two records on one
     line), goes through :func:`parse_lines`, which names the reason of each unreadable line: both passes give the
@@ -465,14 +454,8 @@ def parse_object(key: str, body: bytes, window: windows.Window, features: Sequen
         return out
     cut = capture_layout.cut(body)  # lines in SageMaker's own layout, cut by byte positions
     out = _cut_pass(key, body, cut, window, features, rank)
-    numbered = cut.rest  # the others: read by pyarrow, line by line when that fails
-    if not numbered:
-        return out
-    text = []
-    for n, line in numbered:
-        if line.isascii():
-            text.append((n, line))
-            continue
+    text = []  # the other lines: read by pyarrow, line by line when that fails
+    for n, line in cut.rest:
         try:
             line.decode("utf-8")
             text.append((n, line))
@@ -511,19 +494,17 @@ def _cut_pass(key: str, body: bytes, cut: capture_layout.Cut, window: windows.Wi
                                                     for i in rows])
 
 
-def _columnar(key: str, body: bytes, numbered: list[tuple[int, bytes]] | None, window: windows.Window,
+def _columnar(key: str, body: bytes, numbered: list[tuple[int, bytes]], window: windows.Window,
               features: Sequence[str], rank: int) -> Parsed:
-    """The columnar pass over an object of UTF-8 text (its non-blank lines ``numbered`` when already split)."""
+    """The columnar pass (pyarrow's JSON reader) over ``body``, the UTF-8 lines ``numbered`` joined."""
     out = Parsed()
     try:
         # one block for the whole object: one chunk (no combined copy), objects are read in parallel instead
         options = pa_json.ReadOptions(use_threads=False, block_size=max(READ_BLOCK, len(body) + 1))
         table = pa_json.read_json(io.BytesIO(body), read_options=options, parse_options=PARSE_OPTIONS)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        return parse_lines(key, numbered if numbered is not None else split_lines(body), window, features, rank)
-    if numbered is None and not _plain_lines(body, len(table)):
-        numbered = split_lines(body)
-    if numbered is not None and len(table) != len(numbered):  # a line pyarrow read as several: one by one
+        return parse_lines(key, numbered, window, features, rank)
+    if len(table) != len(numbered):  # a line pyarrow read as several: one by one
         return parse_lines(key, numbered, window, features, rank)
     out.lines += len(table)
     rows = table.to_struct_array().combine_chunks()
@@ -531,8 +512,7 @@ def _columnar(key: str, body: bytes, numbered: list[tuple[int, bytes]] | None, w
     plain = pc.fill_null(pc.greater(pc.utf8_length(event), 0), False).to_numpy(zero_copy_only=False)
     plain &= _csv_side(_field(rows, "captureData", "endpointInput"), False)
     plain &= _csv_side(_field(rows, "captureData", "endpointOutput"), True)
-    lines = np.arange(1, len(table) + 1) if numbered is None else np.fromiter(
-        (n for n, _ in numbered), dtype=np.int64, count=len(numbered))
+    lines = np.fromiter((n for n, _ in numbered), dtype=np.int64, count=len(numbered))
 
     def cells(idx: np.ndarray) -> tuple[np.ndarray, pa.Array]:
         return _split(_take(_field(rows, "captureData", "endpointInput", "data"), idx), len(features))
@@ -540,13 +520,9 @@ def _columnar(key: str, body: bytes, numbered: list[tuple[int, bytes]] | None, w
     def outputs(idx: np.ndarray) -> pa.Array:
         return _take(_field(rows, "captureData", "endpointOutput", "data"), idx)
 
-    def lines_of(idx: np.ndarray) -> list[tuple[int, bytes]]:
-        nonlocal numbered
-        numbered = numbered or split_lines(body)
-        return [numbered[i] for i in idx]
-
     return _rows_pass(out, key, window, features, rank, lines, event, inference,
-                      _field(rows, "eventMetadata", "inferenceTime"), plain, cells, outputs, lines_of)
+                      _field(rows, "eventMetadata", "inferenceTime"), plain, cells, outputs,
+                      lambda idx: [numbered[i] for i in idx])
 
 
 def _rows_pass(out: Parsed, key: str, window: windows.Window, features: Sequence[str], rank: int, lines: np.ndarray,
