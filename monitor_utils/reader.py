@@ -548,7 +548,8 @@ def _rows_pass(out: Parsed, key: str, window: windows.Window, features: Sequence
             y = pc.cast(outputs(idx[sized]), pa.float64()).to_numpy(zero_copy_only=False)
         except pa.ArrowInvalid:  # a response that is not a plain number: the per-line pass names it
             sized[:], x, y = False, x[:0], np.empty(0)
-        finite = np.isfinite(y) & np.isfinite(x).all(axis=1)
+        finite = np.isfinite(y + x.sum(axis=1))  # a sum is finite when its values are (or a rare overflow: the
+        # per-line pass reads that row exactly)
         if not finite.all():  # missing or non-finite values: the per-line pass counts or names them
             sized[np.flatnonzero(sized)[~finite]] = False
             x, y = x[finite], y[finite]
