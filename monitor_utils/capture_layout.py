@@ -17,6 +17,7 @@ MARK_BLOCK = 1 << 18  # bytes compared at once
 BREAK, BACKSLASH = 10, 92
 INLINE = 12  # Arrow's string view holds a text of up to this many bytes in the view itself
 _KEEP = np.array([0, 0xFF, 0xFFFF, 0xFFFFFF, 0xFFFFFFFF], dtype="<u4")  # the first k bytes of a little-endian word
+LARGEST = 1 << 31  # an object this large is not cut (a string view's offset is 32 bits)
 BOM = b"\xef\xbb\xbf"  # dropped at the start of an object (as reader.split_lines does)
 FIELDS = ("data", "y", "event_id", "inference_id", "time", "line")
 
@@ -142,7 +143,7 @@ def cut(body: bytes) -> Cut:
     else:
         barred = matched
     found = []
-    for layout in LAYOUTS:
+    for layout in LAYOUTS if len(body) < LARGEST else ():
         marks, columns = layout.marks
         lines = np.flatnonzero((count == marks) & ~matched & ~barred)
         if not len(lines):
