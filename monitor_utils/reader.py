@@ -435,8 +435,7 @@ def parse_object(key: str, body: bytes, window: windows.Window, features: Sequen
     Lines written byte for byte in SageMaker's own single-record CSV layout (the common case) are cut into their
     fields by byte positions (:func:`capture_layout.cut`: no JSON parser); the other lines are read as a table
     with pyarrow's JSON reader. In both, requests whose both sides are single-row CSV are split and converted to
-    floats in one vectorised pass. Every other request (JSON, JSON Lines,
-    BASE64, multi-row CSV, a missing side, a missing or non-finite value, a time that is not SageMaker's plain
+    floats in one vectorised pass. Every other request (JSON, JSON Lines, BASE64, multi-row CSV, a missing side, a missing or non-finite value, a time that is not SageMaker's plain
     form), and every request of an object the columnar pass cannot read whole (a torn line, two records on one
     line), goes through :func:`parse_lines`, which names the reason of each unreadable line: both passes give the
     same records, counts and quarantine. A line that is not UTF-8 is quarantined alone and the rest of the object
@@ -488,7 +487,7 @@ def _cut_pass(key: str, body: bytes, cut: capture_layout.Cut, window: windows.Wi
         return capture_layout.strings(body, spans["y"][0][idx], spans["y"][1][idx])
 
     event = text("event_id")
-    plain = np.diff(np.stack(spans["event_id"]), axis=0)[0] > 0  # an eventId; both sides CSV by the layout
+    plain = spans["event_id"][1] > spans["event_id"][0]  # an eventId (both sides are CSV by the layout)
     return _rows_pass(out, key, window, features, rank, cut.line, event, text("inference_id"), text("time"), plain,
                       cells, outputs, lambda rows: [(int(cut.line[i]), body[spans["line"][0][i]:spans["line"][1][i]])
                                                     for i in rows])
