@@ -435,9 +435,9 @@ def parse_object(key: str, body: bytes, window: windows.Window, features: Sequen
     Lines written byte for byte in SageMaker's own single-record CSV layout (the common case) are cut into their
     fields by byte positions (:func:`capture_layout.cut`: no JSON parser); the other lines are read as a table
     with pyarrow's JSON reader. In both, requests whose both sides are single-row CSV are split and converted to
-    floats in one vectorised pass. Every other request (JSON, JSON Lines, BASE64, multi-row CSV, a missing side, a missing or non-finite value, a time that is not SageMaker's plain
-    form), and every request of an object the columnar pass cannot read whole (a torn line, two records on one
-    line), goes through :func:`parse_lines`, which names the reason of each unreadable line: both passes give the
+    floats in one vectorised pass. Every other request (JSON, JSON Lines, BASE64, multi-row CSV, a missing side,
+    a missing or non-finite value, a time that is not SageMaker's plain form), and every request of lines pyarrow
+    cannot read whole (a torn line, two records on one line), goes through :func:`parse_lines`, which names the reason of each unreadable line: both passes give the
     same records, counts and quarantine. A line that is not UTF-8 is quarantined alone and the rest of the object
     still goes through the columnar pass; an object that is not text at all (gzip, an image) is one quarantine
     entry naming its size and what it looks like (counted as one line). ``rank`` orders this object's requests
