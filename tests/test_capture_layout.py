@@ -124,3 +124,14 @@ def test_plain_lines_are_not_read_by_a_json_parser(monkeypatch):
     assert got.lines == got.lines_read == 80
     records = got.frame(FEATURES)
     assert np.array_equal(records["f2"].sort_values().unique(), np.arange(40) * 7.0)
+
+
+@given(st.binary(min_size=0, max_size=64).map(lambda b: bytes(c % 128 for c in b)),
+       st.lists(st.tuples(st.integers(0, 64), st.integers(0, 30)), max_size=12))
+def test_views_hold_the_texts_they_name_short_long_and_at_the_end(body, spans):
+    spans = [(min(s, len(body)), min(s + n, len(body))) for s, n in spans]
+    start, end = np.array([s for s, _ in spans], dtype=np.int64), np.array([e for _, e in spans], dtype=np.int64)
+    got = L.views(body, start, end)
+    got.validate(full=True)
+    assert got.to_pylist() == [body[s:e].decode() for s, e in spans]
+    assert L.strings(body, start, end).to_pylist() == got.to_pylist()
