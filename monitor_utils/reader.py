@@ -6,7 +6,7 @@ import datetime as dt
 import io
 import json
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
-from . import payloads, windows
+from . import capture_layout, payloads, windows
 
 TEXT_LIMIT = 1024  # bytes of an unreadable line kept beside its reason
 READ_MARGIN = dt.timedelta(hours=1)  # a window reads the hour partitions this far either side of it
@@ -373,15 +373,23 @@ def _csv_side(side: pa.Array, response: bool) -> np.ndarray:
     return pc.fill_null(pc.and_(ok, pc.is_valid(data)), False).to_numpy(zero_copy_only=False)
 
 
-def _floats(cells: pa.ListArray, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """(rows whose every value pyarrow converts, their values as rows x width); the other rows go line by line."""
+def _floats(cells: pa.Array, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows whose every value pyarrow converts, their values as rows x width) of ``cells``, the values of rows
+    one after the other (``width`` each); the other rows go line by line."""
     try:
-        return np.ones(len(cells), dtype=bool), pc.cast(cells.flatten(), pa.float64()).to_numpy().reshape(-1, width)
+        return np.ones(len(cells) // width, dtype=bool), pc.cast(cells, pa.float64()).to_numpy().reshape(-1, width)
     except pa.ArrowInvalid:  # some value is not a plain number (a header, a space, a newline): find its rows
-        plain = pc.match_substring_regex(cells.flatten(), PLAIN_NUMBER).to_numpy(zero_copy_only=False)
+        plain = pc.match_substring_regex(cells.cast(pa.string()), PLAIN_NUMBER).to_numpy(zero_copy_only=False)
         ok = plain.reshape(-1, width).all(axis=1)
-        keep = _take(cells, np.flatnonzero(ok))
-        return ok, pc.cast(keep.flatten(), pa.float64()).to_numpy().reshape(-1, width)
+        keep = (np.flatnonzero(ok)[:, None] * width + np.arange(width)).ravel()
+        return ok, pc.cast(_take(cells, keep), pa.float64()).to_numpy().reshape(-1, width)
+
+
+def _split(rows: pa.Array, width: int) -> tuple[np.ndarray, pa.Array]:
+    """(rows of ``width`` comma-separated values, the values of those rows one after the other)."""
+    split = pc.split_pattern(rows.cast(pa.string()), ",")
+    sized = pc.equal(pc.list_value_length(split), width).to_numpy(zero_copy_only=False)
+    return sized, _take(split, np.flatnonzero(sized)).flatten()
 
 
 def _times(stamps: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -421,27 +429,15 @@ def _outside(window: windows.Window, hour: dt.datetime | None, t_ns: np.ndarray)
     return (first <= _ns(hour)) & (_ns(hour) <= last)
 
 
-def _plain_lines(body: bytes, rows: int) -> bool:
-    """True when the object's lines are its rows one for one, found without splitting it: no blank line, no line
-    that starts with whitespace, and as many rows as lines (one vectorised pass over the bytes)."""
-    if body[:1] in (b"", b" ", b"\t", b"\r", b"\n"):
-        return False
-    data = np.frombuffer(body, dtype=np.uint8)
-    breaks = np.flatnonzero(data == 10)
-    after = data[breaks[breaks < len(data) - 1] + 1]
-    if ((after == 10) | (after == 32) | (after == 9) | (after == 13)).any():
-        return False
-    return rows == len(breaks) + (not body.endswith(b"\n"))
-
-
 def parse_object(key: str, body: bytes, window: windows.Window, features: Sequence[str], rank: int) -> Parsed:
     """Records of one capture object in ``window``, and the account of each of its lines (see :class:`Parsed`).
 
-    The object is read as a table with pyarrow's JSON reader; requests whose both sides are single-row CSV (the
-    common case) are split and converted to floats in one vectorised pass. Every other request (JSON, JSON Lines,
-    BASE64, multi-row CSV, a missing side, a missing or non-finite value, a time that is not SageMaker's plain
-    form), and every request of an object the columnar pass cannot read whole (a torn line, two records on one
-    line), goes through :func:`parse_lines`, which names the reason of each unreadable line: both passes give the
+    Lines written byte for byte in SageMaker's own single-record CSV layout (the common case) are cut into their
+    fields by byte positions (:func:`capture_layout.cut`: no JSON parser); the other lines are read as a table
+    with pyarrow's JSON reader. In both, requests whose both sides are single-row CSV are split and converted to
+    floats in one vectorised pass. Every other request (JSON, JSON Lines, BASE64, multi-row CSV, a missing side,
+    a missing or non-finite value, a time that is not SageMaker's plain form), and every request of lines pyarrow
+    cannot read whole (a torn line, two records on one line), goes through :func:`parse_lines`, which names the reason of each unreadable line: both passes give the
     same records, counts and quarantine. A line that is not UTF-8 is quarantined alone and the rest of the object
     still goes through the columnar pass; an object that is not text at all (gzip, an image) is one quarantine
     entry naming its size and what it looks like (counted as one line). ``rank`` orders this object's requests
@@ -455,82 +451,118 @@ def parse_object(key: str, body: bytes, window: windows.Window, features: Sequen
         else:
             out.outside = 1
         return out
-    out, numbered = Parsed(), None
-    try:
-        body.decode("utf-8")  # the common case: the whole object is text
-    except UnicodeDecodeError:  # the lines that are not go to the per-line pass alone, the rest stays columnar
-        numbered = split_lines(body)
-        text = []
-        for n, line in numbered:
-            try:
-                line.decode("utf-8")
-                text.append((n, line))
-            except UnicodeDecodeError:
-                out.add(parse_lines(key, [(n, line)], window, features, rank))
-        numbered = text
-        body = b"\n".join(line for _, line in numbered)
+    cut = capture_layout.cut(body)  # lines in SageMaker's own layout, cut by byte positions
+    out = _cut_pass(key, body, cut, window, features, rank)
+    text = []  # the other lines: read by pyarrow, line by line when that fails
+    for n, line in cut.rest:
+        try:
+            line.decode("utf-8")
+            text.append((n, line))
+        except UnicodeDecodeError:  # a line that is not UTF-8 goes to the per-line pass alone
+            out.add(parse_lines(key, [(n, line)], window, features, rank))
+    if text:
+        body = b"\n".join(line for _, line in text)
         if body.startswith(BOM):  # not the object's own start (that one split_lines dropped): pyarrow must not skip it
             body = b"\n" + body
-    out.add(_columnar(key, body, numbered, window, features, rank))
+        out.add(_columnar(key, body, text, window, features, rank))
     out.quarantined.sort(key=lambda q: q["line"])  # in line order, as the per-line pass gives them
     return out
 
 
-def _columnar(key: str, body: bytes, numbered: list[tuple[int, bytes]] | None, window: windows.Window,
+def _cut_pass(key: str, body: bytes, cut: capture_layout.Cut, window: windows.Window, features: Sequence[str],
+              rank: int) -> Parsed:
+    """The columnar pass over the lines of an object :func:`capture_layout.cut` found in SageMaker's layout: both
+    sides are CSV by that layout."""
+    out = Parsed(lines=len(cut.line))
+    width = len(features)
+    spans = cut.spans
+
+    def text(name: str) -> pa.Array:
+        return capture_layout.strings(body, *spans[name])
+
+    def cells(idx: np.ndarray) -> tuple[np.ndarray, pa.Array]:
+        return _split(capture_layout.views(body, spans["data"][0][idx], spans["data"][1][idx]), width)
+
+    def outputs(idx: np.ndarray) -> pa.Array:
+        return capture_layout.strings(body, spans["y"][0][idx], spans["y"][1][idx])
+
+    event = text("event_id")
+    plain = spans["event_id"][1] > spans["event_id"][0]  # an eventId (both sides are CSV by the layout)
+    return _rows_pass(out, key, window, features, rank, cut.line, event, text("inference_id"), text("time"), plain,
+                      cells, outputs, lambda rows: [(int(cut.line[i]), body[spans["line"][0][i]:spans["line"][1][i]])
+                                                    for i in rows])
+
+
+def _columnar(key: str, body: bytes, numbered: list[tuple[int, bytes]], window: windows.Window,
               features: Sequence[str], rank: int) -> Parsed:
-    """The columnar pass over an object of UTF-8 text (its non-blank lines ``numbered`` when already split)."""
+    """The columnar pass (pyarrow's JSON reader) over ``body``, the UTF-8 lines ``numbered`` joined."""
     out = Parsed()
     try:
         # one block for the whole object: one chunk (no combined copy), objects are read in parallel instead
         options = pa_json.ReadOptions(use_threads=False, block_size=max(READ_BLOCK, len(body) + 1))
         table = pa_json.read_json(io.BytesIO(body), read_options=options, parse_options=PARSE_OPTIONS)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        return parse_lines(key, numbered if numbered is not None else split_lines(body), window, features, rank)
-    if numbered is None and not _plain_lines(body, len(table)):
-        numbered = split_lines(body)
-    if numbered is not None and len(table) != len(numbered):  # a line pyarrow read as several: one by one
+        return parse_lines(key, numbered, window, features, rank)
+    if len(table) != len(numbered):  # a line pyarrow read as several: one by one
         return parse_lines(key, numbered, window, features, rank)
     out.lines += len(table)
     rows = table.to_struct_array().combine_chunks()
     event, inference = _field(rows, "eventMetadata", "eventId"), _field(rows, "eventMetadata", "inferenceId")
-    stamps = _field(rows, "eventMetadata", "inferenceTime")
+    plain = pc.fill_null(pc.greater(pc.utf8_length(event), 0), False).to_numpy(zero_copy_only=False)
+    plain &= _csv_side(_field(rows, "captureData", "endpointInput"), False)
+    plain &= _csv_side(_field(rows, "captureData", "endpointOutput"), True)
+    lines = np.fromiter((n for n, _ in numbered), dtype=np.int64, count=len(numbered))
+
+    def cells(idx: np.ndarray) -> tuple[np.ndarray, pa.Array]:
+        return _split(_take(_field(rows, "captureData", "endpointInput", "data"), idx), len(features))
+
+    def outputs(idx: np.ndarray) -> pa.Array:
+        return _take(_field(rows, "captureData", "endpointOutput", "data"), idx)
+
+    return _rows_pass(out, key, window, features, rank, lines, event, inference,
+                      _field(rows, "eventMetadata", "inferenceTime"), plain, cells, outputs,
+                      lambda idx: [numbered[i] for i in idx])
+
+
+def _rows_pass(out: Parsed, key: str, window: windows.Window, features: Sequence[str], rank: int, lines: np.ndarray,
+               event: pa.Array, inference: pa.Array, stamps: pa.Array, plain: np.ndarray,
+               cells: Callable[[np.ndarray], tuple[np.ndarray, pa.Array]], outputs: Callable[[np.ndarray], pa.Array],
+               lines_of: Callable[[np.ndarray], list[tuple[int, bytes]]]) -> Parsed:
+    """The rows of a columnar pass (one a line; ``lines`` their numbers) into ``out``: those in ``window`` whose
+    request is ``plain`` (an eventId, both sides single-row CSV) and whose ``cells`` (the row's values, rows
+    whose value count is right) and ``outputs`` convert to finite floats are kept; rows outside are counted;
+    every other row goes through :func:`parse_lines` (``lines_of``: their numbered lines), which names its reason."""
     known, t_ns = _times(stamps)
     inside = known & (t_ns >= _ns(window.start)) & (t_ns < _ns(window.end))
     outside = known & ~inside
     outside[outside] = _outside(window, partition_hour(key), t_ns[outside])  # else quarantined line by line
     out.outside += int(outside.sum())
-    fast = inside & (pc.fill_null(pc.greater(pc.utf8_length(event), 0), False).to_numpy(zero_copy_only=False))
-    fast &= _csv_side(_field(rows, "captureData", "endpointInput"), False)
-    fast &= _csv_side(_field(rows, "captureData", "endpointOutput"), True)
+    fast = inside & plain
     idx = np.flatnonzero(fast)
     if len(idx):
-        cells = pc.split_pattern(_take(_field(rows, "captureData", "endpointInput", "data"), idx), ",")
-        sized = pc.equal(pc.list_value_length(cells), len(features)).to_numpy(zero_copy_only=False)
-        converted, x = _floats(_take(cells, np.flatnonzero(sized)), len(features))
+        sized, values = cells(idx)
+        converted, x = _floats(values, len(features))
         sized[sized] = converted
         try:
-            y = pc.cast(_take(_field(rows, "captureData", "endpointOutput", "data"), idx[sized]),
-                        pa.float64()).to_numpy(zero_copy_only=False)
+            y = pc.cast(outputs(idx[sized]), pa.float64()).to_numpy(zero_copy_only=False)
         except pa.ArrowInvalid:  # a response that is not a plain number: the per-line pass names it
             sized[:], x, y = False, x[:0], np.empty(0)
-        finite = np.isfinite(y) & np.isfinite(x).all(axis=1)
+        finite = np.isfinite(y + x.sum(axis=1))  # a sum is finite when its values are (or a rare overflow: the
+        # per-line pass reads that row exactly)
         if not finite.all():  # missing or non-finite values: the per-line pass counts or names them
             sized[np.flatnonzero(sized)[~finite]] = False
             x, y = x[finite], y[finite]
         fast[idx[~sized]] = False
         idx = idx[sized]
         if len(idx):
-            lines = idx + 1 if numbered is None else np.fromiter(
-                (n for n, _ in numbered), dtype=np.int64, count=len(numbered))[idx]
             inf = _take(inference, idx)
             no_id = pc.equal(inf, "")  # an empty inferenceId is none (the join falls back to the eventId)
             out.blocks.append(Block(_take(event, idx).cast(pa.string()), pc.if_else(no_id, None, inf).cast(pa.string()),
-                                    t_ns[idx], rank + lines, np.ones(len(idx), dtype=np.int64), x, y))
+                                    t_ns[idx], rank + lines[idx], np.ones(len(idx), dtype=np.int64), x, y))
             out.captured["both"] += len(idx)
     slow = np.flatnonzero(~fast & ~outside)
     if len(slow):
-        numbered = numbered or split_lines(body)
-        rest = parse_lines(key, [numbered[i] for i in slow], window, features, rank)
+        rest = parse_lines(key, lines_of(slow), window, features, rank)
         rest.lines = 0  # counted above with the object's lines
         out.add(rest)
     return out
