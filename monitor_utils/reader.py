@@ -109,12 +109,17 @@ def split_lines(body: bytes) -> list[tuple[int, bytes]]:
 
 
 def not_text(body: bytes) -> str | None:
-    """What an object looks like when it is not JSON Lines text at all ('gzip data', ...), else None."""
+    """What an object looks like when it is not JSON Lines text at all ('gzip data', ...), else None.
+
+    An object starting with a known file signature is that file. Otherwise it is 'binary data' only when its
+    start holds a NUL byte and no line of it starts a JSON object: a text object whose first line is damaged
+    (a NUL in it) keeps its other lines, which are read, and the damaged line is quarantined alone.
+    """
     for magic, what in NOT_TEXT:
         if body.startswith(magic):
             return what
     head = body[:1024].lstrip(BOM + BLANK + b"\n")
-    if head[:1] != b"{" and b"\x00" in head:
+    if head[:1] != b"{" and b"\x00" in head and b"\n{" not in body:
         return "binary data"
     return None
 
@@ -590,6 +595,19 @@ def text_part(body: bytes) -> tuple[bytes, list[tuple[int, bytes]] | None, list[
     if joined.startswith(BOM):  # not the object's own start (split_lines dropped that one): pyarrow must not skip it
         joined = b"\n" + joined
     return joined, text, bad
+
+
+def _plain_lines(body: bytes, rows: int) -> bool:
+    """True when the object's lines are its rows one for one, found without splitting it: no blank line, no line
+    that starts with whitespace, and as many rows as lines (one vectorised pass over the bytes)."""
+    if body[:1] in (b"", b" ", b"\t", b"\r", b"\n"):
+        return False
+    data = np.frombuffer(body, dtype=np.uint8)
+    breaks = np.flatnonzero(data == 10)
+    after = data[breaks[breaks < len(data) - 1] + 1]
+    if ((after == 10) | (after == 32) | (after == 9) | (after == 13)).any():
+        return False
+    return rows == len(breaks) + (not body.endswith(b"\n"))
 
 
 def json_table(body: bytes, numbered: list[tuple[int, bytes]] | None, options: pa_json.ParseOptions

@@ -117,6 +117,18 @@ def test_an_object_that_is_not_text_is_one_entry_naming_it(body, what):
     assert lines == 1 and bad[0]["reason"] == q["reason"]
 
 
+def test_a_damaged_first_line_with_a_nul_byte_spoils_that_line_only():
+    """Found by the long hypothesis profile: a NUL in the first line made the whole object 'binary data', and the
+    good lines after it were never read."""
+    body = b"\x00\x00junk\n" + "\n".join(line(i, "csv") for i in range(3)).encode() + b"\n"
+    got = parse(body)
+    assert (got.lines, got.lines_read) == (4, 3)
+    assert [q["line"] for q in got.quarantined] == [1]
+    gt = b"\x00\n" + C.ground_truth_line("e1", 1990).encode()
+    keys, _, _, bad, lines = C.parse_label_lines(KEY, gt)
+    assert keys == ["e1"] and lines == 2 and [q["line"] for q in bad] == [1]
+
+
 def test_a_bad_byte_in_ground_truth_spoils_one_line():
     gt = [C.ground_truth_line(f"e{i}", 1990 + i).encode() for i in range(4)]
     gt[2] = gt[2].replace(b"e2", b"e\xc3(2")
