@@ -14,7 +14,9 @@ size (the previous bench measured its parent that way); ``bench/procmem.py`` has
 - metrics: ``engine.metrics_window`` with labels (read, parse, join, metrics with bootstrap intervals);
 - drift: ``engine.drift_window`` (read, parse, join, the drift tests, target drift);
 - labels: ``capture.read_labels`` of the whole backlog (peak while reading, and what the result holds);
-- the whole metrics stage (``stages.run('10_metrics')``, aws mode) over a backlog of 3 windows, then of 12.
+- the whole metrics stage (``stages.run('10_metrics')``, aws mode) over a backlog of 3 windows, then of 12, and
+  the ratio of the two peaks with the growth beside what the compact labels the two runs read hold (their
+  ``nbytes``): the peak should follow the window, growing by no more than the labels.
 
 The per-window children first read the labels the window's records get (those collected from its start to
 ``--label-days`` after its end) and reset their high water mark after that (``/proc/self/clear_refs``): the
