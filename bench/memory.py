@@ -14,7 +14,9 @@ size (the previous bench measured its parent that way); ``bench/procmem.py`` has
 - metrics: ``engine.metrics_window`` with labels (read, parse, join, metrics with bootstrap intervals);
 - drift: ``engine.drift_window`` (read, parse, join, the drift tests, target drift);
 - labels: ``capture.read_labels`` of the whole backlog (peak while reading, and what the result holds);
-- the whole metrics stage (``stages.run('10_metrics')``, aws mode) over a backlog of 3 windows, then of 12.
+- the whole metrics stage (``stages.run('10_metrics')``, aws mode) over a backlog of 3 windows, then of 12, and
+  the ratio of the two peaks with the growth beside what the compact labels the two runs read hold (their
+  ``nbytes``): the peak should follow the window, growing by no more than the labels.
 
 The per-window children first read the labels the window's records get (those collected from its start to
 ``--label-days`` after its end) and reset their high water mark after that (``/proc/self/clear_refs``): the
@@ -104,10 +106,19 @@ def child(args) -> None:
         return procmem.report({"changes": len(res.record["changes"])})
     if what == "stage":
         now = config.parse_time(cfg.now)
+        read, got = capture.read_labels, []
+
+        def counting(*a, **kw):  # the labels the stage reads (count, and bytes held compactly)
+            batch = read(*a, **kw)
+            got.append((len(batch.labels), getattr(batch.labels, "nbytes", 0)))
+            return batch
+
+        capture.read_labels = counting
         peak = procmem.Peak()
         res = stages.run("10_metrics", cfg, aws, now)
         return procmem.report(peak.result(windows=len(res.record["windows_published"]),
-                                          estimated=len(res.record["windows_estimated"])))
+                                          estimated=len(res.record["windows_estimated"]),
+                                          labels=sum(n for n, _ in got), labels_mb=sum(b for _, b in got) / 1e6))
     w = windows.containing(config.parse_time(args.window or cfg.now), "daily")
     empty = windows.Window(w.start - dt.timedelta(days=400), w.start - dt.timedelta(days=399))  # no data there
     features = feature_names(aws, cfg)
@@ -235,7 +246,11 @@ def print_figures(args, per_window: dict, labels: dict, stages: list[dict], days
         print(f"  backlog of {backlog:>2} windows ({run['windows']} published, {run['estimated']} estimated): peak "
               f"{run['peak_mb']:8,.0f} MB above its baseline ({run['base_mb']:,.0f} MB after imports) = "
               f"{run['peak_mb'] * per_m:7,.0f} MB per million records a window; {run['seconds']:.1f} s")
-    print(f"  backlog {args.backlogs[1]} / backlog {args.backlogs[0]}: {stages[1]['peak_mb'] / stages[0]['peak_mb']:.2f}x")
+    growth = stages[1]["peak_mb"] - stages[0]["peak_mb"]
+    labels_growth = stages[1]["labels_mb"] - stages[0]["labels_mb"]
+    print(f"  backlog {args.backlogs[1]} / backlog {args.backlogs[0]}: {stages[1]['peak_mb'] / stages[0]['peak_mb']:.2f}x "
+          f"({growth:+,.0f} MB; the compact labels read: {stages[0]['labels']:,} then {stages[1]['labels']:,}, "
+          f"{stages[0]['labels_mb']:,.1f} then {stages[1]['labels_mb']:,.1f} MB, {labels_growth:+,.1f} MB)")
 
 
 if __name__ == "__main__":

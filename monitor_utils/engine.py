@@ -7,7 +7,7 @@ from typing import Any, Callable, Collection, Iterator, Sequence
 
 import pandas as pd
 
-from . import attribution, capture, data, drift, estimates, keeping, model_monitor, payloads, windows
+from . import attribution, capture, data, drift, estimates, heap, keeping, model_monitor, payloads, windows
 from .aws import Aws, connect
 from .baseline import PREDICTION
 from .config import Params
@@ -20,6 +20,8 @@ ENGINES = ("local", "dask")
 MIN_LABELLED_FOR_TARGET = 50
 
 # --- the per-window work: a function of (window, its objects, the baseline) returning a small result ----------
+# (each :func:`heap.releasing`: what a window freed goes back to the system once it returns, so a stage's peak
+# follows the window, not the backlog)
 
 
 def read_window(aws: Aws, capture_uri: str, w: windows.Window, features: Sequence[str],
@@ -30,6 +32,7 @@ def read_window(aws: Aws, capture_uri: str, w: windows.Window, features: Sequenc
     return rows, batch
 
 
+@heap.releasing
 def metrics_window(aws: Aws, w: windows.Window, *, capture_uri: str, features: Sequence[str],
                    labels: pd.DataFrame | CompactLabels | None = None, label_faults: dict[str, int] | None = None,
                    segment_columns: Sequence[str] = (), score: Collection[str] | None = None,
@@ -72,6 +75,7 @@ def target_drift(target_baseline: drift.Baseline | None, current: pd.DataFrame, 
             "reason": row["reason"]}
 
 
+@heap.releasing
 def drift_window(aws: Aws, w: windows.Window, *, capture_uri: str, features: Sequence[str],
                  baseline: drift.Baseline | None, opts: dict, labels: pd.DataFrame | CompactLabels | None = None,
                  target_baseline: drift.Baseline | None = None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 
+from .. import heap
 from ..aws import Aws
 from ..config import Params
 from ..results import StageResult
@@ -14,6 +15,10 @@ MODULES = {"00_setup": "setup", "10_metrics": "metrics", "20_drift": "drift", "3
 
 
 def run(stage: str, cfg: Params, aws: Aws, now: dt.datetime) -> StageResult:
-    """Run one stage's package code (no figures) and return its result (record, artefacts, headline, verdict)."""
+    """Run one stage's package code (no figures) and return its result (record, artefacts, headline, verdict).
+
+    The process's C heap gets one malloc arena first (:func:`heap.limit_arenas`): a stage's fetching threads then
+    leave no arenas of their own holding what they freed."""
+    heap.limit_arenas()
     module = importlib.import_module(f"{__name__}.{MODULES[stage]}")
     return module.run(cfg, aws, now)

@@ -8,7 +8,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from .. import attribution, capture, drift, engine, model_monitor, outbox, publish, traffic, watermark, windows
+from .. import attribution, capture, drift, engine, heap, model_monitor, outbox, publish, traffic, watermark, windows
 from .. import history as history_store
 from ..aws import Aws, get_bytes, put_bytes, put_json
 from ..baseline import (PREDICTION, feature_names, find_baseline, load_explainer, load_own_constraints,
@@ -129,6 +129,7 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
         if target_baseline is not None:  # target drift where labels have arrived
             labels = capture.read_labels(aws, cfg.ground_truth_uri, span.start, now + dt.timedelta(hours=1),
                                          compact=True).labels  # read once, held compactly
+            heap.release()  # what parsing them freed goes back before the first window
         uri = capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name, cfg.variant_name)
         datums, rows, feature_rows = [], [], []
         results = engine.run_windows(cfg, aws, engine.drift_window, todo, capture_uri=uri, features=features,

@@ -7,7 +7,7 @@ import json
 
 import pandas as pd
 
-from .. import capture, engine, estimates, model_monitor, outbox, publish, traffic, watermark, windows
+from .. import capture, engine, estimates, heap, model_monitor, outbox, publish, traffic, watermark, windows
 from .. import history as history_store
 from ..aws import Aws, get_json, put_bytes
 from ..baseline import feature_names, load_model_quality_constraints, served_prefix
@@ -142,6 +142,8 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
             labels, bad = label_batch.labels, list(label_batch.quarantined)
             gt_bad_by_window = _count_by_window(cfg, bad)
             label_lines = label_batch.by_window(cfg.window)
+            del label_batch
+            heap.release()  # what parsing the labels freed goes back before the first window
         datums, est_datums = [], []
         if todo:
             mq_constraints, mq_uri = load_model_quality_constraints(aws, cfg)

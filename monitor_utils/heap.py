@@ -1,0 +1,75 @@
+"""The process heap: one C malloc arena for every thread, and what a window freed handed back to the system after it.
+
+A stage reads its backlog one window at a time and lets each window's records go when the window is done, but
+the C library's allocator (glibc's malloc, which numpy, pandas and the reader's pyarrow pool use) does not hand
+freed memory back on its own: each thread that allocates (the threads fetching objects) gets an arena of its own,
+up to eight per core, and what is freed inside an arena stays mapped until the arena's top is free. Measured on
+the metrics stage (a world of 20,000 records a day, VmHWM above the imports): the peak over 12 windows was 1.16x
+that over 3 (360 and 311 MB), the resident set after each window growing by a few MB and the labels' parsing
+leaving 60 MB behind, while the memory Python traced stayed flat. With one arena and the freed memory handed
+back after each window: 230 and 216 MB, 1.06x (the rest: the compact labels themselves and their parsing).
+
+:func:`limit_arenas` (called by :func:`stages.run`, and by :func:`releasing` for a Dask worker) and
+:func:`release` do nothing where the C library is not glibc (macOS, musl): there the figures are the allocator's own.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+import gc
+from typing import Any, Callable, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
+M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
+ARENAS = 1  # the fetching threads wait on the network, not on the allocator: one arena costs them nothing measurable
+_LIBC: Any = None
+
+
+def _glibc() -> Any:
+    """The C library when it is glibc (it has ``malloc_trim`` and ``mallopt``), else None."""
+    global _LIBC
+    if _LIBC is None:
+        _LIBC = False
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") and hasattr(libc, "gnu_get_libc_version"):
+                _LIBC = libc
+        except OSError:
+            pass
+    return _LIBC or None
+
+
+def limit_arenas(arenas: int = ARENAS) -> bool:
+    """Let glibc's malloc make at most ``arenas`` arenas in this process (threads share them); True when set.
+
+    It takes effect for arenas made after the call: call it before the process starts threads that allocate
+    (a stage's first fetch). Threads started earlier keep their arena."""
+    libc = _glibc()
+    return bool(libc is not None and libc.mallopt(M_ARENA_MAX, int(arenas)) == 1)
+
+
+def release() -> None:
+    """Collect Python's garbage (frames in reference cycles), then hand the C heap's free pages back to the
+    system (``malloc_trim(0)``: every arena, not only the top of the main heap)."""
+    gc.collect()
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+def releasing(fn: F) -> F:
+    """``fn`` (a per-window function) that limits the arenas before it runs and :func:`release`\\ s what it freed
+    once it has returned (its frames are gone then; only its result is left). Name and module stay ``fn``'s: the
+    Dask engine ships it by reference and local mode's keeper keys results by them."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        limit_arenas()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            release()
+
+    return wrapper  # type: ignore[return-value]
