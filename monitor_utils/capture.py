@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
-from . import keeping, labels as label_store, payloads, reader, windows
+from . import heap, keeping, labels as label_store, payloads, reader, windows
 from .aws import Aws, put_bytes, split_s3_uri
 from .data import FEATURES
 from .reader import parse_request, parse_time, partition_hour  # noqa: F401 - public names of this module
@@ -490,7 +490,7 @@ def ahead(pool: ThreadPoolExecutor, fn: Callable[[T], R], items: Sequence[T], li
 def _parse_ground_truth(aws: Aws, bucket: str, objects: Sequence[keeping.Listed], compact: bool = False) -> LabelBatch:
     parts, quarantined, counts = [], [], []
     builder = label_store.LabelBuilder() if compact else None
-    label_store.map_large_buffers()
+    heap.map_large_buffers()
     with ThreadPoolExecutor(FETCH_WORKERS) as pool:
         bodies = ahead(pool, lambda o: keeping.fetch(aws, bucket, o), objects, READ_AHEAD)
         for obj, body in zip(objects, bodies):

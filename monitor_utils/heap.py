@@ -9,8 +9,12 @@ that over 3 (360 and 311 MB), the resident set after each window growing by a fe
 leaving 60 MB behind, while the memory Python traced stayed flat. With one arena and the freed memory handed
 back after each window: 230 and 216 MB, 1.06x (the rest: the compact labels themselves and their parsing).
 
-:func:`limit_arenas` (called by :func:`stages.run`, and by :func:`releasing` for a Dask worker) and
-:func:`release` do nothing where the C library is not glibc (macOS, musl): there the figures are the allocator's own.
+Reading a backlog's labels maps each large buffer on its own (:func:`map_large_buffers`, from the first label
+read on), so the objects that come and go leave no holes in the heaps.
+
+:func:`limit_arenas` (called by :func:`stages.run`, and by :func:`releasing` for a Dask worker),
+:func:`map_large_buffers` and :func:`release` do nothing where the C library is not glibc (macOS, musl): there the
+figures are the allocator's own.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ import gc
 from typing import Any, Callable, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
-M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
+M_ARENA_MAX, M_MMAP_THRESHOLD = -8, -3  # glibc's mallopt parameters (malloc.h)
+MAPPED_FROM = 1 << 20  # bytes from which glibc gives each allocation a memory map of its own (map_large_buffers)
 ARENAS = 1  # the fetching threads wait on the network, not on the allocator: one arena costs them nothing measurable
 _LIBC: Any = None
 
@@ -48,6 +53,19 @@ def limit_arenas(arenas: int = ARENAS) -> bool:
     (a stage's first fetch). Threads started earlier keep their arena."""
     libc = _glibc()
     return bool(libc is not None and libc.mallopt(M_ARENA_MAX, int(arenas)) == 1)
+
+
+def map_large_buffers() -> bool:
+    """Make glibc give every allocation of ``MAPPED_FROM`` bytes or more a memory map of its own, for the rest of
+    the process; True when set.
+
+    By default glibc raises that threshold to the size of the largest block freed (up to 32 MB): once a fetched
+    object of a few MB is let go, the next ones (the bodies the fetching threads read, the texts and tables of
+    each object) come from its heaps, whose freed holes stay resident, and the peak of reading a backlog grows
+    with the objects read, by how the threads happened to interleave. Mapped, each is given back when let go.
+    """
+    libc = _glibc()
+    return bool(libc is not None and libc.mallopt(M_MMAP_THRESHOLD, MAPPED_FROM) == 1)
 
 
 def release() -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import mmap
 from dataclasses import dataclass
 from typing import Sequence
@@ -17,33 +15,6 @@ HASH_KEYS = ("labels-join-key1", "labels-join-key2")
 ENTRY = np.dtype([("h1", np.uint64), ("h2", np.uint64), ("index", np.int32), ("year", np.float64)])
 BUCKET_BITS = 8  # labels are gathered into 2**8 buckets by the top bits of their first hash (ranges of h1)
 CHUNK = 1 << 16  # labels a bucket's full chunk holds (1.8 MB, its own memory map: given back whole when let go)
-
-
-def _glibc() -> ctypes.CDLL | None:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt  # noqa: B018 - glibc's
-        return libc
-    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to call
-        return None
-
-
-_GLIBC = _glibc()
-M_MMAP_THRESHOLD = -3  # mallopt's parameter (malloc.h)
-MAPPED_FROM = 1 << 20  # bytes from which glibc gives each allocation a memory map of its own
-
-
-def map_large_buffers() -> None:
-    """Make glibc give every allocation of ``MAPPED_FROM`` bytes or more a memory map of its own (``mallopt``;
-    nothing elsewhere), for the rest of the process.
-
-    By default glibc raises that threshold to the size of the largest block freed (up to 32 MB): once a fetched
-    object of a few MB is let go, the next ones (the bodies the fetching threads read, the texts and tables of
-    each object) come from its heaps, whose freed holes stay resident, and the peak of reading a backlog grows
-    with the objects read, by how the threads happened to interleave. Mapped, each is given back when let go.
-    """
-    if _GLIBC is not None:
-        _GLIBC.mallopt(M_MMAP_THRESHOLD, MAPPED_FROM)
 
 
 def key_hashes(keys: Sequence[str] | np.ndarray | pd.Series) -> tuple[np.ndarray, np.ndarray]:
