@@ -178,7 +178,8 @@ def dask_client(address: str = "", workers: int | None = None) -> Iterator[Any]:
 
 
 def run_windows(cfg: Params, aws: Aws, fn: Callable[..., Any], todo: Sequence[windows.Window],
-                progress: bool = True, **shared: Any) -> list[Any]:
+                progress: bool = True, then: Callable[[windows.Window, Any], Any] | None = None,
+                **shared: Any) -> list[Any]:
     """``fn(aws, w, **shared)`` for every window of ``todo``, in order, on the engine ``cfg.engine`` names.
 
     Parameters
@@ -194,13 +195,19 @@ def run_windows(cfg: Params, aws: Aws, fn: Callable[..., Any], todo: Sequence[wi
         Windows to process.
     progress : bool
         With Dask, show its progress bar (a widget in notebooks, text elsewhere).
+    then : Callable, optional
+        ``then(w, result)``, called in this process on each window's result as soon as it is here, in the order of
+        ``todo`` (before the next window runs, with the local engine); what it returns is kept in the result's
+        place. A stage writes a window's large outputs there and keeps a small summary, so that what it holds
+        after the loop does not grow with the backlog.
     **shared
         Arguments every window gets (labels, baseline, options); Dask sends them to the workers once.
 
     Returns
     -------
     list
-        One result per window, in the order of ``todo``; both engines run the same function, so equal results.
+        One result per window (or what ``then`` made of it), in the order of ``todo``; both engines run the same
+        function, so equal results.
 
     Notes
     -----
@@ -214,7 +221,7 @@ def run_windows(cfg: Params, aws: Aws, fn: Callable[..., Any], todo: Sequence[wi
     if cfg.engine == "local":
         with capture.shared_listings(todo[0].start, todo[-1].end):  # each partition listed once for the backlog
             return keeping.current().each_window(aws, fn, shared, todo,
-                                                 lambda w: capture.window_objects(aws, shared["capture_uri"], w))
+                                                 lambda w: capture.window_objects(aws, shared["capture_uri"], w), then)
     from distributed import progress as dask_progress
 
     with dask_client(cfg.dask_address) as client:
@@ -230,5 +237,10 @@ def run_windows(cfg: Params, aws: Aws, fn: Callable[..., Any], todo: Sequence[wi
                 from IPython.display import display
 
                 display(bar)
-        return client.gather(futures)
+        then = then or (lambda w, res: res)
+        out = []
+        for w, future in zip(todo, futures):  # in order, each result let go on the cluster once it is here
+            out.append(then(w, future.result()))
+            future.release()
+        return out
 

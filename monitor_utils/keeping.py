@@ -36,9 +36,11 @@ class Keeper:
         return parse()
 
     def each_window(self, aws: Aws, fn: Callable[..., Any], shared: dict, todo: Sequence,
-                    objects_of: Callable[[Any], Sequence[Listed]]) -> list:
-        """``fn(aws, w, **shared)`` for each window ``w`` of ``todo`` (``objects_of(w)``: the window's capture objects)."""
-        return [fn(aws, w, **shared) for w in todo]
+                    objects_of: Callable[[Any], Sequence[Listed]], then: Callable[[Any, Any], Any] | None = None) -> list:
+        """``then(w, fn(aws, w, **shared))`` for each window ``w`` of ``todo`` (``objects_of(w)``: the window's capture
+        objects; ``then`` defaults to the result itself), each ``then`` before the next window runs."""
+        then = then or (lambda w, res: res)
+        return [then(w, fn(aws, w, **shared)) for w in todo]
 
     def estimator_folder(self, aws: Aws) -> Path | None:
         """A folder where fitted loss estimators are kept between runs, or None (fit in this process only)."""

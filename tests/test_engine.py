@@ -63,6 +63,13 @@ def test_per_window_results_agree(make_world, cluster):
         remote = engine.run_windows(with_engine(cfg, "dask", cluster), aws, fn, todo, progress=False, **shared)
         assert_same_results(local, remote)
         assert len(local) == cfg.days and all(r["quarantined"] in (0, []) for r in local)
+    # ``then`` sees each window's result in the order of the windows, on both engines, and its value is kept
+    fn, shared = jobs[0]
+    want = [(w.label, r["row"]["rmse"]) for w, r in zip(todo, engine.run_windows(with_engine(cfg, "local"), aws, fn,
+                                                                               todo, **shared))]
+    for c in (with_engine(cfg, "local"), with_engine(cfg, "dask", cluster)):
+        assert engine.run_windows(c, aws, fn, todo, progress=False, then=lambda w, r: (w.label, r["row"]["rmse"]),
+                                  **shared) == want
     # an independent check of one window: the records the task read are the ones read here
     rows = capture.join_ground_truth(capture.read_capture(aws, uri, todo[1], features).records, labels).dropna(
         subset=["year", "prediction"])

@@ -28,7 +28,21 @@ def test_the_stages_let_each_windows_records_go_before_they_read_the_next(make_w
         frames.append(weakref.ref(batch.records))
         return batch
 
-    monkeypatch.setattr(capture, "read_capture", tracking)
+    qualities: list[weakref.ref] = []  # each window's data quality (its statistics: megabytes of sketch floats)
+    quality_alive: list[int] = []
+    window_quality = engine.window_quality
+
+    def tracking_quality(*args, **kwargs):
+        quality = window_quality(*args, **kwargs)
+        qualities.append(weakref.ref(quality))
+        return quality
+
+    def tracking_both(*args, **kwargs):
+        quality_alive.append(sum(ref() is not None for ref in qualities))
+        return tracking(*args, **kwargs)
+
+    monkeypatch.setattr(capture, "read_capture", tracking_both)
+    monkeypatch.setattr(engine, "window_quality", tracking_quality)
     for stage, done in (("10_metrics", "windows_published"), ("20_drift", "windows_checked")):
         frames.clear()
         alive_at_each_read.clear()
@@ -36,6 +50,8 @@ def test_the_stages_let_each_windows_records_go_before_they_read_the_next(make_w
         assert len(result.record[done]) >= 4, (stage, result.record[done])
         assert len(alive_at_each_read) >= 4 and alive_at_each_read == [0] * len(alive_at_each_read), \
             (stage, alive_at_each_read)
+    # the drift stage wrote each window's Model Monitor files as the window came back and kept only a summary
+    assert len(qualities) >= 4 and set(quality_alive) == {0}, quality_alive
 
 
 def test_releasing_keeps_the_per_window_functions_name_and_result():

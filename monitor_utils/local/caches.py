@@ -195,16 +195,17 @@ class DiskKeeper(keeping.Keeper):
         return parsed(aws, kind, objects, detail, parse, code)
 
     def each_window(self, aws: Aws, fn: Callable[..., Any], shared: dict, todo: Sequence,
-                    objects_of: Callable[[Any], Sequence[Listed]]) -> list:
+                    objects_of: Callable[[Any], Sequence[Listed]], then: Callable[[Any, Any], Any] | None = None) -> list:
         """Each window's result, kept on disk keyed by the window's capture objects (keys, ETags, sizes), ``fn``,
         every shared argument's contents and the package's source: the same world read again computes nothing."""
         if not enabled(aws):
-            return super().each_window(aws, fn, shared, todo, objects_of)
+            return super().each_window(aws, fn, shared, todo, objects_of, then)
         from ..windows import iso
 
         inputs = f"{fn.__module__}.{fn.__qualname__}|{fingerprint(shared)}|{package_digest()}"
-        return [parsed(aws, "window", objects_of(w), f"{iso(w.start)}|{iso(w.end)}|{inputs}",
-                       lambda w=w: fn(aws, w, **shared), ()) for w in todo]
+        then = then or (lambda w, res: res)  # applied to each kept or computed result (never kept itself)
+        return [then(w, parsed(aws, "window", objects_of(w), f"{iso(w.start)}|{iso(w.end)}|{inputs}",
+                               lambda w=w: fn(aws, w, **shared), ())) for w in todo]
 
     def estimator_folder(self, aws: Aws) -> Path | None:
         return estimator_folder() if aws.mode == "local" else None

@@ -136,7 +136,8 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
                                      baseline=baseline, opts=opts, labels=labels, target_baseline=target_baseline,
                                      mm_baseline=mm_baseline, mm_columns=mm_columns,
                                      quality_constraints=quality_constraints, quality_match=quality_match,
-                                     explainer=explainer if base_attributions is not None else None)
+                                     explainer=explainer if base_attributions is not None else None,
+                                     then=lambda w, res: quality_written(aws, cfg, schedule, quality_match, w, res))
         # a window where nothing was captured closes only if the endpoint had no traffic then
         no_traffic, busy = traffic.split_empty(aws, cfg, [w for w, res in zip(todo, results) if res["read_nothing"]])
         held = {label: f"{int(n)} invocation(s) but no Data Capture under {uri}/ (check capture_prefix)"
@@ -180,16 +181,13 @@ def run(cfg: Params, aws: Aws, now: dt.datetime) -> dict:
                 attr_tables[w.label] = check.table
                 write_attribution_files(aws, cfg, w, res["attributions"], explainer.method, check)
                 per_feature["attribution"] = res["attributions"].reindex(per_feature.index)
-            quality = res.get("quality")
-            if quality is not None:  # Model Monitor's files for the window, then its count (and metrics)
-                rows[-1].update(write_quality_files(aws, cfg, schedule, w, quality))
-                quality_lists[w.label] = model_monitor.violations_document(quality.violations)["violations"]
-                datums.append(publish.datum("DataQualityViolations", len(quality.violations), w.end,
+            written = res.get("quality_written")
+            if written is not None:  # Model Monitor's files were written for the window: its count (and metrics)
+                rows[-1].update(written["record"])
+                quality_lists[w.label] = written["violations"]
+                datums.append(publish.datum("DataQualityViolations", written["count"], w.end,
                                             cfg.metric_dimensions(), "Count"))
-                if cfg.model_monitor["publish_metrics"]:
-                    datums += model_monitor.data_metrics_datums(
-                        quality.statistics, baseline_distances(report, mm_drift, quality_match), w.end,
-                        cfg.endpoint_name, schedule, statistic_values=cfg.metrics_transport != "emf")
+                datums += written["datums"]
             feature_rows += per_feature.rename_axis("feature").reset_index().assign(window=w.label).to_dict("records")
         stats, mine = watermark.publish_once(aws, cfg, mark, closing, datums, now, STAGE, held)
         reports = {label: r for label, r in reports.items() if label in set(mine)}
@@ -278,6 +276,26 @@ def quality_reference(aws: Aws, cfg: Params, mm_baseline: model_monitor.ModelMon
         return None, "", model_monitor.match_columns(inputs + [PREDICTION], inputs, PREDICTION)
     constraints, uri = own
     return constraints, uri, model_monitor.match_columns(list(constraints.features), inputs, PREDICTION)
+
+
+def quality_written(aws: Aws, cfg: Params, schedule: str, match: model_monitor.ColumnMatch | None, w: windows.Window,
+                    res: dict) -> dict:
+    """A window's drift result once its data quality is written (:func:`write_quality_files`): its ``quality``
+    (the statistics document, whose sketches are megabytes of floats) replaced by ``quality_written``: the
+    window record's entries, the violations, their count and, with ``model_monitor.publish_metrics``, Model
+    Monitor's metrics. Called on each result as it arrives (:func:`engine.run_windows`' ``then``), so the stage
+    holds no window's statistics while it reads the next."""
+    quality = res.get("quality")
+    if quality is None:
+        return res
+    datums = []
+    if cfg.model_monitor["publish_metrics"]:
+        datums = model_monitor.data_metrics_datums(
+            quality.statistics, baseline_distances(res["report"], res.get("baseline_drift"), match), w.end,
+            cfg.endpoint_name, schedule, statistic_values=cfg.metrics_transport != "emf")
+    written = {"record": write_quality_files(aws, cfg, schedule, w, quality), "count": len(quality.violations),
+               "violations": model_monitor.violations_document(quality.violations)["violations"], "datums": datums}
+    return {**res, "quality": None, "quality_written": written}
 
 
 def write_quality_files(aws: Aws, cfg: Params, schedule: str, w: windows.Window,
