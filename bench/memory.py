@@ -14,7 +14,8 @@ size (the previous bench measured its parent that way); ``bench/procmem.py`` has
 - metrics: ``engine.metrics_window`` with labels (read, parse, join, metrics with bootstrap intervals);
 - drift: ``engine.drift_window`` (read, parse, join, the drift tests, target drift);
 - labels: ``capture.read_labels`` of the whole backlog (peak while reading, and what the result holds);
-- the whole metrics stage (``stages.run('10_metrics')``, aws mode) over a backlog of 3 windows, then of 12, and
+- the whole metrics stage and the whole drift stage (``stages.run('10_metrics')``, ``stages.run('20_drift')``, aws mode)
+  each over a backlog of 3 windows, then of 12, and
   the ratio of the two peaks with the growth beside what the compact labels the two runs read hold (their
   ``nbytes``): the peak should follow the window, growing by no more than the labels.
 
@@ -49,6 +50,7 @@ import procmem  # noqa: E402  (bench/procmem.py)
 WORLD_END = "2026-01-20T00:00:00Z"  # the pinned clock of the world (no wall clock)
 BUCKET = "bench-memory"
 REGRESSIONS = ("none", "bootstrap-at-once", "hold-windows")
+STAGES = ("10_metrics", "20_drift")  # the stages measured over two backlogs
 _HELD: list = []
 
 
@@ -104,7 +106,7 @@ def child(args) -> None:
     if what == "setup":
         res = stages.run("00_setup", cfg, aws, config.parse_time(cfg.now))
         return procmem.report({"changes": len(res.record["changes"])})
-    if what == "stage":
+    if what.startswith("stage:"):  # stage:10_metrics or stage:20_drift
         now = config.parse_time(cfg.now)
         read, got = capture.read_labels, []
 
@@ -115,9 +117,9 @@ def child(args) -> None:
 
         capture.read_labels = counting
         peak = procmem.Peak()
-        res = stages.run("10_metrics", cfg, aws, now)
-        return procmem.report(peak.result(windows=len(res.record["windows_published"]),
-                                          estimated=len(res.record["windows_estimated"]),
+        res = stages.run(what.partition(":")[2], cfg, aws, now)
+        done = res.record.get("windows_published", res.record.get("windows_checked", []))
+        return procmem.report(peak.result(windows=len(done), estimated=len(res.record.get("windows_estimated", [])),
                                           labels=sum(n for n, _ in got), labels_mb=sum(b for _, b in got) / 1e6))
     w = windows.containing(config.parse_time(args.window or cfg.now), "daily")
     empty = windows.Window(w.start - dt.timedelta(days=400), w.start - dt.timedelta(days=399))  # no data there
@@ -210,12 +212,12 @@ def main() -> None:
                           for what in ("fetch", "read", "metrics", "drift")}
             labels = measure("labels", "--days", str(days))
             stage_now = [start + dt.timedelta(days=first), start + dt.timedelta(days=days)]
-            stages = [measure("stage", "-p", f"now={now.isoformat()}", "-p", f"days={first}")
-                      for now in stage_now]
+            stages = {stage: [measure(f"stage:{stage}", "-p", f"now={now.isoformat()}", "-p", f"days={first}")
+                              for now in stage_now] for stage in STAGES}
     print_figures(args, per_window, labels, stages, days)
 
 
-def print_figures(args, per_window: dict, labels: dict, stages: list[dict], days: int) -> None:
+def print_figures(args, per_window: dict, labels: dict, stages: dict[str, list[dict]], days: int) -> None:
     n = per_window["read"]["records"]
     raw = per_window["fetch"]["bytes"] / 1e6
     per_m = 1e6 / n
@@ -241,16 +243,17 @@ def print_figures(args, per_window: dict, labels: dict, stages: list[dict], days
           f"{labels['peak_mb'] * 1e6 / k:,.0f} MB per million labels, the result holds "
           f"{labels['held_mb'] * 1e6 / k:,.0f} MB per million ({labels['held_mb'] * 1e6 / k:,.0f} bytes a label); "
           f"{k / labels['seconds']:,.0f} labels/s")
-    print("the whole metrics stage (stages.run('10_metrics'), aws mode, first run then the next backlog):")
-    for backlog, run in zip(args.backlogs, stages):
-        print(f"  backlog of {backlog:>2} windows ({run['windows']} published, {run['estimated']} estimated): peak "
-              f"{run['peak_mb']:8,.0f} MB above its baseline ({run['base_mb']:,.0f} MB after imports) = "
-              f"{run['peak_mb'] * per_m:7,.0f} MB per million records a window; {run['seconds']:.1f} s")
-    growth = stages[1]["peak_mb"] - stages[0]["peak_mb"]
-    labels_growth = stages[1]["labels_mb"] - stages[0]["labels_mb"]
-    print(f"  backlog {args.backlogs[1]} / backlog {args.backlogs[0]}: {stages[1]['peak_mb'] / stages[0]['peak_mb']:.2f}x "
-          f"({growth:+,.0f} MB; the compact labels read: {stages[0]['labels']:,} then {stages[1]['labels']:,}, "
-          f"{stages[0]['labels_mb']:,.1f} then {stages[1]['labels_mb']:,.1f} MB, {labels_growth:+,.1f} MB)")
+    for stage, runs in stages.items():
+        print(f"the whole {stage[3:]} stage (stages.run('{stage}'), aws mode, first run then the next backlog):")
+        for backlog, run in zip(args.backlogs, runs):
+            print(f"  backlog of {backlog:>2} windows ({run['windows']} done, {run['estimated']} estimated): peak "
+                  f"{run['peak_mb']:8,.0f} MB above its baseline ({run['base_mb']:,.0f} MB after imports) = "
+                  f"{run['peak_mb'] * per_m:7,.0f} MB per million records a window; {run['seconds']:.1f} s")
+        growth = runs[1]["peak_mb"] - runs[0]["peak_mb"]
+        labels_growth = runs[1]["labels_mb"] - runs[0]["labels_mb"]
+        print(f"  backlog {args.backlogs[1]} / backlog {args.backlogs[0]}: {runs[1]['peak_mb'] / runs[0]['peak_mb']:.2f}x "
+              f"({growth:+,.0f} MB; the compact labels read: {runs[0]['labels']:,} then {runs[1]['labels']:,}, "
+              f"{runs[0]['labels_mb']:,.1f} then {runs[1]['labels_mb']:,.1f} MB, {labels_growth:+,.1f} MB)")
 
 
 if __name__ == "__main__":
