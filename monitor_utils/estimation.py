@@ -16,7 +16,8 @@ from threadpoolctl import threadpool_limits
 
 FORMAT_VERSION = 1
 MAX_LEVELS = 200  # target levels of the prediction-space model (a continuous target is quantised)
-CHUNK_ROWS = 8192  # records per chunk of a window's per-record work (a few MB a temporary, whatever the window)
+CHUNK_ROWS = 4096  # records per chunk of a window's per-record work (a few MB a temporary, whatever the window)
+LEVEL_CHUNK_ROWS = 1024  # records per chunk of the kernel correction (records x MAX_LEVELS temporaries)
 
 
 def _check_columns(frame: pd.DataFrame, wanted: list[str], what: str) -> None:
@@ -407,11 +408,11 @@ class LossEstimator:
         correction for the absolute error. Computed in chunks of records (each record's figures depend on that
         record alone: the same values as at once, without records x levels temporaries of the whole window)."""
         n = len(p)
-        if n <= CHUNK_ROWS:
+        if n <= LEVEL_CHUNK_ROWS:
             return self._correction_rows(p, pr, weights, full)
         outs = [np.empty(n) for _ in range(4 if full else 1)]
-        for start in range(0, n, CHUNK_ROWS):
-            part = slice(start, start + CHUNK_ROWS)
+        for start in range(0, n, LEVEL_CHUNK_ROWS):
+            part = slice(start, start + LEVEL_CHUNK_ROWS)
             got = self._correction_rows(p[part], pr[part], weights, full)
             for out, values in zip(outs, got if full else (got,)):
                 out[part] = values
