@@ -16,7 +16,7 @@ from threadpoolctl import threadpool_limits
 
 FORMAT_VERSION = 1
 MAX_LEVELS = 200  # target levels of the prediction-space model (a continuous target is quantised)
-CHUNK_ROWS = 4096  # records per chunk of a window's per-record work (a few MB a temporary, whatever the window)
+CHUNK_ROWS = 2048  # records per chunk of a window's per-record work (a few MB a temporary, whatever the window)
 LEVEL_CHUNK_ROWS = 1024  # records per chunk of the kernel correction (records x MAX_LEVELS temporaries)
 
 
@@ -492,7 +492,9 @@ class LossEstimator:
         dle_sq, dle_ab = np.empty(n), np.empty(n)
         for start in range(0, n, CHUNK_ROWS):
             part = slice(start, start + CHUNK_ROWS)
-            inputs = np.c_[Z[part] - delta, pr[part]]
+            inputs = np.empty((len(pr[part]), Z.shape[1] + 1))  # [consistent values, consistent prediction]
+            np.subtract(Z[part], delta, out=inputs[:, :-1])
+            inputs[:, -1] = pr[part]
             dle_sq[part] = np.mean([np.maximum(m[0].predict(inputs), 0.0) for m in self.loss_models], axis=0)
             dle_ab[part] = np.mean([np.maximum(m[1].predict(inputs), 0.0) for m in self.loss_models], axis=0)
         return dle_sq, dle_ab
