@@ -505,7 +505,7 @@ class LossEstimator:
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         """The window's standardised features ``Z`` (missing values imputed), predictions, which records lie outside
         the reference's support, and the count of missing feature values; of the records ``rows`` (a boolean mask)
-        when given. ``Z`` is the only records x features matrix made: filled a column at a time from the frame
+        when given. ``Z`` is the only float matrix of records x features made: filled a column at a time from the frame
         (no copy of the frame or of its columns), then standardised in place."""
         if not self.fitted_:
             raise RuntimeError("LossEstimator is not fitted; call fit(reference, features, window_size=...) first")
