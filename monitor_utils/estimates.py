@@ -124,11 +124,12 @@ def load_summary(aws: Aws, cfg: Params) -> dict | None:
 def estimate_window(estimator: LossEstimator, w: windows.Window, records: pd.DataFrame) -> dict:
     """One window's estimate from its scored records (no labels): estimated RMSE, its interval and MAE,
     the share of records outside the reference's support, and the records used."""
-    scored = records.dropna(subset=[PREDICTION])  # input-only captures carry no prediction to judge
-    row = {"window": w.label, "end": w.end, "records": int(len(scored))}
-    if not len(scored):
+    scored = records[PREDICTION].notna().to_numpy()  # input-only captures carry no prediction to judge
+    count = int(np.count_nonzero(scored))
+    row = {"window": w.label, "end": w.end, "records": count}
+    if not count:
         return {**row, **{k: None for k in PUBLISHED.values()}}
-    out = estimator.estimate(scored[estimator.features + [PREDICTION]])
+    out = estimator.estimate(records, rows=None if count == len(records) else scored)  # no copy of the frame
     return {**row, **{k: out[k] for k in PUBLISHED.values()}}
 
 

@@ -16,6 +16,8 @@ from threadpoolctl import threadpool_limits
 
 FORMAT_VERSION = 1
 MAX_LEVELS = 200  # target levels of the prediction-space model (a continuous target is quantised)
+CHUNK_ROWS = 2048  # records per chunk of a window's per-record work (a few MB a temporary, whatever the window)
+LEVEL_CHUNK_ROWS = 1024  # records per chunk of the kernel correction (records x MAX_LEVELS temporaries)
 
 
 def _check_columns(frame: pd.DataFrame, wanted: list[str], what: str) -> None:
@@ -38,6 +40,22 @@ def _finite_matrix(frame: pd.DataFrame, columns: list[str], what: str, missing: 
         raise ValueError(f"{what}: {int(bad.any(axis=1).sum())} record(s) with missing or infinite values "
                          f"in column(s) {cols[:5]}{'...' if len(cols) > 5 else ''}")
     return values
+
+
+def _rows_mean(G: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``G[rows].mean(axis=0)`` without ``G[rows]``: the rows gathered a chunk at a time, each chunk summed after the
+    running sum (numpy sums a C-ordered matrix's axis 0 row after row), so the mean is the same to the bit."""
+    total = None
+    for start in range(0, len(rows), CHUNK_ROWS):
+        part = rows[start:start + CHUNK_ROWS]
+        if total is None:
+            total = np.take(G, part, axis=0).sum(axis=0)
+            continue
+        block = np.empty((len(part) + 1, G.shape[1]))
+        block[0] = total
+        np.take(G, part, axis=0, out=block[1:])
+        total = block.sum(axis=0)
+    return total / len(rows)
 
 
 class LossEstimator:
@@ -373,10 +391,10 @@ class LossEstimator:
             delta[chosen] = np.linalg.solve(self.theta[np.ix_(chosen, chosen)], target[chosen])
         return chosen, delta
 
-    def _shift_and_mix(self, G: np.ndarray, p: np.ndarray, rounds: int = 3, start: np.ndarray | None = None):
-        """Alternate: inconsistent features given the mix, the mix given the consistent predictions."""
+    def _shift_and_mix(self, g_mean: np.ndarray, p: np.ndarray, rounds: int = 3, start: np.ndarray | None = None):
+        """Alternate: inconsistent features given the mix, the mix given the consistent predictions (``g_mean``: the
+        records' mean of ``Theta z``)."""
         n = len(p)
-        g_mean = G.mean(axis=0)
         weights = np.ones(len(self.pi_ref)) if start is None else start
         for _ in range(rounds):
             chosen, delta = self._repair(g_mean, weights, n)
@@ -387,7 +405,21 @@ class LossEstimator:
     def _correction(self, p: np.ndarray, pr: np.ndarray, weights: np.ndarray, full: bool = True):
         """Per record: the kernel loss under the window's mix at the served prediction minus the reference's at the
         consistent prediction; with ``full``, also that loss, the variance of the squared error and the same
-        correction for the absolute error."""
+        correction for the absolute error. Computed in chunks of records (each record's figures depend on that
+        record alone: the same values as at once, without records x levels temporaries of the whole window)."""
+        n = len(p)
+        if n <= LEVEL_CHUNK_ROWS:
+            return self._correction_rows(p, pr, weights, full)
+        outs = [np.empty(n) for _ in range(4 if full else 1)]
+        for start in range(0, n, LEVEL_CHUNK_ROWS):
+            part = slice(start, start + LEVEL_CHUNK_ROWS)
+            got = self._correction_rows(p[part], pr[part], weights, full)
+            for out, values in zip(outs, got if full else (got,)):
+                out[part] = values
+        return tuple(outs) if full else outs[0]
+
+    def _correction_rows(self, p: np.ndarray, pr: np.ndarray, weights: np.ndarray, full: bool):
+        """:meth:`_correction` of a chunk of records."""
         i0, frac = self._cells(pr)
         f = frac[:, None]
         mom = self.kernel_bin_moments[i0] * (1 - f[:, :, None]) + self.kernel_bin_moments[i0 + 1] * f[:, :, None]
@@ -410,15 +442,18 @@ class LossEstimator:
                     - (pref * np.abs(self.levels[None, :] - pr[:, None])).sum(axis=1))
         return loss_t - loss_s, np.maximum(loss_t, 1e-9), var_sq, abs_corr
 
-    def _dispersion(self, G: np.ndarray, chosen: list[int], delta: np.ndarray) -> float:
-        """Extra mean squared gap when an inconsistent feature's shift varies within the window (part broken)."""
+    def _dispersion(self, G: np.ndarray, chosen: list[int], delta: np.ndarray, rows: np.ndarray | None = None) -> float:
+        """Extra mean squared gap when an inconsistent feature's shift varies within the window (part broken);
+        ``rows``: of those records of ``G`` (a resample), else of all. Only the inconsistent features' columns are
+        read."""
         if not chosen:
             return 0.0
-        n = len(G)
+        n = len(G) if rows is None else len(rows)
         extra = 0.0
-        resid = G - self.theta[:, chosen] @ delta[chosen]
+        shift = self.theta[:, chosen] @ delta[chosen]
         for j in chosen:
-            u = resid[:, j] / math.sqrt(self.theta_diag[j])
+            column = G[:, j] if rows is None else G[rows, j]
+            u = (column - shift[j]) / math.sqrt(self.theta_diag[j])
             excess = u.var() - 1.0
             se = math.sqrt(max(self.resid_kurtosis[j] - 1.0, 0.0) / n)
             if excess > self.z_min * se / 2:
@@ -428,11 +463,9 @@ class LossEstimator:
     def _window(self, Z: np.ndarray, p: np.ndarray, dle_sq: np.ndarray | None, dle_ab: np.ndarray | None,
                 rng: np.random.Generator, n_boot: int) -> dict[str, Any]:
         G = Z @ self.theta
-        chosen, delta, pr, weights = self._shift_and_mix(G, p)
+        chosen, delta, pr, weights = self._shift_and_mix(G.mean(axis=0), p)
         if dle_sq is None or dle_ab is None:
-            inputs = np.c_[Z - delta, pr]
-            dle_sq = np.mean([np.maximum(m[0].predict(inputs), 0.0) for m in self.loss_models], axis=0)
-            dle_ab = np.mean([np.maximum(m[1].predict(inputs), 0.0) for m in self.loss_models], axis=0)
+            dle_sq, dle_ab = self._direct_loss(Z, delta, pr)
         corr, loss_t, var_sq, abs_corr = self._correction(p, pr, weights)
         disp = self._dispersion(G, chosen, delta)
         n = len(p)
@@ -441,9 +474,9 @@ class LossEstimator:
         boot = []
         for _ in range(n_boot):
             idx = rng.integers(0, n, n)
-            bc, bd, bpr, bw = self._shift_and_mix(G[idx], p[idx], rounds=2, start=weights)
+            bc, bd, bpr, bw = self._shift_and_mix(_rows_mean(G, idx), p[idx], rounds=2, start=weights)
             bcorr = self._correction(p[idx], bpr, bw, full=False)
-            boot.append(dle_sq[idx].mean() + bcorr.mean() + self._dispersion(G[idx], bc, bd))
+            boot.append(dle_sq[idx].mean() + bcorr.mean() + self._dispersion(G, bc, bd, rows=idx))
         if len(boot) > 1:
             var_mse += float(np.var(boot, ddof=1))
         return {"dle_mse": float(dle_sq.mean()), "correction_mse": float(corr.mean()) + disp, "var_mse": var_mse,
@@ -451,32 +484,91 @@ class LossEstimator:
                 "inconsistent": chosen, "delta": delta, "weights": weights, "gap": float((pr - p).mean()),
                 "dispersion": disp}
 
+    def _direct_loss(self, Z: np.ndarray, delta: np.ndarray, pr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The loss models' squared and absolute error of each record (its consistent values and prediction),
+        averaged over the folds; in chunks of records (a tree's prediction of a record depends on that record
+        alone), so the model inputs are never a second copy of the window."""
+        n = len(pr)
+        dle_sq, dle_ab = np.empty(n), np.empty(n)
+        for start in range(0, n, CHUNK_ROWS):
+            part = slice(start, start + CHUNK_ROWS)
+            inputs = np.empty((len(pr[part]), Z.shape[1] + 1))  # [consistent values, consistent prediction]
+            np.subtract(Z[part], delta, out=inputs[:, :-1])
+            inputs[:, -1] = pr[part]
+            dle_sq[part] = np.mean([np.maximum(m[0].predict(inputs), 0.0) for m in self.loss_models], axis=0)
+            dle_ab[part] = np.mean([np.maximum(m[1].predict(inputs), 0.0) for m in self.loss_models], axis=0)
+        return dle_sq, dle_ab
+
     # --- use ------------------------------------------------------------------------------------------
 
-    def _prepare(self, current: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _prepare(self, current: pd.DataFrame, rows: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """The window's standardised features ``Z`` (missing values imputed), predictions, which records lie outside
+        the reference's support, and the count of missing feature values; of the records ``rows`` (a boolean mask)
+        when given. ``Z`` is the only float matrix of records x features made: filled a column at a time from the frame
+        (no copy of the frame or of its columns), then standardised in place."""
         if not self.fitted_:
             raise RuntimeError("LossEstimator is not fitted; call fit(reference, features, window_size=...) first")
         if not isinstance(current, pd.DataFrame):
             raise TypeError(f"current must be a pandas DataFrame, got {type(current).__name__}")
         _check_columns(current, self.features + [self.prediction], "current window")
-        if len(current) == 0:
+        n = len(current) if rows is None else int(np.count_nonzero(rows))
+        if n == 0:
             raise ValueError("current window: no records; an empty window has no estimate")
-        X = _finite_matrix(current, self.features, "current window", missing=True)
-        p = _finite_matrix(current, [self.prediction], "current window")[:, 0]
-        Z = self._impute((X - self.mu) / self.sd)
-        return np.where(np.isnan(X), self.mu + self.sd * Z, X), Z, p
+        Z = np.empty((n, len(self.features)))
+        outside = np.zeros(n, dtype=bool)
+        gone = np.zeros(n, dtype=bool)
+        infinite, bad_columns = np.zeros(n, dtype=bool), []
+        missing = 0
+        for j, name in enumerate(self.features):
+            try:
+                values = current[name].to_numpy(dtype=float)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"current window: non-numeric values in {self.features[:5]}... ({exc})") from None
+            if rows is not None:
+                values = values[rows]
+            bad = np.isinf(values)
+            if bad.any():
+                infinite |= bad
+                bad_columns.append(name)
+            nan = np.isnan(values)
+            missing += int(nan.sum())
+            gone |= nan
+            outside |= (values < self.x_min[j]) | (values > self.x_max[j])
+            Z[:, j] = values
+        if bad_columns:
+            raise ValueError(f"current window: {int(infinite.sum())} record(s) with missing or infinite values "
+                             f"in column(s) {bad_columns[:5]}{'...' if len(bad_columns) > 5 else ''}")
+        try:
+            p = current[self.prediction].to_numpy(dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"current window: non-numeric values in {[self.prediction]}... ({exc})") from None
+        if rows is not None:
+            p = p[rows]
+        if not np.isfinite(p).all():
+            raise ValueError(f"current window: {int((~np.isfinite(p)).sum())} record(s) with missing or infinite "
+                             f"values in column(s) {[self.prediction]}")
+        Z -= self.mu
+        Z /= self.sd
+        if gone.any():  # imputed values count as the record's values for the support, too
+            at = np.flatnonzero(gone)
+            was_missing = np.isnan(Z[at])
+            self._impute(Z)
+            filled = np.where(was_missing, self.mu + self.sd * Z[at], np.nan)
+            outside[at] |= ((filled < self.x_min) | (filled > self.x_max)).any(axis=1)
+        return Z, p, outside, missing
 
     def _impute(self, Z: np.ndarray) -> np.ndarray:
-        """Missing standardised values replaced by their expectation given the record's other values under the
-        reference's Gaussian model (precision matrix Theta: z_M = -Theta_MM^-1 Theta_MO z_O); such a value agrees
-        with the others, so it neither adds error nor looks like a broken feature. A record with no value left
-        gets the reference mean."""
+        """Missing standardised values replaced, in place, by their expectation given the record's other values
+        under the reference's Gaussian model (precision matrix Theta: z_M = -Theta_MM^-1 Theta_MO z_O); such a value
+        agrees with the others, so it neither adds error nor looks like a broken feature. A record with no value
+        left gets the reference mean."""
         gone = np.isnan(Z)
         if not gone.any():
             return Z
-        Z = Z.copy()
         patterns, which = np.unique(gone[gone.any(axis=1)], axis=0, return_inverse=True)
         rows = np.flatnonzero(gone.any(axis=1))
+        del gone
         for k, pattern in enumerate(patterns):
             r, m = rows[which.ravel() == k], np.flatnonzero(pattern)
             o = np.flatnonzero(~pattern)
@@ -486,35 +578,38 @@ class LossEstimator:
             Z[np.ix_(r, m)] = -np.linalg.solve(self.theta[np.ix_(m, m)], self.theta[np.ix_(m, o)] @ Z[np.ix_(r, o)].T).T
         return Z
 
-    def _run(self, current: pd.DataFrame) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _run(self, current: pd.DataFrame, rows: np.ndarray | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
         with threadpool_limits(1):  # a window is small: threads cost more than they save
-            return self._run_window(current)
+            return self._run_window(current, rows)
 
-    def _run_window(self, current: pd.DataFrame) -> tuple[dict[str, Any], dict[str, Any]]:
-        X, Z, p = self._prepare(current)
+    def _run_window(self, current: pd.DataFrame, rows: np.ndarray | None = None
+                    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        Z, p, outside, missing = self._prepare(current, rows)
         rng = np.random.default_rng([self.seed, len(p)])
         parts = self._window(Z, p, None, None, rng, self.n_boot)
         mse = max(self.mse_factor * parts["dle_mse"] + parts["correction_mse"], 1e-9)
         extra = (self.reference_rel_se * self.mse_factor * parts["dle_mse"]) ** 2
         lo, hi = self._bounds(np.array([mse]), np.array([parts["var_mse"]]), np.array([parts["correction_mse"]]),
                               self.var_scale, self.model_error, extra)
-        outside = ((X < self.x_min) | (X > self.x_max)).any(axis=1)
         out = {"estimated_rmse": math.sqrt(mse),
                "estimated_rmse_low": float(lo[0]),
                "estimated_rmse_high": float(hi[0]),
                "estimated_mae": max(self.mae_factor * parts["dle_mae"] + parts["correction_mae"], 0.0),
                "outside_support": float(outside.mean()),
                "records": int(len(p)),
-               "missing_values": int(np.isnan(current[self.features].to_numpy(dtype=float)).sum())}
+               "missing_values": missing}
         return out, parts
 
-    def estimate(self, current: pd.DataFrame) -> dict[str, Any]:
+    def estimate(self, current: pd.DataFrame, rows: np.ndarray | None = None) -> dict[str, Any]:
         """Estimated RMSE (with its interval) and MAE of one window, from its features and served predictions.
 
         Parameters
         ----------
         current : pd.DataFrame
             The window's records: the fitted features and the prediction column (other columns are ignored).
+        rows : np.ndarray | None
+            A boolean mask of the records to estimate from (``current.loc[rows]`` without copying the frame); all
+            when None.
 
         Returns
         -------
@@ -530,7 +625,7 @@ class LossEstimator:
             Naming missing columns, infinite feature values or predictions that are not finite, or for an empty
             window.
         """
-        return self._run(current)[0]
+        return self._run(current, rows)[0]
 
     def diagnose(self, current: pd.DataFrame) -> dict[str, Any]:
         """What drives a window's estimate: inconsistent features, the year mix, the consistent-prediction gap.
