@@ -7,7 +7,9 @@ objects), and a drift baseline (training features and predictions, training labe
 process of its own in aws mode against it (nothing kept, the production keeper):
 
 - the metrics per-window work: ``capture.read_labels`` of the month (timed and measured: the labels figure),
-  then, from a high water mark reset after the labels are in memory, ``engine.metrics_window`` on the window;
+  then, from a high water mark reset after the labels are in memory, ``engine.metrics_window`` on the window
+  with the label-free estimate, as the metrics stage runs it (a loss estimator fitted by the writer on a
+  labelled reference of 5,000 records);
 - the drift per-window work: the same labels, then ``engine.drift_window`` (with target drift).
 
 Each prints its peak resident memory (VmHWM, read by the process itself, above its own baseline after imports
@@ -37,6 +39,7 @@ WINDOW_START = "2026-01-05T00:00:00Z"
 BUCKET = "bench-scale"
 BASELINE_KEY = "bench/baseline.bin"
 TARGET_BASELINE_KEY = "bench/target_baseline.bin"
+ESTIMATOR_KEY = "bench/loss_estimator.bin"  # the label-free estimator the metrics stage runs on every window
 M5_XLARGE_MB = 16 * 1024**3 / 1e6  # 16 GiB
 
 
@@ -51,7 +54,7 @@ def serve(records: int, label_days: int) -> None:
 
     import numpy as np
 
-    from monitor_utils import capture, config, data, drift, windows
+    from monitor_utils import capture, config, data, drift, estimates, windows
     from monitor_utils.aws import connect, ensure_bucket, put_bytes
     from monitor_utils.baseline import PREDICTION
     from monitor_utils.local import emulator, server
@@ -89,6 +92,9 @@ def serve(records: int, label_days: int) -> None:
         reference = train[data.FEATURES].assign(**{PREDICTION: train[data.TARGET] + rng.normal(0, 9, len(train))})
         put_bytes(aws, BUCKET, BASELINE_KEY, drift.build_baseline(reference).to_bytes())
         put_bytes(aws, BUCKET, TARGET_BASELINE_KEY, drift.build_baseline(train[[data.TARGET]].astype(float)).to_bytes())
+        test = data.generate(5_000, seed=2)  # the estimator's labelled reference (the served model's test split)
+        test[PREDICTION] = test[data.TARGET] + rng.normal(0, 9, len(test))
+        put_bytes(aws, BUCKET, ESTIMATOR_KEY, estimates.fit_estimator(test, list(data.FEATURES), records).to_bytes())
         print(f"emulator serving on {local.url}", flush=True)
         stop.wait()
     finally:
@@ -115,6 +121,11 @@ def child(what: str, label_days: int) -> None:
     shared = {"capture_uri": capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name, cfg.variant_name),
               "features": list(data.FEATURES)}
     fn = engine.metrics_window
+    if what == "metrics":  # as the metrics stage calls it: with the window's label-free estimate
+        from monitor_utils.estimation import LossEstimator
+
+        shared.update(estimator=LossEstimator.from_bytes(get_bytes(aws, BUCKET, ESTIMATOR_KEY)),
+                      estimate={w.label, empty.label})
     if what == "drift":
         shared.update(baseline=drift.Baseline.from_bytes(get_bytes(aws, BUCKET, BASELINE_KEY)),
                       target_baseline=drift.Baseline.from_bytes(get_bytes(aws, BUCKET, TARGET_BASELINE_KEY)),
