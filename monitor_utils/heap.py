@@ -22,7 +22,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
-import gc
 from typing import Any, Callable, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -69,9 +68,10 @@ def map_large_buffers() -> bool:
 
 
 def release() -> None:
-    """Collect Python's garbage (frames in reference cycles), then hand the C heap's free pages back to the
-    system (``malloc_trim(0)``: every arena, not only the top of the main heap)."""
-    gc.collect()
+    """Hand the C heap's free pages back to the system (``malloc_trim(0)``: every arena, not only the top of the
+    main heap). No garbage collection: a window's records hold no reference cycles (tests/test_stage_backlog_memory.py
+    finds none alive when the next window is read), and a full collection walks every object of the process
+    (tenths of a second a window beside an in-process emulator)."""
     libc = _glibc()
     if libc is not None:
         libc.malloc_trim(0)
