@@ -74,21 +74,9 @@ def ground_truth(per_day: int, days: int, multi: float, relabel: float, seed: in
 
 def serve(per_day: int, days: int, multi: float, relabel: float) -> None:
     """The writer: serve the emulator here, write the labels into it, then serve until stopped."""
-    import signal
-    import threading
-
     from monitor_utils import capture, config
-    from monitor_utils.aws import connect, ensure_bucket
-    from monitor_utils.local import emulator, server
 
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    local = server.start()
-    try:
-        cfg = config.validate(params("local"))
-        aws = connect(cfg, local.url, faults=False)
-        ensure_bucket(aws, BUCKET)
+    with procmem.serving_here(params("local")) as (cfg, aws, local, stop):
         start = config.parse_time(START)
         bucket, base = capture.split_s3_uri(cfg.ground_truth_uri)
         from monitor_utils import windows
@@ -98,13 +86,9 @@ def serve(per_day: int, days: int, multi: float, relabel: float) -> None:
                 return
             hour = start + dt.timedelta(hours=h)
             key = windows.partition_prefix(base, hour) + f"00-00-000-gt{h:05d}.jsonl"
-            objects = [(bucket, key, ("\n".join(lines) + "\n").encode())]
-            if not emulator.put_objects_here(local.url, aws.account_id, objects, "application/jsonl"):
-                capture.put_objects(aws, objects)
+            procmem.put_here(aws, local.url, [(bucket, key, ("\n".join(lines) + "\n").encode())])
         print(f"emulator serving on {local.url}", flush=True)
         stop.wait()
-    finally:
-        local.stop()
 
 
 # --- the previous way, for --regress --------------------------------------------------------------

@@ -19,6 +19,7 @@ A child prints one line ``BENCH-RESULT {json}`` as its last output; :func:`run_c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -28,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 MARK = "BENCH-RESULT "
 
@@ -159,3 +161,37 @@ class Served:
                 self.proc.kill()
                 self.proc.wait()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def serving_here(params: dict) -> Iterator[tuple]:
+    """A bench's writer process: the emulator served in this process, a session on it (no injected faults) with
+    the params' bucket made, and an event set when the parent asks it to stop (SIGINT or SIGTERM); yields
+    (params, session, server, stop) and stops the emulator on exit."""
+    import threading
+
+    from monitor_utils import config
+    from monitor_utils.aws import connect, ensure_bucket
+    from monitor_utils.local import server
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    local = server.start()
+    try:
+        cfg = config.validate(params)
+        aws = connect(cfg, local.url, faults=False)
+        ensure_bucket(aws, cfg.bucket)
+        yield cfg, aws, local, stop
+    finally:
+        local.stop()
+
+
+def put_here(aws, url: str, objects: list) -> None:
+    """(bucket, key, body) objects straight into the store of the emulator this process serves (through the S3
+    API when it cannot)."""
+    from monitor_utils import capture
+    from monitor_utils.local import emulator
+
+    if not emulator.put_objects_here(url, aws.account_id, objects, "application/jsonl"):
+        capture.put_objects(aws, objects)

@@ -49,24 +49,13 @@ def params(mode: str) -> dict:
 
 def serve(records: int, label_days: int) -> None:
     """The writer: serve the emulator here, write the window, its labels and a baseline into it, then serve."""
-    import signal
-    import threading
-
     import numpy as np
 
     from monitor_utils import capture, config, data, drift, estimates, windows
-    from monitor_utils.aws import connect, ensure_bucket, put_bytes
+    from monitor_utils.aws import put_bytes
     from monitor_utils.baseline import PREDICTION
-    from monitor_utils.local import emulator, server
 
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    local = server.start()
-    try:
-        cfg = config.validate(params("local"))
-        aws = connect(cfg, local.url, faults=False)
-        ensure_bucket(aws, BUCKET)
+    with procmem.serving_here(params("local")) as (cfg, aws, local, stop):
         uri = capture.capture_uri_for(cfg.capture_uri, cfg.endpoint_name, cfg.variant_name)
         start = config.parse_time(WINDOW_START)
         rng = np.random.default_rng(24)
@@ -80,13 +69,13 @@ def serve(records: int, label_days: int) -> None:
             times = [start + dt.timedelta(seconds=float(s)) for s in seconds[first:last]]
             lines = [capture.capture_line(row, float(p), f"ev-{i}", f"inf-{i}", windows.iso(t), "csv")
                      for i, row, p, t in zip(range(first, last), x[data.FEATURES].to_numpy(), predictions, times)]
-            put(aws, local.url, capture.hourly_objects(uri, times, lines, "cap"), emulator)
+            procmem.put_here(aws, local.url, capture.hourly_objects(uri, times, lines, "cap"))
             label_times += [t + dt.timedelta(seconds=float(d)) for t, d in zip(times, delays[first:last])]
             label_lines += [capture.ground_truth_line(f"inf-{i}", float(y))
                             for i, y in zip(range(first, last), x[data.TARGET])]
             print(f"  capture hour {hour:02d}: {len(lines):,} records", flush=True)
             del lines, x
-        put(aws, local.url, capture.hourly_objects(cfg.ground_truth_uri, label_times, label_lines, "gt"), emulator)
+        procmem.put_here(aws, local.url, capture.hourly_objects(cfg.ground_truth_uri, label_times, label_lines, "gt"))
         del label_times, label_lines
         train = data.generate(20_000, seed=1)
         reference = train[data.FEATURES].assign(**{PREDICTION: train[data.TARGET] + rng.normal(0, 9, len(train))})
@@ -97,15 +86,6 @@ def serve(records: int, label_days: int) -> None:
         put_bytes(aws, BUCKET, ESTIMATOR_KEY, estimates.fit_estimator(test, list(data.FEATURES), records).to_bytes())
         print(f"emulator serving on {local.url}", flush=True)
         stop.wait()
-    finally:
-        local.stop()
-
-
-def put(aws, url: str, objects: list, emulator) -> None:
-    from monitor_utils import capture
-
-    if not emulator.put_objects_here(url, aws.account_id, objects, "application/jsonl"):
-        capture.put_objects(aws, objects)
 
 
 def child(what: str, label_days: int) -> None:
