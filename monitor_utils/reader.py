@@ -458,18 +458,11 @@ def parse_object(key: str, body: bytes, window: windows.Window, features: Sequen
         return out
     cut = capture_layout.cut(body)  # lines in SageMaker's own layout, cut by byte positions
     out = _cut_pass(key, body, cut, window, features, rank)
-    text = []  # the other lines: read by pyarrow, line by line when that fails
-    for n, line in cut.rest:
-        try:
-            line.decode("utf-8")
-            text.append((n, line))
-        except UnicodeDecodeError:  # a line that is not UTF-8 goes to the per-line pass alone
-            out.add(parse_lines(key, [(n, line)], window, features, rank))
+    text, not_utf8 = utf8_lines(cut.rest)  # the other lines: read by pyarrow, line by line when that fails
+    for line in not_utf8:  # a line that is not UTF-8 goes to the per-line pass alone
+        out.add(parse_lines(key, [line], window, features, rank))
     if text:
-        body = b"\n".join(line for _, line in text)
-        if body.startswith(BOM):  # not the object's own start (that one split_lines dropped): pyarrow must not skip it
-            body = b"\n" + body
-        out.add(_columnar(key, body, text, window, features, rank))
+        out.add(_columnar(key, joined(text), text, window, features, rank))
     out.quarantined.sort(key=lambda q: q["line"])  # in line order, as the per-line pass gives them
     return out
 
@@ -501,17 +494,11 @@ def _cut_pass(key: str, body: bytes, cut: capture_layout.Cut, window: windows.Wi
 def _columnar(key: str, body: bytes, numbered: list[tuple[int, bytes]], window: windows.Window,
               features: Sequence[str], rank: int) -> Parsed:
     """The columnar pass (pyarrow's JSON reader) over ``body``, the UTF-8 lines ``numbered`` joined."""
-    out = Parsed()
-    try:
-        # one block for the whole object: one chunk (no combined copy), objects are read in parallel instead
-        options = pa_json.ReadOptions(use_threads=False, block_size=max(READ_BLOCK, len(body) + 1))
-        table = pa_json.read_json(io.BytesIO(body), read_options=options, parse_options=PARSE_OPTIONS)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+    read = json_table(body, numbered, PARSE_OPTIONS)
+    if read is None:  # a torn line, or a line pyarrow read as several: one by one
         return parse_lines(key, numbered, window, features, rank)
-    if len(table) != len(numbered):  # a line pyarrow read as several: one by one
-        return parse_lines(key, numbered, window, features, rank)
-    out.lines += len(table)
-    rows = table.to_struct_array().combine_chunks()
+    rows, _ = read
+    out = Parsed(lines=len(rows))
     event, inference = _field(rows, "eventMetadata", "eventId"), _field(rows, "eventMetadata", "inferenceId")
     plain = pc.fill_null(pc.greater(pc.utf8_length(event), 0), False).to_numpy(zero_copy_only=False)
     plain &= _csv_side(_field(rows, "captureData", "endpointInput"), False)
@@ -584,17 +571,28 @@ def text_part(body: bytes) -> tuple[bytes, list[tuple[int, bytes]] | None, list[
         return body, None, []
     except UnicodeDecodeError:
         pass
+    text, bad = utf8_lines(split_lines(body))
+    return joined(text), text, bad
+
+
+def utf8_lines(numbered: Sequence[tuple[int, bytes]]) -> tuple[list[tuple[int, bytes]], list[tuple[int, bytes]]]:
+    """(the numbered lines that are UTF-8, those that are not), each in line order."""
     text, bad = [], []
-    for n, line in split_lines(body):
+    for n, line in numbered:
         try:
             line.decode("utf-8")
             text.append((n, line))
         except UnicodeDecodeError:
             bad.append((n, line))
-    joined = b"\n".join(line for _, line in text)
-    if joined.startswith(BOM):  # not the object's own start (split_lines dropped that one): pyarrow must not skip it
-        joined = b"\n" + joined
-    return joined, text, bad
+    return text, bad
+
+
+def joined(numbered: Sequence[tuple[int, bytes]]) -> bytes:
+    """Numbered lines joined again for a columnar pass (one row a line)."""
+    body = b"\n".join(line for _, line in numbered)
+    if body.startswith(BOM):  # not the object's own start (split_lines dropped that one): pyarrow must not skip it
+        body = b"\n" + body
+    return body
 
 
 def _plain_lines(body: bytes, rows: int) -> bool:
